@@ -1,0 +1,1 @@
+//! Venue quotes → best bid/ask per symbol (being written).

@@ -1,0 +1,1 @@
+//! The feed seam (being written).

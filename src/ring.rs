@@ -1,0 +1,44 @@
+//! One lock-free SPSC ring per shard carrying fixed-size [`Update`] records
+//! from the aggregator thread to the shard that owns the subscribers.
+
+use crate::symbol::{SymbolId, VenueId};
+
+/// Best bid/ask across venues for one symbol, as published by the aggregator.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BestPrice {
+    /// The symbol this price is for.
+    pub symbol: SymbolId,
+    /// Strictly increasing per symbol.
+    pub seq: u64,
+    /// Microsecond UNIX time at which the aggregator published the value.
+    pub ts_us: u64,
+    /// Best (highest) bid across live venues.
+    pub bid: f64,
+    /// Size available at the best bid.
+    pub bid_size: f64,
+    /// Venue quoting the best bid.
+    pub bid_venue: VenueId,
+    /// Best (lowest) ask across live venues.
+    pub ask: f64,
+    /// Size available at the best ask.
+    pub ask_size: f64,
+    /// Venue quoting the best ask.
+    pub ask_venue: VenueId,
+}
+
+/// A record on a shard ring. Fixed size and `Copy`: nothing on the ring allocates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Update {
+    /// A new best price for one symbol.
+    Price(BestPrice),
+}
+
+/// Producer end of a shard ring, owned by the aggregator thread.
+pub type RingProducer = rtrb::Producer<Update>;
+/// Consumer end of a shard ring, owned by its shard.
+pub type RingConsumer = rtrb::Consumer<Update>;
+
+/// Creates one ring of `capacity` records per shard.
+pub fn shard_rings(shards: usize, capacity: usize) -> (Vec<RingProducer>, Vec<RingConsumer>) {
+    (0..shards).map(|_| rtrb::RingBuffer::new(capacity)).unzip()
+}
