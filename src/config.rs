@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub ring_capacity: usize,
     /// io_uring registered memory per shard, in KiB (counts against `ulimit -l`).
     pub io_memory_kib: usize,
+    /// Kernel send buffer per connection (SO_SNDBUF); 0 = kernel default. Kept
+    /// small so a slow reader is conflated in our table, not queued in the kernel.
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             tick_us: 1_000,
             ring_capacity: 65_536,
             io_memory_kib: 1_024,
+            send_buffer_bytes: 64 * 1024,
         }
     }
 }

@@ -1,1 +1,174 @@
-fn main() {}
+//! The `quotecast` command line: `serve`, `token`, `watch`.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use quotecast::auth::{self, MintRequest};
+use quotecast::config::{Config, FeedKind};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Low-latency WebSocket fan-out of conflated best prices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the built-in simulator feed by default).
+    Serve(ServeArgs),
+    /// Mint an HS256 token with the configured secret.
+    Token(TokenArgs),
+    /// Connect, subscribe and print live prices.
+    Watch(quotecast::watch::WatchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (see --print-config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the documented default configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Address every shard listens on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Number of shards (0 = one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Feed adapter.
+    #[arg(long, value_enum)]
+    feed: Option<FeedKind>,
+    /// Number of simulated symbols.
+    #[arg(long)]
+    sim_symbols: Option<usize>,
+    /// Number of simulated venues.
+    #[arg(long)]
+    sim_venues: Option<usize>,
+    /// Simulated venue quotes per second.
+    #[arg(long)]
+    sim_rate: Option<u64>,
+    /// Most flushes per second per connection.
+    #[arg(long)]
+    max_rate_hz: Option<u32>,
+    /// Replay source: a file or tcp:HOST:PORT.
+    #[arg(long)]
+    replay: Option<String>,
+    /// Symbol universe, comma-separated (default: the simulator's).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Option<Vec<String>>,
+    /// Venue names, comma-separated (default: LP1..LPn).
+    #[arg(long, value_delimiter = ',')]
+    venues: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// TOML configuration file (for auth.hs256_secret_file).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// User id.
+    #[arg(long)]
+    sub: String,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Roles, comma-separated (e.g. TRADER,ADMIN).
+    #[arg(long, value_delimiter = ',', default_value = "TRADER")]
+    roles: Vec<String>,
+    /// Lifetime: 90s, 15m, 1h, 2d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Symbols the token may see, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Option<Vec<String>>,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        None => Ok(Config::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.print_config {
+        print!("{}", Config::default_toml());
+        return Ok(());
+    }
+    let mut cfg = load_config(args.config.as_ref())?;
+    let s = &mut cfg.server;
+    s.listen = args.listen.unwrap_or(s.listen);
+    s.shards = args.shards.unwrap_or(s.shards);
+    s.max_rate_hz = args.max_rate_hz.unwrap_or(s.max_rate_hz);
+    let f = &mut cfg.feed;
+    f.kind = args.feed.unwrap_or(f.kind);
+    f.sim_symbols = args.sim_symbols.unwrap_or(f.sim_symbols);
+    f.sim_venues = args.sim_venues.unwrap_or(f.sim_venues);
+    f.sim_rate = args.sim_rate.unwrap_or(f.sim_rate);
+    if let Some(replay) = args.replay {
+        f.replay = Some(replay);
+        if args.feed.is_none() {
+            f.kind = FeedKind::Replay;
+        }
+    }
+    if let Some(symbols) = args.symbols {
+        f.symbols = symbols;
+    }
+    if let Some(venues) = args.venues {
+        f.venues = venues;
+    }
+    cfg.validate().context("invalid configuration")?;
+    quotecast::server::run(cfg, |addr| {
+        println!("quotecast listening on {addr}");
+        let _ = std::io::stdout().flush();
+    })
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let cfg = load_config(args.config.as_ref())?;
+    let (secret, source) = auth::load_hs256_secret(&cfg.auth)?;
+    if matches!(source, auth::SecretSource::Dev) {
+        anyhow::bail!(
+            "no secret configured: set {} or auth.hs256_secret_file (a dev-mode server prints its own token)",
+            auth::SECRET_ENV
+        );
+    }
+    let ttl = auth::parse_ttl(&args.ttl).map_err(anyhow::Error::msg)?;
+    let req = MintRequest {
+        sub: args.sub,
+        tenant: args.tenant,
+        roles: args.roles,
+        ttl,
+        symbols: args.symbols,
+    };
+    println!("{}", auth::mint_hs256(&secret, &req));
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+        Command::Watch(args) => quotecast::watch::run(args),
+    }
+}

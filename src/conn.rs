@@ -1,0 +1,714 @@
+//! One WebSocket connection: a reader (client frames → ops) and a writer
+//! (one write per flush) running on the shard that accepted it.
+//!
+//! The writer never owns a queue of values: each flush copies the control
+//! frames waiting (acks, pongs, errors, pings) and then the latest frame of
+//! every dirty subscription into one reused buffer and writes it with one
+//! `send`. Frames are shared `Bytes`; the copy into the write buffer costs far
+//! less than the extra `send` calls a per-frame write would need.
+
+use crate::auth::Claims;
+use crate::conflate::{StreamId, Subscriptions};
+use crate::flush::{ConnKey, FlushWheel};
+use crate::frame::{self, close, FrameReader, Incoming};
+use crate::protocol::{self, ClientOp, ErrorCode, OpError, SymbolError, PRICES};
+use crate::shard::{Shard, ShardHandle};
+use crate::symbol::SymbolId;
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Control bytes a connection may have waiting before it counts as a slow consumer.
+const MAX_PENDING_CONTROL: usize = 1 << 20;
+/// A write buffer that grew past this is released after the flush.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
+/// How long the server waits for the client's close reply before cutting TCP.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Token bucket limiting client ops per connection.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    capacity: f64,
+    per_sec: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `burst` tokens refilled at `per_sec`.
+    pub fn new(per_sec: u32, burst: u32, now: Instant) -> Self {
+        TokenBucket {
+            tokens: f64::from(burst.max(1)),
+            capacity: f64::from(burst.max(1)),
+            per_sec: f64::from(per_sec),
+            last: now,
+        }
+    }
+
+    /// Takes one token if available.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The state of one connection, owned by its shard's [`crate::shard::ConnTable`].
+pub struct Conn {
+    /// Key in the shard's connection table.
+    pub key: ConnKey,
+    /// The verified token behind the connection.
+    pub claims: Claims,
+    /// Symbols the token may see (`symbols` claim); `None` = all.
+    allowed: Option<Vec<SymbolId>>,
+    /// Subscriptions with the last `seq` sent on each.
+    pub subs: Subscriptions,
+    /// Set when a subscribed stream changed since the last flush.
+    pub dirty: bool,
+    /// Set while the connection waits in the flush wheel.
+    pub scheduled: bool,
+    control: Vec<Bytes>,
+    control_bytes: usize,
+    flush_ready: bool,
+    writing: bool,
+    next_flush_at: Instant,
+    /// The previous write took longer than a flush interval.
+    behind: bool,
+    lagging: bool,
+    pending_oldest_ts_us: u64,
+    waker: Option<Waker>,
+    close: Option<(u16, &'static str)>,
+    close_sent: bool,
+    reader_done: bool,
+    last_rx: Instant,
+    last_ping: Instant,
+    bucket: TokenBucket,
+    refused_in_row: u32,
+    write_buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(
+        key: ConnKey,
+        claims: Claims,
+        allowed: Option<Vec<SymbolId>>,
+        bucket: TokenBucket,
+    ) -> Self {
+        let now = Instant::now();
+        Conn {
+            key,
+            claims,
+            allowed,
+            subs: Subscriptions::default(),
+            dirty: false,
+            scheduled: false,
+            control: Vec::new(),
+            control_bytes: 0,
+            flush_ready: false,
+            writing: false,
+            next_flush_at: now,
+            behind: false,
+            lagging: false,
+            pending_oldest_ts_us: u64::MAX,
+            waker: None,
+            close: None,
+            close_sent: false,
+            reader_done: false,
+            last_rx: now,
+            last_ping: now,
+            bucket,
+            refused_in_row: 0,
+            write_buf: Vec::new(),
+        }
+    }
+
+    /// Queues a control frame (sent ahead of values, not rate-capped).
+    fn push_control(&mut self, frame: Bytes) {
+        self.control_bytes += frame.len();
+        self.control.push(frame);
+        if self.control_bytes > MAX_PENDING_CONTROL {
+            self.request_close(close::SLOW_CONSUMER, "slow consumer");
+        }
+    }
+
+    fn push_json(&mut self, json: &[u8]) {
+        self.push_control(frame::text(json));
+    }
+
+    /// Starts closing with `code`; the first close requested wins.
+    pub fn request_close(&mut self, code: u16, reason: &'static str) {
+        if self.close.is_none() {
+            self.close = Some((code, reason));
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Wakes the writer now if it has something due, or parks the connection
+    /// in the wheel until its next allowed flush.
+    pub fn request_flush(&mut self, wheel: &mut FlushWheel, now: Instant) {
+        if self.writing || self.flush_ready {
+            return;
+        }
+        let urgent = !self.control.is_empty() || (self.close.is_some() && !self.close_sent);
+        if urgent || (self.dirty && now >= self.next_flush_at) {
+            self.flush_ready = true;
+            self.wake();
+        } else if self.dirty && !self.scheduled {
+            self.scheduled = true;
+            wheel.schedule(self.key, self.next_flush_at);
+        }
+    }
+
+    /// Heartbeat, idle, token expiry and drain checks.
+    pub fn housekeeping(&mut self, now: Instant, now_s: u64, heartbeat: Duration, draining: bool) {
+        if self.close.is_some() {
+            return;
+        }
+        if draining {
+            self.request_close(close::GOING_AWAY, "server shutting down");
+        } else if self.claims.exp <= now_s {
+            self.push_json(&protocol::token_expired());
+            self.request_close(close::TOKEN_EXPIRED, "token expired");
+        } else if now.saturating_duration_since(self.last_rx) > heartbeat * 3 {
+            self.request_close(close::IDLE_TIMEOUT, "idle_timeout");
+        } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
+            self.last_ping = now;
+            self.push_control(frame::ping(b""));
+        }
+    }
+
+    fn may_see(&self, symbol: SymbolId) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|list| list.binary_search(&symbol).is_ok())
+    }
+}
+
+/// What the writer does next, decided under the shard borrow.
+struct Flush {
+    buf: Vec<u8>,
+    closing: bool,
+}
+
+impl Shard {
+    /// Builds the next flush of `key`: control frames, then the latest frame of
+    /// every dirty subscription if the rate cap allows, then a close frame if
+    /// one was requested.
+    fn build_flush(&mut self, key: ConnKey, now: Instant) -> Option<Flush> {
+        let interval = self.flush_interval;
+        let conn = self.conns.get_mut(key)?;
+        let mut buf = std::mem::take(&mut conn.write_buf);
+        buf.clear();
+        for f in conn.control.drain(..) {
+            buf.extend_from_slice(&f);
+        }
+        conn.control_bytes = 0;
+        if conn.close.is_none() && conn.dirty && now >= conn.next_flush_at {
+            let c = conn.subs.collect_dirty(&self.table, &mut buf);
+            conn.dirty = false;
+            conn.next_flush_at = now + interval;
+            if c.frames > 0 {
+                conn.pending_oldest_ts_us = c.oldest_ts_us;
+            }
+            if conn.behind && c.skipped > 0 {
+                buf.extend_from_slice(&frame::text(&protocol::status_lagging(c.skipped)));
+                conn.lagging = true;
+            } else if conn.lagging && !conn.behind {
+                buf.extend_from_slice(&frame::text(&protocol::status_ok()));
+                conn.lagging = false;
+            }
+            self.counters.frames += c.frames;
+            self.counters.skipped += c.skipped;
+        }
+        let mut closing = false;
+        if let Some((code, reason)) = conn.close {
+            if !conn.close_sent {
+                buf.extend_from_slice(&frame::close_frame(code, reason));
+                conn.close_sent = true;
+            }
+            closing = true;
+        }
+        conn.flush_ready = false;
+        conn.writing = true;
+        self.counters.flushes += 1;
+        Some(Flush { buf, closing })
+    }
+
+    /// Records a finished write and schedules the next flush if more is due.
+    fn finish_write(&mut self, key: ConnKey, mut buf: Vec<u8>, started: Instant, now: Instant) {
+        let interval = self.flush_interval;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.writing = false;
+        conn.behind = now.saturating_duration_since(started) > interval;
+        if conn.pending_oldest_ts_us != u64::MAX {
+            let now_us = crate::feed::now_us();
+            let _ = self
+                .latency
+                .record(now_us.saturating_sub(conn.pending_oldest_ts_us).max(1));
+            conn.pending_oldest_ts_us = u64::MAX;
+        }
+        if buf.capacity() > KEEP_WRITE_BUFFER {
+            buf = Vec::new();
+        }
+        conn.write_buf = buf;
+        conn.request_flush(&mut self.wheel, now);
+    }
+
+    /// Carries out one client op and queues its reply.
+    fn handle_op(&mut self, key: ConnKey, text: &mut [u8], now: Instant) {
+        let cfg = &self.shared().config.server;
+        let (max_symbols, close_after) = (cfg.max_symbols_per_op, cfg.rate_limit_close_after);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let parsed = protocol::parse_op(text, max_symbols);
+        if !conn.bucket.try_take(now) {
+            conn.refused_in_row += 1;
+            let id = parsed.as_ref().ok().map(op_id);
+            conn.push_json(&OpError::new(id, ErrorCode::RateLimited, "too many ops").to_json());
+            if conn.refused_in_row >= close_after {
+                conn.request_close(close::RATE_LIMITED, "rate limited");
+            }
+            return;
+        }
+        conn.refused_in_row = 0;
+        let reply = match parsed {
+            Err(e) => Err(e),
+            Ok(ClientOp::Ping { id }) => Ok(protocol::pong(id, protocol::now_ms())),
+            Ok(ClientOp::Auth { id, token }) => self.refresh_token(key, id, &token),
+            Ok(ClientOp::Subscribe {
+                id,
+                channel,
+                symbols,
+            }) => self.subscribe(key, id, &channel, &symbols),
+            Ok(ClientOp::Unsubscribe {
+                id,
+                channel,
+                symbols,
+            }) => self.unsubscribe(key, id, &channel, symbols.as_deref()),
+        };
+        if let Some(conn) = self.conns.get_mut(key) {
+            match reply {
+                Ok(json) => conn.push_json(&json),
+                Err(e) => conn.push_json(&e.to_json()),
+            }
+        }
+    }
+
+    fn check_channel(&mut self, key: ConnKey, id: u64, channel: &str) -> Result<(), OpError> {
+        if channel != PRICES {
+            return Err(OpError::new(
+                Some(id),
+                ErrorCode::UnknownChannel,
+                format!("unknown channel {channel:?}"),
+            ));
+        }
+        let shared = self.shared().clone();
+        let roles = &shared.config.channels.prices_roles;
+        let allowed = self
+            .conns
+            .get_mut(key)
+            .is_some_and(|c| c.claims.has_any_role(roles));
+        if !allowed {
+            return Err(OpError::new(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!(
+                    "channel {channel} needs one of the roles {}",
+                    roles.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn subscribe(
+        &mut self,
+        key: ConnKey,
+        id: u64,
+        channel: &str,
+        symbols: &[String],
+    ) -> Result<Vec<u8>, OpError> {
+        self.check_channel(key, id, channel)?;
+        let shared = self.shared().clone();
+        let max_subs = shared.config.server.max_subscriptions;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Err(OpError::new(Some(id), ErrorCode::BadRequest, "closed"));
+        };
+        let mut subscribed: Vec<&str> = Vec::new();
+        let mut errors = Vec::new();
+        let mut snapshot_streams = Vec::new();
+        for name in symbols {
+            let refuse = |code: ErrorCode| SymbolError {
+                symbol: name.clone(),
+                code: code.as_str(),
+            };
+            let Some(symbol) = shared.universe.symbol_id(name) else {
+                errors.push(refuse(ErrorCode::UnknownSymbol));
+                continue;
+            };
+            if !conn.may_see(symbol) {
+                errors.push(refuse(ErrorCode::NotEntitled));
+                continue;
+            }
+            let stream = StreamId(symbol.0);
+            if conn.subs.contains(stream) {
+                subscribed.push(name);
+                continue;
+            }
+            if conn.subs.len() >= max_subs {
+                errors.push(refuse(ErrorCode::TooManySubscriptions));
+                continue;
+            }
+            let sent_seq = self.table.get(stream).map_or(0, |l| l.seq);
+            conn.subs.add(stream, sent_seq);
+            self.topics.subscribe(stream, key.index);
+            subscribed.push(name);
+            snapshot_streams.push(stream);
+        }
+        // The ack goes first, then the snapshot, then (in later flushes) live values.
+        conn.push_json(&protocol::subscribe_ack(id, channel, &subscribed, &errors));
+        let table = &self.table;
+        let snapshot = protocol::snapshot(
+            channel,
+            snapshot_streams
+                .iter()
+                .filter_map(|s| table.get(*s))
+                .map(|l| l.payload()),
+        );
+        Ok(snapshot)
+    }
+
+    fn unsubscribe(
+        &mut self,
+        key: ConnKey,
+        id: u64,
+        channel: &str,
+        symbols: Option<&[String]>,
+    ) -> Result<Vec<u8>, OpError> {
+        self.check_channel(key, id, channel)?;
+        let universe = self.shared().universe.clone();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Err(OpError::new(Some(id), ErrorCode::BadRequest, "closed"));
+        };
+        let streams: Vec<StreamId> = match symbols {
+            None => conn.subs.clear(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| universe.symbol_id(n))
+                .map(|s| StreamId(s.0))
+                .filter(|s| conn.subs.remove(*s))
+                .collect(),
+        };
+        for stream in &streams {
+            self.topics.unsubscribe(*stream, key.index);
+        }
+        let names: Vec<&str> = streams
+            .iter()
+            .map(|s| universe.symbol_name(SymbolId(s.0)))
+            .collect();
+        Ok(protocol::unsubscribe_ack(id, channel, &names))
+    }
+
+    fn refresh_token(&mut self, key: ConnKey, id: u64, token: &str) -> Result<Vec<u8>, OpError> {
+        let claims = self.shared().verifier.verify_now(token).map_err(|e| {
+            let code = match e {
+                crate::auth::AuthError::TokenExpired => ErrorCode::TokenExpired,
+                _ => ErrorCode::BadRequest,
+            };
+            OpError::new(Some(id), code, format!("token refused: {}", e.reason()))
+        })?;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Err(OpError::new(Some(id), ErrorCode::BadRequest, "closed"));
+        };
+        if claims.sub != conn.claims.sub || claims.tenant != conn.claims.tenant {
+            return Err(OpError::new(
+                Some(id),
+                ErrorCode::Forbidden,
+                "a refreshed token must have the same sub and tenant",
+            ));
+        }
+        conn.claims.exp = conn.claims.exp.max(claims.exp);
+        Ok(protocol::auth_ack(id, conn.claims.exp * 1000))
+    }
+}
+
+fn op_id(op: &ClientOp) -> u64 {
+    match op {
+        ClientOp::Subscribe { id, .. }
+        | ClientOp::Unsubscribe { id, .. }
+        | ClientOp::Ping { id }
+        | ClientOp::Auth { id, .. } => *id,
+    }
+}
+
+/// Runs an upgraded connection until it closes: sends `welcome`, then reads
+/// ops and writes flushes concurrently on this shard.
+pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
+    let fd = stream.as_raw_fd();
+    let key = {
+        let mut s = shard.state();
+        let allowed = claims.symbols.as_ref().map(|names| {
+            let universe = &s.shared().universe;
+            let mut ids: Vec<SymbolId> =
+                names.iter().filter_map(|n| universe.symbol_id(n)).collect();
+            ids.sort_unstable();
+            ids
+        });
+        let conn_id = s.next_conn_id();
+        let shard_id = s.id;
+        let cfg = &s.shared().config.server;
+        let welcome = protocol::Welcome {
+            conn: &conn_id,
+            shard: shard_id,
+            server_time: protocol::now_ms(),
+            session_expires: claims.exp * 1000,
+            heartbeat_ms: cfg.heartbeat_ms,
+            max_rate_hz: cfg.max_rate_hz,
+        }
+        .to_json();
+        let bucket = TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, Instant::now());
+        let key = s.conns.insert(|k| Conn::new(k, claims, allowed, bucket));
+        if let Some(conn) = s.conns.get_mut(key) {
+            conn.push_json(&welcome);
+        }
+        s.request_flush(key, Instant::now());
+        key
+    };
+    let (rd, wr) = futures_lite::io::split(stream);
+    futures_lite::future::zip(
+        read_loop(shard.clone(), key, rd, leftover),
+        write_loop(shard.clone(), key, wr, fd),
+    )
+    .await;
+    shard.state().remove_conn(key);
+}
+
+async fn read_loop(
+    shard: ShardHandle,
+    key: ConnKey,
+    mut rd: futures_lite::io::ReadHalf<TcpStream>,
+    leftover: Vec<u8>,
+) {
+    let max_message = shard.shared().config.server.max_message_bytes;
+    let mut reader = FrameReader::new(max_message);
+    reader.extend(&leftover);
+    let mut chunk = [0u8; 1024];
+    'conn: loop {
+        loop {
+            let msg = match reader.next_message() {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(e) => {
+                    let mut s = shard.state();
+                    if let Some(conn) = s.conns.get_mut(key) {
+                        let reason = if e.close_code() == close::TOO_LARGE {
+                            "message too large"
+                        } else {
+                            "protocol error"
+                        };
+                        conn.request_close(e.close_code(), reason);
+                    }
+                    s.request_flush(key, Instant::now());
+                    break 'conn;
+                }
+            };
+            if !handle_message(&shard, key, msg) {
+                break 'conn;
+            }
+        }
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(conn) = shard.state().conns.get_mut(key) {
+            conn.last_rx = Instant::now();
+        }
+        reader.extend(&chunk[..n]);
+    }
+    let mut s = shard.state();
+    if let Some(conn) = s.conns.get_mut(key) {
+        conn.reader_done = true;
+        conn.request_close(close::NORMAL, "");
+        conn.wake();
+    }
+}
+
+/// Handles one client message; returns false when the reader should stop.
+fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
+    let now = Instant::now();
+    let mut s = shard.state();
+    let closing = s.conns.get_mut(key).is_none_or(|c| c.close.is_some());
+    match msg {
+        Incoming::Close(code) => {
+            if let Some(conn) = s.conns.get_mut(key) {
+                let echo = match code {
+                    Some(1000..=1003 | 1007..=1011 | 3000..=4999) | None => close::NORMAL,
+                    Some(_) => close::PROTOCOL_ERROR,
+                };
+                conn.request_close(echo, "");
+            }
+            s.request_flush(key, now);
+            return false;
+        }
+        _ if closing => {}
+        Incoming::Ping(payload) => {
+            if let Some(conn) = s.conns.get_mut(key) {
+                conn.push_control(frame::pong(&payload));
+            }
+        }
+        Incoming::Pong => {}
+        Incoming::Binary => {
+            if let Some(conn) = s.conns.get_mut(key) {
+                let err = OpError::new(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported",
+                );
+                conn.push_json(&err.to_json());
+            }
+        }
+        Incoming::Text(mut text) => s.handle_op(key, &mut text, now),
+    }
+    s.request_flush(key, now);
+    true
+}
+
+/// Waits until the writer has something to do; false once the connection is gone.
+async fn writer_ready(shard: &ShardHandle, key: ConnKey) -> bool {
+    std::future::poll_fn(|cx| {
+        let mut s = shard.state();
+        match s.conns.get_mut(key) {
+            None => Poll::Ready(false),
+            Some(c) if c.flush_ready || (c.close.is_some() && !c.close_sent) => Poll::Ready(true),
+            Some(c) if c.reader_done && c.close_sent => Poll::Ready(false),
+            Some(c) => {
+                c.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+async fn write_loop(
+    shard: ShardHandle,
+    key: ConnKey,
+    mut wr: futures_lite::io::WriteHalf<TcpStream>,
+    fd: i32,
+) {
+    let slow_timeout = shard.shared().config.server.slow_consumer_timeout();
+    loop {
+        if !writer_ready(&shard, key).await {
+            break;
+        }
+        let started = Instant::now();
+        let Some(Flush { mut buf, closing }) = shard.state().build_flush(key, started) else {
+            break;
+        };
+        let written = write_watched(&shard, key, &mut wr, &mut buf, started, slow_timeout).await;
+        shard
+            .state()
+            .finish_write(key, buf, started, Instant::now());
+        if !written {
+            break;
+        }
+        let closing = closing
+            || shard
+                .state()
+                .conns
+                .get_mut(key)
+                .is_none_or(|c| c.close_sent);
+        if closing {
+            wait_for_reader(&shard, key).await;
+            break;
+        }
+    }
+    // SAFETY: `fd` belongs to the stream both halves still own; shutdown (not
+    // close) only ends the reader's pending read so the connection can finish.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// Writes `buf` completely. A write stuck for `slow_timeout` turns the
+/// connection into a slow consumer: a close 4008 is appended behind the
+/// frames already queued, and after another `slow_timeout` the write is given
+/// up (returns false).
+async fn write_watched(
+    shard: &ShardHandle,
+    key: ConnKey,
+    wr: &mut futures_lite::io::WriteHalf<TcpStream>,
+    buf: &mut Vec<u8>,
+    started: Instant,
+    slow_timeout: Duration,
+) -> bool {
+    let mut pos = 0;
+    let mut marked_slow = false;
+    while pos < buf.len() {
+        let deadline = started
+            + if marked_slow {
+                slow_timeout * 2
+            } else {
+                slow_timeout
+            };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let step = futures_lite::future::or(async { Some(wr.write(&buf[pos..]).await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        match step {
+            Some(Ok(0)) | Some(Err(_)) => return false,
+            Some(Ok(n)) => pos += n,
+            None if marked_slow => return false,
+            None => {
+                marked_slow = true;
+                let mut s = shard.state();
+                s.counters.slow_closes += 1;
+                if let Some(conn) = s.conns.get_mut(key) {
+                    if !conn.close_sent {
+                        conn.request_close(close::SLOW_CONSUMER, "slow consumer");
+                        conn.close_sent = true;
+                        buf.extend_from_slice(&frame::close_frame(
+                            close::SLOW_CONSUMER,
+                            "slow consumer",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// After our close frame: give the client a moment to answer before cutting TCP.
+async fn wait_for_reader(shard: &ShardHandle, key: ConnKey) {
+    let done = std::future::poll_fn(|cx| {
+        let mut s = shard.state();
+        match s.conns.get_mut(key) {
+            Some(c) if !c.reader_done => {
+                c.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    });
+    futures_lite::future::or(done, glommio::timer::sleep(CLOSE_GRACE)).await;
+}

@@ -1,0 +1,496 @@
+//! Venue quotes as JSON lines, from a file or from a TCP peer we connect to.
+//!
+//! One line per quote:
+//! `{"symbol":"EURUSD","venue":"LP1","bid":1.0841,"bid_size":1000000,"ask":1.0842,"ask_size":500000}`
+//! with an optional `"ts"` (microseconds since the UNIX epoch; receive time
+//! when absent). Unknown fields are ignored so producers can add some.
+//!
+//! A background thread reads and parses, so a slow or silent peer never
+//! blocks the aggregator; a bounded channel pushes back on the reader instead
+//! of buffering without limit. Bad lines are counted and logged (at most once
+//! a second) and never stop the feed. At end of input the feed stays idle.
+
+use super::{now_us, Feed, VenueQuote};
+use crate::symbol::Universe;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest accepted line; longer ones are skipped so a peer that never sends
+/// a newline cannot grow our memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Quotes parsed but not yet polled; beyond this the reader waits.
+const CHANNEL_CAPACITY: usize = 65_536;
+
+/// Most quotes one poll hands over, bounding the aggregator's batch.
+const MAX_BATCH: usize = 8_192;
+
+/// Why a line was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineError {
+    /// Not JSON, or not the quote shape (missing field, wrong type, NaN token).
+    BadJson,
+    /// The symbol is not in this node's universe.
+    UnknownSymbol,
+    /// The venue is not in this node's universe.
+    UnknownVenue,
+    /// A price or size is infinite (e.g. `1e999`).
+    NonFinite,
+    /// Longer than [`MAX_LINE_BYTES`].
+    TooLong,
+}
+
+/// What the replay reader has seen; readable from any thread.
+#[derive(Debug, Default)]
+pub struct ReplayStats {
+    /// Non-empty lines read.
+    pub lines: AtomicU64,
+    /// Lines turned into quotes.
+    pub quotes: AtomicU64,
+    /// Lines that were not valid quote JSON.
+    pub bad_json: AtomicU64,
+    /// Lines naming a symbol outside the universe.
+    pub unknown_symbol: AtomicU64,
+    /// Lines naming a venue outside the universe.
+    pub unknown_venue: AtomicU64,
+    /// Lines with an infinite price or size.
+    pub non_finite: AtomicU64,
+    /// Lines over [`MAX_LINE_BYTES`].
+    pub too_long: AtomicU64,
+}
+
+impl ReplayStats {
+    /// Every dropped line, whatever the reason.
+    pub fn errors(&self) -> u64 {
+        [
+            &self.bad_json,
+            &self.unknown_symbol,
+            &self.unknown_venue,
+            &self.non_finite,
+            &self.too_long,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+
+    fn count(&self, err: LineError) {
+        let counter = match err {
+            LineError::BadJson => &self.bad_json,
+            LineError::UnknownSymbol => &self.unknown_symbol,
+            LineError::UnknownVenue => &self.unknown_venue,
+            LineError::NonFinite => &self.non_finite,
+            LineError::TooLong => &self.too_long,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    symbol: Cow<'a, str>,
+    #[serde(borrow)]
+    venue: Cow<'a, str>,
+    bid: f64,
+    bid_size: f64,
+    ask: f64,
+    ask_size: f64,
+    ts: Option<u64>,
+}
+
+/// Parses one line; `receive_us` stamps quotes without a `ts`. Range checks
+/// (bid <= ask, positive prices) are the aggregator's, which counts them.
+pub fn parse_line(
+    line: &[u8],
+    universe: &Universe,
+    receive_us: u64,
+) -> Result<VenueQuote, LineError> {
+    let l: Line = serde_json::from_slice(line).map_err(|_| LineError::BadJson)?;
+    let symbol = universe
+        .symbol_id(&l.symbol)
+        .ok_or(LineError::UnknownSymbol)?;
+    let venue = universe.venue_id(&l.venue).ok_or(LineError::UnknownVenue)?;
+    if ![l.bid, l.bid_size, l.ask, l.ask_size]
+        .iter()
+        .all(|x| x.is_finite())
+    {
+        return Err(LineError::NonFinite);
+    }
+    Ok(VenueQuote {
+        symbol,
+        venue,
+        bid: l.bid,
+        bid_size: l.bid_size,
+        ask: l.ask,
+        ask_size: l.ask_size,
+        ts_us: l.ts.unwrap_or(receive_us),
+    })
+}
+
+enum Msg {
+    Quote(VenueQuote),
+    End,
+    Failed(io::Error),
+}
+
+/// The replay feed: quotes parsed by the reader thread since the last poll.
+pub struct Replay {
+    rx: Receiver<Msg>,
+    stats: Arc<ReplayStats>,
+    /// Kept to unblock the reader with a shutdown when the feed is dropped.
+    tcp: Option<TcpStream>,
+    finished: bool,
+}
+
+impl Replay {
+    /// Opens `source`: `tcp:HOST:PORT` connects (and fails now if refused),
+    /// anything else is a file path.
+    pub fn open(source: &str, universe: Arc<Universe>) -> io::Result<Replay> {
+        match source.strip_prefix("tcp:") {
+            Some(addr) => {
+                let stream = TcpStream::connect(addr)?;
+                // Best effort: a latency knob, not a correctness one.
+                let _ = stream.set_nodelay(true);
+                let keep = stream.try_clone()?;
+                tracing::info!(%addr, "replay feed connected");
+                let mut feed = Replay::from_reader(stream, universe, source.to_string())?;
+                feed.tcp = Some(keep);
+                Ok(feed)
+            }
+            None => {
+                let file = File::open(source)
+                    .map_err(|e| io::Error::new(e.kind(), format!("replay file {source}: {e}")))?;
+                Replay::from_reader(file, universe, source.to_string())
+            }
+        }
+    }
+
+    /// Replays any byte stream of JSON lines (tests, stdin, pipes).
+    pub fn from_reader<R: Read + Send + 'static>(
+        reader: R,
+        universe: Arc<Universe>,
+        name: String,
+    ) -> io::Result<Replay> {
+        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        let stats = Arc::new(ReplayStats::default());
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("replay-reader".into())
+            .spawn(move || {
+                read_lines(
+                    BufReader::with_capacity(64 * 1024, reader),
+                    &universe,
+                    &thread_stats,
+                    &tx,
+                    &name,
+                )
+            })?;
+        Ok(Replay {
+            rx,
+            stats,
+            tcp: None,
+            finished: false,
+        })
+    }
+
+    /// The reader's counters, for the status page and tests.
+    pub fn stats(&self) -> Arc<ReplayStats> {
+        self.stats.clone()
+    }
+
+    fn take(&mut self, msg: Msg, out: &mut Vec<VenueQuote>) -> io::Result<()> {
+        match msg {
+            Msg::Quote(q) => out.push(q),
+            Msg::End => self.finished = true,
+            Msg::Failed(e) => {
+                self.finished = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Feed for Replay {
+    fn poll(&mut self, out: &mut Vec<VenueQuote>, max_wait: Duration) -> io::Result<()> {
+        if self.finished {
+            std::thread::sleep(max_wait);
+            return Ok(());
+        }
+        match self.rx.recv_timeout(max_wait) {
+            Ok(msg) => self.take(msg, out)?,
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                return Ok(());
+            }
+        }
+        for _ in 1..MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(msg) => self.take(msg, out)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn input_errors(&self) -> u64 {
+        self.stats.errors()
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        // Wakes a reader blocked on a silent peer; a reader blocked on the
+        // channel wakes because the receiver is gone.
+        if let Some(tcp) = &self.tcp {
+            let _ = tcp.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Logs dropped lines at most once a second, with how many were suppressed.
+struct WarnLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimit {
+    fn warn(&mut self, source: &str, err: LineError, line: &[u8]) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        tracing::warn!(
+            source,
+            ?err,
+            line = %shown,
+            suppressed = self.suppressed,
+            "replay line dropped"
+        );
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
+fn read_lines<R: BufRead>(
+    mut reader: R,
+    universe: &Universe,
+    stats: &ReplayStats,
+    tx: &SyncSender<Msg>,
+    source: &str,
+) {
+    let mut line = Vec::with_capacity(1024);
+    let mut limit = WarnLimit {
+        last: None,
+        suppressed: 0,
+    };
+    let end = loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let n = match read {
+            Ok(0) => break Msg::End,
+            Ok(n) => n,
+            Err(e) => break Msg::Failed(e),
+        };
+        let result = if n > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            if let Err(e) = skip_line(&mut reader) {
+                break Msg::Failed(e);
+            }
+            Err(LineError::TooLong)
+        } else {
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            parse_line(text, universe, now_us())
+        };
+        stats.lines.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(q) => {
+                stats.quotes.fetch_add(1, Ordering::Relaxed);
+                if tx.send(Msg::Quote(q)).is_err() {
+                    return; // the feed was dropped
+                }
+            }
+            Err(err) => {
+                stats.count(err);
+                limit.warn(source, err, &line);
+            }
+        }
+    };
+    match &end {
+        Msg::Failed(e) => tracing::error!(source, error = %e, "replay feed failed"),
+        _ => tracing::info!(
+            source,
+            lines = stats.lines.load(Ordering::Relaxed),
+            "replay input ended; feed idle"
+        ),
+    }
+    let _ = tx.send(end);
+}
+
+/// Discards the rest of an over-long line.
+fn skip_line<R: BufRead>(reader: &mut R) -> io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbol::{SymbolId, VenueId};
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    fn universe() -> Arc<Universe> {
+        Arc::new(Universe::new(
+            vec!["EURUSD".into(), "USDJPY".into()],
+            vec!["LP1".into(), "LP2".into()],
+        ))
+    }
+
+    const GOOD: &str = r#"{"symbol":"EURUSD","venue":"LP2","bid":1.0841,"bid_size":1000000,"ask":1.0842,"ask_size":500000}"#;
+
+    #[test]
+    fn parses_good_lines() {
+        let u = universe();
+        let q = parse_line(GOOD.as_bytes(), &u, 77).unwrap();
+        assert_eq!(
+            q,
+            VenueQuote {
+                symbol: SymbolId(0),
+                venue: VenueId(1),
+                bid: 1.0841,
+                bid_size: 1e6,
+                ask: 1.0842,
+                ask_size: 5e5,
+                ts_us: 77,
+            }
+        );
+        let with_ts = r#"{"symbol":"USDJPY","venue":"LP1","bid":150.1,"bid_size":1,"ask":150.2,"ask_size":2,"ts":1700000000000000,"extra":true}"#;
+        let q = parse_line(with_ts.as_bytes(), &u, 77).unwrap();
+        assert_eq!((q.symbol, q.ts_us), (SymbolId(1), 1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn rejects_bad_lines_by_reason() {
+        let u = universe();
+        let cases = [
+            (r#"{"symbol":"EURUSD","#, LineError::BadJson),
+            ("not json", LineError::BadJson),
+            (
+                r#"{"symbol":"EURUSD","venue":"LP1","bid":"x","bid_size":1,"ask":1,"ask_size":1}"#,
+                LineError::BadJson,
+            ),
+            (
+                r#"{"symbol":"EURUSD","venue":"LP1","bid":NaN,"bid_size":1,"ask":1,"ask_size":1}"#,
+                LineError::BadJson,
+            ),
+            (
+                r#"{"symbol":"EURUSD","venue":"LP1","bid":1e999,"bid_size":1,"ask":1,"ask_size":1}"#,
+                LineError::BadJson,
+            ),
+            (
+                r#"{"symbol":"XXXYYY","venue":"LP1","bid":1,"bid_size":1,"ask":1,"ask_size":1}"#,
+                LineError::UnknownSymbol,
+            ),
+            (
+                r#"{"symbol":"EURUSD","venue":"LP9","bid":1,"bid_size":1,"ask":1,"ask_size":1}"#,
+                LineError::UnknownVenue,
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_line(line.as_bytes(), &u, 0), Err(want), "{line}");
+        }
+    }
+
+    fn poll_until(feed: &mut Replay, out: &mut Vec<VenueQuote>, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.len() < n && Instant::now() < deadline {
+            feed.poll(out, Duration::from_millis(10)).unwrap();
+        }
+    }
+
+    #[test]
+    fn file_is_read_to_the_end_then_idle() {
+        let path =
+            std::env::temp_dir().join(format!("quotecast-replay-{}.jsonl", std::process::id()));
+        let long = format!("{{\"symbol\":\"{}\"}}", "A".repeat(MAX_LINE_BYTES));
+        let body = format!("{GOOD}\n\nnot json\n{long}\n{GOOD}\r\n{{\"symbol\":\"EURUSD\"");
+        std::fs::write(&path, body).unwrap();
+        let mut feed = Replay::open(path.to_str().unwrap(), universe()).unwrap();
+        let stats = feed.stats();
+        let mut out = Vec::new();
+        poll_until(&mut feed, &mut out, 2);
+        // Drain to the end marker, then polls stay Ok and empty.
+        for _ in 0..5 {
+            feed.poll(&mut out, Duration::from_millis(5)).unwrap();
+        }
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(out.len(), 2);
+        assert_eq!(stats.lines.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.bad_json.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.too_long.load(Ordering::Relaxed), 1);
+        assert_eq!(feed.input_errors(), 3);
+        assert!(feed.finished);
+    }
+
+    #[test]
+    fn missing_file_is_an_open_error() {
+        assert!(Replay::open("/nonexistent/quotecast.jsonl", universe()).is_err());
+    }
+
+    #[test]
+    fn tcp_source_is_connected_to_and_idles_after_eof() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut feed = Replay::open(&format!("tcp:{addr}"), universe()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        writeln!(peer, "{GOOD}").unwrap();
+        writeln!(peer, "{}", GOOD.replace("EURUSD", "NOPE")).unwrap();
+        writeln!(peer, "{}", GOOD.replace("LP2", "LP1")).unwrap();
+        peer.flush().unwrap();
+        let mut out = Vec::new();
+        poll_until(&mut feed, &mut out, 2);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].venue, VenueId(0));
+        assert_eq!(feed.stats().unknown_symbol.load(Ordering::Relaxed), 1);
+        drop(peer);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !feed.finished && Instant::now() < deadline {
+            feed.poll(&mut out, Duration::from_millis(10)).unwrap();
+        }
+        assert!(feed.finished);
+        feed.poll(&mut out, Duration::ZERO).unwrap();
+        assert_eq!(out.len(), 2);
+    }
+}
