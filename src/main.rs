@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Venue names, comma-separated (default: LP1..LPn).
     #[arg(long, value_delimiter = ',')]
     venues: Option<Vec<String>>,
+    /// Also print live prices of these symbols (comma-separated) from a local
+    /// client in this process: server and first look in one command.
+    #[arg(long, value_delimiter = ',')]
+    watch: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -132,9 +136,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         f.venues = venues;
     }
     cfg.validate().context("invalid configuration")?;
-    quotecast::server::run(cfg, |addr| {
-        println!("quotecast listening on {addr}");
+    let watch = args.watch;
+    quotecast::server::run(cfg, move |ready| {
+        println!("quotecast listening on {}", ready.addr);
         let _ = std::io::stdout().flush();
+        if let Some(symbols) = watch {
+            let watch_args = quotecast::watch::WatchArgs {
+                url: format!("ws://{}/v1/ws", ready.addr),
+                token: ready.local_token,
+                channel: quotecast::protocol::PRICES.into(),
+                seconds: None,
+                symbols,
+            };
+            std::thread::spawn(move || {
+                if let Err(e) = quotecast::watch::run(watch_args) {
+                    eprintln!("watch: {e:#}");
+                }
+            });
+        }
     })
 }
 

@@ -40,9 +40,18 @@ impl Drop for ExitGuard {
     }
 }
 
+/// What [`run`] hands its caller once every shard accepts connections.
+pub struct Ready {
+    /// The address the shards listen on (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// A 12-hour TRADER token signed with the server's secret, for a local
+    /// `watch` client started alongside the server.
+    pub local_token: String,
+}
+
 /// Runs the server until SIGTERM/SIGINT has drained it. `on_ready` is called
-/// with the bound address once every shard accepts connections.
-pub fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// once every shard accepts connections.
+pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     config.validate()?;
     raise_memlock_limit();
     let (secret, source) =
@@ -71,18 +80,16 @@ pub fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<
     .context("starting the aggregator thread")?;
 
     let listen = config.server.listen;
-    let dev_token = matches!(source, SecretSource::Dev).then(|| {
-        auth::mint_hs256(
-            &secret,
-            &MintRequest {
-                sub: "dev".into(),
-                tenant: "dev".into(),
-                roles: vec!["TRADER".into(), "ADMIN".into()],
-                ttl: Duration::from_secs(12 * 3600),
-                symbols: None,
-            },
-        )
-    });
+    let local_token = auth::mint_hs256(
+        &secret,
+        &MintRequest {
+            sub: "local".into(),
+            tenant: "local".into(),
+            roles: vec!["TRADER".into(), "ADMIN".into()],
+            ttl: Duration::from_secs(12 * 3600),
+            symbols: None,
+        },
+    );
     let shared = Arc::new(Shared::new(
         config,
         universe.clone(),
@@ -106,10 +113,13 @@ pub fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<
         }
     }
     tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
-    if let Some(token) = dev_token {
-        print_dev_banner(bound, &token, &universe);
+    if matches!(source, SecretSource::Dev) {
+        print_dev_banner(bound, &local_token, &universe);
     }
-    on_ready(bound);
+    on_ready(Ready {
+        addr: bound,
+        local_token,
+    });
 
     let outcome = supervise(&shared, &events, shards);
     stop.store(true, Ordering::Relaxed);
@@ -236,7 +246,7 @@ fn print_dev_banner(addr: SocketAddr, token: &str, universe: &crate::symbol::Uni
     println!(
         "\n*** DEV MODE: no {} and no auth.hs256_secret_file, so this process made up a random \
          secret. Tokens below die with it. Never run production like this. ***\n\
-         dev token (sub=dev tenant=dev roles=TRADER,ADMIN, 12h):\n  {token}\n\
+         dev token (sub=local tenant=local roles=TRADER,ADMIN, 12h):\n  {token}\n\
          watch live prices in another terminal:\n  \
          cargo run --release -- watch --url ws://{addr}/v1/ws --token {token} {symbols}\n",
         auth::SECRET_ENV
