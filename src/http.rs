@@ -233,7 +233,9 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
             return;
         }
     };
+    let draining = shard.shared().is_draining();
     let reply = match (req.method.as_str(), req.path.as_str()) {
+        (_, "/v1/ws") if draining => json_error(503, "draining", "node is shutting down"),
         (_, "/v1/ws") => match check_upgrade(&req) {
             Err(reply) => reply,
             Ok(accept) => match authenticate(&shard, &req) {
@@ -250,9 +252,7 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
                 }
             },
         },
-        ("GET", "/healthz") if shard.shared().is_draining() => {
-            response(503, "text/plain", "draining")
-        }
+        ("GET", "/healthz") if draining => response(503, "text/plain", "draining"),
         ("GET", "/healthz") => response(200, "text/plain", "ok"),
         ("GET", "/v1/channels") => match authenticate(&shard, &req) {
             Err(e) => unauthorized(&e),
