@@ -81,8 +81,11 @@ pub struct Conn {
     flush_ready: bool,
     writing: bool,
     next_flush_at: Instant,
-    /// The previous write took longer than a flush interval.
-    behind: bool,
+    /// Socket fd, to ask the kernel how much we still have queued to the client.
+    fd: i32,
+    /// Start of the write that first fell behind (took longer than a flush
+    /// interval), until the client has caught up: the slow-consumer clock.
+    behind_since: Option<Instant>,
     lagging: bool,
     pending_oldest_ts_us: u64,
     waker: Option<Waker>,
@@ -102,6 +105,7 @@ impl Conn {
         claims: Claims,
         allowed: Option<Vec<SymbolId>>,
         bucket: TokenBucket,
+        fd: i32,
     ) -> Self {
         let now = Instant::now();
         Conn {
@@ -116,7 +120,8 @@ impl Conn {
             flush_ready: false,
             writing: false,
             next_flush_at: now,
-            behind: false,
+            fd,
+            behind_since: None,
             lagging: false,
             pending_oldest_ts_us: u64::MAX,
             waker: None,
@@ -202,6 +207,8 @@ impl Conn {
 struct Flush {
     buf: Vec<u8>,
     closing: bool,
+    /// When the connection started falling behind (this write, if it was not).
+    behind_since: Instant,
 }
 
 impl Shard {
@@ -224,10 +231,11 @@ impl Shard {
             if c.frames > 0 {
                 conn.pending_oldest_ts_us = c.oldest_ts_us;
             }
-            if conn.behind && c.skipped > 0 {
+            let behind = conn.behind_since.is_some();
+            if behind && c.skipped > 0 {
                 buf.extend_from_slice(&frame::text(&protocol::status_lagging(c.skipped)));
                 conn.lagging = true;
-            } else if conn.lagging && !conn.behind {
+            } else if conn.lagging && !behind {
                 buf.extend_from_slice(&frame::text(&protocol::status_ok()));
                 conn.lagging = false;
             }
@@ -245,17 +253,28 @@ impl Shard {
         conn.flush_ready = false;
         conn.writing = true;
         self.counters.flushes += 1;
-        Some(Flush { buf, closing })
+        Some(Flush {
+            buf,
+            closing,
+            behind_since: conn.behind_since.unwrap_or(now),
+        })
     }
 
     /// Records a finished write and schedules the next flush if more is due.
     fn finish_write(&mut self, key: ConnKey, mut buf: Vec<u8>, started: Instant, now: Instant) {
         let interval = self.flush_interval;
+        let caught_up_bytes = self.shared().config.server.send_buffer_bytes / 2;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         conn.writing = false;
-        conn.behind = now.saturating_duration_since(started) > interval;
+        if now.saturating_duration_since(started) > interval {
+            conn.behind_since.get_or_insert(started);
+        } else if conn.behind_since.is_some() && unsent_bytes(conn.fd) <= caught_up_bytes {
+            // A client that drains a little now and then is still behind: it
+            // has caught up only once our kernel queue to it has drained.
+            conn.behind_since = None;
+        }
         if conn.pending_oldest_ts_us != u64::MAX {
             let now_us = crate::feed::now_us();
             let _ = self
@@ -449,6 +468,18 @@ impl Shard {
     }
 }
 
+/// Bytes queued in the kernel to the client and not yet acknowledged.
+fn unsent_bytes(fd: i32) -> usize {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket fd we own writes one c_int.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    if rc == 0 {
+        queued.max(0) as usize
+    } else {
+        usize::MAX
+    }
+}
+
 fn op_id(op: &ClientOp) -> u64 {
     match op {
         ClientOp::Subscribe { id, .. }
@@ -484,7 +515,9 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
         }
         .to_json();
         let bucket = TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, Instant::now());
-        let key = s.conns.insert(|k| Conn::new(k, claims, allowed, bucket));
+        let key = s
+            .conns
+            .insert(|k| Conn::new(k, claims, allowed, bucket, fd));
         if let Some(conn) = s.conns.get_mut(key) {
             conn.push_json(&welcome);
         }
@@ -619,10 +652,16 @@ async fn write_loop(
             break;
         }
         let started = Instant::now();
-        let Some(Flush { mut buf, closing }) = shard.state().build_flush(key, started) else {
+        let Some(Flush {
+            mut buf,
+            closing,
+            behind_since,
+        }) = shard.state().build_flush(key, started)
+        else {
             break;
         };
-        let written = write_watched(&shard, key, &mut wr, &mut buf, started, slow_timeout).await;
+        let written =
+            write_watched(&shard, key, &mut wr, &mut buf, behind_since, slow_timeout).await;
         shard
             .state()
             .finish_write(key, buf, started, Instant::now());
@@ -647,8 +686,8 @@ async fn write_loop(
     }
 }
 
-/// Writes `buf` completely. A write stuck for `slow_timeout` turns the
-/// connection into a slow consumer: a close 4008 is appended behind the
+/// Writes `buf` completely. A connection behind since `behind_since` for
+/// `slow_timeout` is a slow consumer: a close 4008 is appended behind the
 /// frames already queued, and after another `slow_timeout` the write is given
 /// up (returns false).
 async fn write_watched(
@@ -656,13 +695,13 @@ async fn write_watched(
     key: ConnKey,
     wr: &mut futures_lite::io::WriteHalf<TcpStream>,
     buf: &mut Vec<u8>,
-    started: Instant,
+    behind_since: Instant,
     slow_timeout: Duration,
 ) -> bool {
     let mut pos = 0;
     let mut marked_slow = false;
     while pos < buf.len() {
-        let deadline = started
+        let deadline = behind_since
             + if marked_slow {
                 slow_timeout * 2
             } else {
@@ -680,6 +719,7 @@ async fn write_watched(
             None if marked_slow => return false,
             None => {
                 marked_slow = true;
+                tracing::info!(conn = ?key, "behind for {slow_timeout:?}: closing as slow consumer (4008)");
                 let mut s = shard.state();
                 s.counters.slow_closes += 1;
                 if let Some(conn) = s.conns.get_mut(key) {

@@ -105,11 +105,11 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         // IRQs and the aggregator; see tuning/README.md for isolating them.
         let core = cores.get(id % cores.len().max(1)).copied();
         spawn_shard(id, core, bound, shared.clone(), ring, events_tx.clone())?;
-        match events.recv_timeout(Duration::from_secs(10)) {
+        match events.recv_timeout(Duration::from_secs(30)) {
             Ok(ShardEvent::Bound(Ok(addr))) => bound = addr,
             Ok(ShardEvent::Bound(Err(e))) => bail!("shard-{id} could not listen on {bound}: {e}"),
             Ok(ShardEvent::Exited(_, how)) => bail!("shard-{id} {how} while starting"),
-            Err(_) => bail!("shard-{id} did not start within 10 s"),
+            Err(_) => bail!("shard-{id} did not start within 30 s"),
         }
     }
     tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
