@@ -707,12 +707,19 @@ async fn write_watched(
             } else {
                 slow_timeout
             };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let step = futures_lite::future::or(async { Some(wr.write(&buf[pos..]).await) }, async {
-            glommio::timer::sleep(left).await;
-            None
-        })
-        .await;
+        // Fast path: a client that keeps up takes the bytes at once, so no
+        // timer is armed (a timer per flush would cost more than the send).
+        let step = match futures_lite::future::poll_once(wr.write(&buf[pos..])).await {
+            Some(done) => Some(done),
+            None => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                futures_lite::future::or(async { Some(wr.write(&buf[pos..]).await) }, async {
+                    glommio::timer::sleep(left).await;
+                    None
+                })
+                .await
+            }
+        };
         match step {
             Some(Ok(0)) | Some(Err(_)) => return false,
             Some(Ok(n)) => pos += n,
