@@ -273,40 +273,17 @@ pub fn subscribe_ack(
     subscribed: &[&str],
     errors: &[SymbolError],
 ) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Ack<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        id: u64,
-        channel: &'a str,
-        subscribed: &'a [&'a str],
-        errors: &'a [SymbolError],
-    }
-    to_json(&Ack {
-        kind: "ack",
-        id,
-        channel,
-        subscribed,
-        errors,
-    })
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel,
+        "subscribed": subscribed, "errors": errors,
+    }))
 }
 
 /// The `ack` of an unsubscribe.
 pub fn unsubscribe_ack(id: u64, channel: &str, unsubscribed: &[&str]) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Ack<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        id: u64,
-        channel: &'a str,
-        unsubscribed: &'a [&'a str],
-    }
-    to_json(&Ack {
-        kind: "ack",
-        id,
-        channel,
-        unsubscribed,
-    })
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "unsubscribed": unsubscribed,
+    }))
 }
 
 /// The `ack` of a successful `auth` refresh.

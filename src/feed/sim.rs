@@ -33,14 +33,7 @@ struct Instrument {
 }
 
 const fn fx(name: &'static str, mid: f64, decimals: u32) -> Instrument {
-    Instrument {
-        name,
-        mid,
-        decimals,
-        half_spread: 3,
-        step: 1,
-        lot: 1_000_000.0,
-    }
+    inst(name, mid, decimals, 3, 1, 1_000_000.0)
 }
 
 const fn inst(
