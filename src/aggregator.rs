@@ -343,11 +343,6 @@ impl Aggregator {
         }
     }
 
-    /// The book, for inspection.
-    pub fn book(&self) -> &BestPriceBook {
-        &self.book
-    }
-
     /// Folds in a batch received at `now_us` and publishes what changed,
     /// after first retrying values parked on full rings.
     pub fn on_quotes(&mut self, quotes: &[VenueQuote], now_us: u64) {

@@ -807,6 +807,18 @@ mod tests {
         assert!(verifier().verify(&token, NOW).is_ok());
     }
 
+    /// [`strict_claims`] with `key` set to `value`, or removed for `None`.
+    fn strict_claims_with(key: &str, value: Option<serde_json::Value>) -> serde_json::Value {
+        let mut p = strict_claims();
+        match value {
+            Some(v) => p[key] = v,
+            None => {
+                p.as_object_mut().unwrap().remove(key);
+            }
+        }
+        p
+    }
+
     #[test]
     fn configured_iss_and_aud_accept_matching_tokens() {
         assert!(strict().verify(&sign(&strict_claims()), NOW).is_ok());
@@ -818,13 +830,7 @@ mod tests {
     #[test]
     fn configured_issuer_missing_or_wrong_is_wrong_issuer() {
         for iss in [None, Some(json!("https://evil.example")), Some(json!(7))] {
-            let mut p = strict_claims();
-            match iss {
-                Some(iss) => p["iss"] = iss,
-                None => {
-                    p.as_object_mut().unwrap().remove("iss");
-                }
-            }
+            let p = strict_claims_with("iss", iss);
             assert_eq!(reason(&strict(), &sign(&p)), "wrong_issuer");
         }
     }
@@ -838,13 +844,7 @@ mod tests {
             Some(json!([])),
         ];
         for aud in cases {
-            let mut p = strict_claims();
-            match aud {
-                Some(aud) => p["aud"] = aud,
-                None => {
-                    p.as_object_mut().unwrap().remove("aud");
-                }
-            }
+            let p = strict_claims_with("aud", aud);
             assert_eq!(reason(&strict(), &sign(&p)), "wrong_audience");
         }
     }

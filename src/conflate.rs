@@ -120,11 +120,6 @@ impl Subscriptions {
         self.subs.is_empty()
     }
 
-    /// Every subscribed stream.
-    pub fn streams(&self) -> impl Iterator<Item = StreamId> + '_ {
-        self.subs.iter().map(|s| s.stream)
-    }
-
     /// Removes every subscription, returning the streams.
     pub fn clear(&mut self) -> Vec<StreamId> {
         self.subs.drain(..).map(|s| s.stream).collect()

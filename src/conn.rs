@@ -156,9 +156,19 @@ impl Conn {
         }
     }
 
+    /// Remembers the writer's waker; the same task re-parks every flush, so
+    /// the clone is skipped when it would wake the same task.
+    fn park(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// Wakes the writer; the waker is kept for its next wait (a spurious
+    /// wake only makes it re-check its condition).
     fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
         }
     }
 
@@ -632,7 +642,7 @@ async fn writer_ready(shard: &ShardHandle, key: ConnKey) -> bool {
             Some(c) if c.flush_ready || (c.close.is_some() && !c.close_sent) => Poll::Ready(true),
             Some(c) if c.reader_done && c.close_sent => Poll::Ready(false),
             Some(c) => {
-                c.waker = Some(cx.waker().clone());
+                c.park(cx.waker());
                 Poll::Pending
             }
         }
@@ -751,7 +761,7 @@ async fn wait_for_reader(shard: &ShardHandle, key: ConnKey) {
         let mut s = shard.state();
         match s.conns.get_mut(key) {
             Some(c) if !c.reader_done => {
-                c.waker = Some(cx.waker().clone());
+                c.park(cx.waker());
                 Poll::Pending
             }
             _ => Poll::Ready(()),

@@ -21,10 +21,7 @@ fn healthz_channels_status_and_404() {
     );
     assert_eq!(r.status, 200, "{r:?}");
     let v = r.json();
-    let prices = v["channels"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == "prices"))
-        .unwrap_or_else(|| panic!("no prices channel: {v}"));
+    let prices = prices_channel(&v);
     assert_eq!(prices["kind"], "latest", "{prices}");
     let roles: Vec<&str> = prices["roles"]
         .as_array()

@@ -857,6 +857,14 @@ pub fn prices(frames: &[Value]) -> Vec<&Value> {
     frames.iter().filter(|v| v["type"] == "price").collect()
 }
 
+/// The `prices` entry of a `GET /v1/channels` document.
+pub fn prices_channel(channels: &Value) -> &Value {
+    channels["channels"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "prices"))
+        .unwrap_or_else(|| panic!("no prices channel in {channels}"))
+}
+
 /// Symbol names of the `prices` channel from `GET /v1/channels`.
 pub fn channel_symbols(server: &Server) -> Vec<String> {
     let t = trader();
@@ -867,10 +875,7 @@ pub fn channel_symbols(server: &Server) -> Vec<String> {
     );
     assert_eq!(r.status, 200, "GET /v1/channels: {r:?}");
     let v = r.json();
-    let prices = v["channels"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == "prices"))
-        .unwrap_or_else(|| panic!("no prices channel in {v}"));
+    let prices = prices_channel(&v);
     prices["symbols"]
         .as_array()
         .unwrap_or_else(|| panic!("prices channel without symbols: {prices}"))
