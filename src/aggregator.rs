@@ -6,13 +6,17 @@
 //! Publishing never blocks on a slow shard: a full ring turns into a
 //! per-symbol "latest pending value" slot, which is conflation, not queueing.
 
+use crate::channel::Catalogue;
 use crate::config::FeedConfig;
+use crate::event::Event;
 use crate::feed::{now_us, Feed, VenueQuote};
+use crate::reliable::Sequencer;
 use crate::ring::{BestPrice, RingProducer, Update};
 use crate::symbol::{SymbolId, Universe, VenueId};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -215,6 +219,8 @@ pub struct AggregatorStats {
     pub feed_errors: AtomicU64,
     /// Malformed input the feed itself dropped (e.g. bad replay lines).
     pub feed_input_errors: AtomicU64,
+    /// Metric and reliable events forwarded to the shards.
+    pub events: AtomicU64,
 }
 
 /// A plain copy of [`AggregatorStats`] at one moment.
@@ -236,6 +242,8 @@ pub struct AggregatorSnapshot {
     pub feed_errors: u64,
     /// See [`AggregatorStats::feed_input_errors`].
     pub feed_input_errors: u64,
+    /// See [`AggregatorStats::events`].
+    pub events: u64,
 }
 
 impl AggregatorStats {
@@ -251,6 +259,7 @@ impl AggregatorStats {
             pending: r(&self.pending),
             feed_errors: r(&self.feed_errors),
             feed_input_errors: r(&self.feed_input_errors),
+            events: r(&self.events),
         }
     }
 }
@@ -258,6 +267,8 @@ impl AggregatorStats {
 /// One shard's ring plus what did not fit in it yet.
 struct ShardOut {
     ring: RingProducer,
+    /// Events that found the ring full, in order: never dropped, never merged.
+    backlog: VecDeque<Update>,
     /// Latest undelivered value per symbol.
     pending: Vec<Option<BestPrice>>,
     /// Symbols with a pending value, oldest first; each at most once, so it
@@ -266,8 +277,15 @@ struct ShardOut {
 }
 
 impl ShardOut {
-    /// Pushes pending values oldest first; true when none is left.
+    /// Pushes backlogged events, then pending values oldest first; true
+    /// when none is left.
     fn flush(&mut self) -> bool {
+        while let Some(update) = self.backlog.pop_front() {
+            if let Err(rtrb::PushError::Full(update)) = self.ring.push(update) {
+                self.backlog.push_front(update);
+                return false;
+            }
+        }
         while let Some(&s) = self.order.front() {
             if let Some(bp) = self.pending[s as usize] {
                 if self.ring.push(Update::Price(bp)).is_err() {
@@ -295,6 +313,18 @@ impl ShardOut {
         *slot = Some(bp);
         (true, replaced)
     }
+
+    /// Sends an event, behind any backlog so events keep their order.
+    fn send_event(&mut self, update: Update) {
+        if !self.backlog.is_empty() {
+            self.flush();
+        }
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(update);
+        } else if let Err(rtrb::PushError::Full(update)) = self.ring.push(update) {
+            self.backlog.push_back(update);
+        }
+    }
 }
 
 /// The aggregator: book, shard rings and counters, driven by [`Aggregator::run`]
@@ -303,6 +333,9 @@ pub struct Aggregator {
     book: BestPriceBook,
     shards: Vec<ShardOut>,
     stats: Arc<AggregatorStats>,
+    catalogue: Arc<Catalogue>,
+    sequencer: Sequencer,
+    events: u64,
     expired: Vec<BestPrice>,
     sweep_us: u64,
     quotes: u64,
@@ -316,6 +349,7 @@ impl Aggregator {
     pub fn new(
         universe: &Universe,
         cfg: &FeedConfig,
+        catalogue: Arc<Catalogue>,
         producers: Vec<RingProducer>,
         stats: Arc<AggregatorStats>,
     ) -> Self {
@@ -325,6 +359,7 @@ impl Aggregator {
             .into_iter()
             .map(|ring| ShardOut {
                 ring,
+                backlog: VecDeque::new(),
                 pending: vec![None; symbols],
                 order: VecDeque::with_capacity(symbols),
             })
@@ -333,6 +368,9 @@ impl Aggregator {
             book: BestPriceBook::new(symbols, universe.venue_count(), max_age),
             shards,
             stats,
+            catalogue,
+            sequencer: Sequencer::default(),
+            events: 0,
             expired: Vec::with_capacity(symbols),
             // A tenth of the max age keeps staleness precise to ~10%.
             sweep_us: (cfg.venue_max_age_ms.saturating_mul(100)).clamp(1_000, MAX_SWEEP_US),
@@ -356,6 +394,24 @@ impl Aggregator {
         self.sync_stats();
     }
 
+    /// Forwards metric events and sequences reliable ones (in the order
+    /// given), sending each to every shard; nothing is dropped.
+    pub fn on_events(&mut self, events: impl IntoIterator<Item = Event>, now_us: u64) {
+        for event in events {
+            let update = match event {
+                Event::Metric(m) => Update::Metric(Arc::new(m)),
+                Event::Reliable(r) => {
+                    Update::Reliable(Arc::new(self.sequencer.stamp(r, &self.catalogue, now_us)))
+                }
+            };
+            for shard in &mut self.shards {
+                shard.send_event(update.clone());
+            }
+            self.events += 1;
+        }
+        self.sync_stats();
+    }
+
     /// Drops venues that aged out of the best price and publishes the result.
     pub fn expire(&mut self, now_us: u64) {
         self.retry_pending();
@@ -372,15 +428,18 @@ impl Aggregator {
     /// Pushes parked values to rings that have room again.
     pub fn retry_pending(&mut self) {
         for shard in &mut self.shards {
-            if !shard.order.is_empty() {
+            if !shard.order.is_empty() || !shard.backlog.is_empty() {
                 shard.flush();
             }
         }
     }
 
-    /// Values parked across all shards.
+    /// Values and events parked across all shards.
     pub fn pending(&self) -> usize {
-        self.shards.iter().map(|s| s.order.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.order.len() + s.backlog.len())
+            .sum()
     }
 
     fn publish(&mut self, bp: BestPrice) {
@@ -402,12 +461,20 @@ impl Aggregator {
         s.overrun_dropped
             .store(self.overrun_dropped, Ordering::Relaxed);
         s.pending.store(self.pending() as u64, Ordering::Relaxed);
+        s.events.store(self.events, Ordering::Relaxed);
     }
 
-    /// Polls `feed` and publishes until `stop` is set. A failed feed is
-    /// logged and the loop idles, so shards and clients stay up.
-    pub fn run(mut self, mut feed: Box<dyn Feed>, stop: &AtomicBool) {
+    /// Polls `feed` and the `published` events (`POST /v1/publish`) and
+    /// publishes until `stop` is set. A failed feed is logged and the loop
+    /// idles, so shards, clients and publishing stay up.
+    pub fn run(
+        mut self,
+        mut feed: Box<dyn Feed>,
+        published: Receiver<Vec<Event>>,
+        stop: &AtomicBool,
+    ) {
         let mut buf: Vec<VenueQuote> = Vec::with_capacity(4096);
+        let mut events: Vec<Event> = Vec::new();
         let mut feed_alive = true;
         let mut last_sweep = now_us();
         tracing::info!(shards = self.shards.len(), "aggregator running");
@@ -432,6 +499,15 @@ impl Aggregator {
             }
             let now = now_us();
             self.on_quotes(&buf, now);
+            if feed_alive {
+                feed.poll_events(&mut events);
+            }
+            while let Ok(batch) = published.try_recv() {
+                events.extend(batch);
+            }
+            if !events.is_empty() {
+                self.on_events(events.drain(..), now);
+            }
             if now.saturating_sub(last_sweep) >= self.sweep_us {
                 self.expire(now);
                 last_sweep = now;
@@ -445,15 +521,12 @@ impl Aggregator {
 /// `pin_core` when given (keep it off the shards' cores). Returns the spawn
 /// error rather than panicking.
 pub fn spawn(
+    agg: Aggregator,
     feed: Box<dyn Feed>,
-    universe: Arc<Universe>,
-    cfg: &FeedConfig,
-    producers: Vec<RingProducer>,
-    stats: Arc<AggregatorStats>,
+    published: Receiver<Vec<Event>>,
     stop: Arc<AtomicBool>,
     pin_core: Option<usize>,
 ) -> io::Result<JoinHandle<()>> {
-    let agg = Aggregator::new(&universe, cfg, producers, stats);
     std::thread::Builder::new()
         .name("aggregator".into())
         .spawn(move || {
@@ -462,7 +535,7 @@ pub fn spawn(
                     tracing::warn!(core = id, "could not pin the aggregator thread");
                 }
             }
-            agg.run(feed, &stop)
+            agg.run(feed, published, &stop)
         })
 }
 
@@ -600,9 +673,7 @@ mod tests {
     fn drain(rx: &mut RingConsumer) -> Vec<BestPrice> {
         std::iter::from_fn(|| rx.pop().ok())
             .map(|u| {
-                #[allow(irrefutable_let_patterns)]
-                let Update::Price(bp) = u
-                else {
+                let Update::Price(bp) = u else {
                     panic!("unexpected {u:?}")
                 };
                 bp
@@ -615,7 +686,14 @@ mod tests {
         let universe = Universe::new(vec!["A".into(), "B".into()], vec!["LP1".into()]);
         let (tx, mut rx) = shard_rings(2, 2);
         let stats = Arc::new(AggregatorStats::default());
-        let mut agg = Aggregator::new(&universe, &FeedConfig::default(), tx, stats.clone());
+        let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
+        let mut agg = Aggregator::new(
+            &universe,
+            &FeedConfig::default(),
+            catalogue,
+            tx,
+            stats.clone(),
+        );
         let q = |s, bid: f64| quote(s, 0, bid, 1.0, bid + 1.0, 1.0);
         // Ring holds 2; values 3 and 4 of symbol A park, 4 replacing 3.
         agg.on_quotes(&[q(0, 1.0), q(0, 2.0), q(0, 3.0), q(0, 4.0), q(1, 9.0)], 1);
@@ -664,17 +742,39 @@ mod tests {
         let (tx, mut rx) = shard_rings(1, 1024);
         let stats = Arc::new(AggregatorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let handle = spawn(feed, universe, &cfg, tx, stats.clone(), stop.clone(), None).unwrap();
+        let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
+        let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());
+        let (publisher, published) = std::sync::mpsc::channel();
+        let handle = spawn(agg, feed, published, stop.clone(), None).unwrap();
+        let alert = serde_json::json!({"channel":"alerts","tenant":"t1",
+            "data":{"level":"info","kind":"k","message":"m"}});
+        let rules = crate::event::EventRules {
+            now_us: now_us(),
+            max_future_us: 0,
+        };
+        let event = crate::event::parse_event(&alert, &catalogue, rules).unwrap();
+        publisher.send(vec![event.clone(), event]).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let mut got = Vec::new();
-        while got.len() < 10 && std::time::Instant::now() < deadline {
-            got.extend(drain(&mut rx[0]));
+        let (mut prices, mut alerts) = (Vec::new(), Vec::new());
+        while (prices.len() < 10 || alerts.len() < 2) && std::time::Instant::now() < deadline {
+            while let Ok(u) = rx[0].pop() {
+                match u {
+                    Update::Price(bp) => prices.push(bp),
+                    Update::Reliable(m) => alerts.push(m.seq),
+                    Update::Metric(_) => {}
+                }
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
-        assert!(got.len() >= 10, "{}", got.len());
-        assert!(got.iter().all(|b| b.bid <= b.ask));
+        assert!(prices.len() >= 10, "{}", prices.len());
+        assert!(prices.iter().all(|b| b.bid <= b.ask));
+        assert_eq!(
+            alerts,
+            vec![1, 2],
+            "published events arrive sequenced, in order"
+        );
         assert!(stats.snapshot().quotes > 0);
     }
 }

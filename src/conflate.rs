@@ -54,6 +54,13 @@ impl LatestTable {
         }
     }
 
+    /// Forgets `stream` (its last subscriber left); the id may be reused.
+    pub fn clear(&mut self, stream: StreamId) {
+        if let Some(slot) = self.slots.get_mut(stream.0 as usize) {
+            *slot = None;
+        }
+    }
+
     /// The newest value of `stream`, if any.
     pub fn get(&self, stream: StreamId) -> Option<&Latest> {
         self.slots.get(stream.0 as usize)?.as_ref()
@@ -123,6 +130,19 @@ impl Subscriptions {
     /// Removes every subscription, returning the streams.
     pub fn clear(&mut self) -> Vec<StreamId> {
         self.subs.drain(..).map(|s| s.stream).collect()
+    }
+
+    /// Removes the subscriptions whose stream satisfies `pred`, returning them.
+    pub fn remove_where(&mut self, pred: impl Fn(StreamId) -> bool) -> Vec<StreamId> {
+        let mut removed = Vec::new();
+        self.subs.retain(|s| {
+            let hit = pred(s.stream);
+            if hit {
+                removed.push(s.stream);
+            }
+            !hit
+        });
+        removed
     }
 
     /// Appends the latest frame of every stream that moved since it was last

@@ -8,15 +8,18 @@
 //! less than the extra `send` calls a per-frame write would need.
 
 use crate::auth::Claims;
-use crate::conflate::{StreamId, Subscriptions};
+use crate::conflate::Subscriptions;
 use crate::flush::{ConnKey, FlushWheel};
 use crate::frame::{self, close, FrameReader, Incoming};
-use crate::protocol::{self, ClientOp, ErrorCode, OpError, SymbolError, PRICES};
+use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
+use crate::reliable::ReliableKey;
 use crate::shard::{Shard, ShardHandle};
+use crate::subscribe::MetricSub;
 use crate::symbol::SymbolId;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -70,8 +73,16 @@ pub struct Conn {
     pub claims: Claims,
     /// Symbols the token may see (`symbols` claim); `None` = all.
     allowed: Option<Vec<SymbolId>>,
-    /// Subscriptions with the last `seq` sent on each.
+    /// Latest-value subscriptions (prices and metric streams) with the last
+    /// `seq` sent on each.
     pub subs: Subscriptions,
+    /// One analytics subscription per `metrics.*` channel.
+    pub metric_subs: Vec<MetricSub>,
+    /// Reliable streams subscribed.
+    pub reliable_subs: Vec<ReliableKey>,
+    /// Reliable frames waiting for the next flush, in order; never merged.
+    reliable: VecDeque<Bytes>,
+    reliable_bytes: usize,
     /// Set when a subscribed stream changed since the last flush.
     pub dirty: bool,
     /// Set while the connection waits in the flush wheel.
@@ -113,6 +124,10 @@ impl Conn {
             claims,
             allowed,
             subs: Subscriptions::default(),
+            metric_subs: Vec::new(),
+            reliable_subs: Vec::new(),
+            reliable: VecDeque::new(),
+            reliable_bytes: 0,
             dirty: false,
             scheduled: false,
             control: Vec::new(),
@@ -145,8 +160,25 @@ impl Conn {
         }
     }
 
-    fn push_json(&mut self, json: &[u8]) {
+    /// Queues a JSON message as a control frame.
+    pub fn push_json(&mut self, json: &[u8]) {
         self.push_control(frame::text(json));
+    }
+
+    /// Queues a reliable frame. Past `limit` pending bytes the connection is
+    /// closed with 4008 and the queue dropped: the client reconnects and
+    /// replays with `since` rather than being fed a gap.
+    pub fn push_reliable(&mut self, frame: Bytes, limit: usize) {
+        if self.close.is_some() {
+            return;
+        }
+        self.reliable_bytes += frame.len();
+        self.reliable.push_back(frame);
+        if self.reliable_bytes > limit {
+            self.reliable.clear();
+            self.reliable_bytes = 0;
+            self.request_close(close::SLOW_CONSUMER, "reliable backlog over limit");
+        }
     }
 
     /// Starts closing with `code`; the first close requested wins.
@@ -178,7 +210,9 @@ impl Conn {
         if self.writing || self.flush_ready {
             return;
         }
-        let urgent = !self.control.is_empty() || (self.close.is_some() && !self.close_sent);
+        let urgent = !self.control.is_empty()
+            || !self.reliable.is_empty()
+            || (self.close.is_some() && !self.close_sent);
         if urgent || (self.dirty && now >= self.next_flush_at) {
             self.flush_ready = true;
             self.wake();
@@ -206,7 +240,8 @@ impl Conn {
         }
     }
 
-    fn may_see(&self, symbol: SymbolId) -> bool {
+    /// Whether the token's `symbols` claim covers `symbol`.
+    pub fn may_see(&self, symbol: SymbolId) -> bool {
         self.allowed
             .as_ref()
             .is_none_or(|list| list.binary_search(&symbol).is_ok())
@@ -234,6 +269,11 @@ impl Shard {
             buf.extend_from_slice(&f);
         }
         conn.control_bytes = 0;
+        // Reliable messages go out ahead of latest values and are not rate-capped.
+        for f in conn.reliable.drain(..) {
+            buf.extend_from_slice(&f);
+        }
+        conn.reliable_bytes = 0;
         if conn.close.is_none() && conn.dirty && now >= conn.next_flush_at {
             let c = conn.subs.collect_dirty(&self.table, &mut buf);
             conn.dirty = false;
@@ -321,11 +361,7 @@ impl Shard {
             Err(e) => Err(e),
             Ok(ClientOp::Ping { id }) => Ok(protocol::pong(id, protocol::now_ms())),
             Ok(ClientOp::Auth { id, token }) => self.refresh_token(key, id, &token),
-            Ok(ClientOp::Subscribe {
-                id,
-                channel,
-                symbols,
-            }) => self.subscribe(key, id, &channel, &symbols),
+            Ok(ClientOp::Subscribe(op)) => self.subscribe(key, op),
             Ok(ClientOp::Unsubscribe {
                 id,
                 channel,
@@ -338,121 +374,6 @@ impl Shard {
                 Err(e) => conn.push_json(&e.to_json()),
             }
         }
-    }
-
-    fn check_channel(&mut self, key: ConnKey, id: u64, channel: &str) -> Result<(), OpError> {
-        if channel != PRICES {
-            return Err(OpError::new(
-                Some(id),
-                ErrorCode::UnknownChannel,
-                format!("unknown channel {channel:?}"),
-            ));
-        }
-        let shared = self.shared().clone();
-        let roles = &shared.config.channels.prices_roles;
-        let allowed = self
-            .conns
-            .get_mut(key)
-            .is_some_and(|c| c.claims.has_any_role(roles));
-        if !allowed {
-            return Err(OpError::new(
-                Some(id),
-                ErrorCode::Forbidden,
-                format!(
-                    "channel {channel} needs one of the roles {}",
-                    roles.join(", ")
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn subscribe(
-        &mut self,
-        key: ConnKey,
-        id: u64,
-        channel: &str,
-        symbols: &[String],
-    ) -> Result<Vec<u8>, OpError> {
-        self.check_channel(key, id, channel)?;
-        let shared = self.shared().clone();
-        let max_subs = shared.config.server.max_subscriptions;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Err(OpError::new(Some(id), ErrorCode::BadRequest, "closed"));
-        };
-        let mut subscribed: Vec<&str> = Vec::new();
-        let mut errors = Vec::new();
-        let mut snapshot_streams = Vec::new();
-        for name in symbols {
-            let refuse = |code: ErrorCode| SymbolError {
-                symbol: name.clone(),
-                code: code.as_str(),
-            };
-            let Some(symbol) = shared.universe.symbol_id(name) else {
-                errors.push(refuse(ErrorCode::UnknownSymbol));
-                continue;
-            };
-            if !conn.may_see(symbol) {
-                errors.push(refuse(ErrorCode::NotEntitled));
-                continue;
-            }
-            let stream = StreamId(symbol.0);
-            if conn.subs.contains(stream) {
-                subscribed.push(name);
-                continue;
-            }
-            if conn.subs.len() >= max_subs {
-                errors.push(refuse(ErrorCode::TooManySubscriptions));
-                continue;
-            }
-            let sent_seq = self.table.get(stream).map_or(0, |l| l.seq);
-            conn.subs.add(stream, sent_seq);
-            self.topics.subscribe(stream, key.index);
-            subscribed.push(name);
-            snapshot_streams.push(stream);
-        }
-        // The ack goes first, then the snapshot, then (in later flushes) live values.
-        conn.push_json(&protocol::subscribe_ack(id, channel, &subscribed, &errors));
-        let table = &self.table;
-        let snapshot = protocol::snapshot(
-            channel,
-            snapshot_streams
-                .iter()
-                .filter_map(|s| table.get(*s))
-                .map(|l| l.payload()),
-        );
-        Ok(snapshot)
-    }
-
-    fn unsubscribe(
-        &mut self,
-        key: ConnKey,
-        id: u64,
-        channel: &str,
-        symbols: Option<&[String]>,
-    ) -> Result<Vec<u8>, OpError> {
-        self.check_channel(key, id, channel)?;
-        let universe = self.shared().universe.clone();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return Err(OpError::new(Some(id), ErrorCode::BadRequest, "closed"));
-        };
-        let streams: Vec<StreamId> = match symbols {
-            None => conn.subs.clear(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| universe.symbol_id(n))
-                .map(|s| StreamId(s.0))
-                .filter(|s| conn.subs.remove(*s))
-                .collect(),
-        };
-        for stream in &streams {
-            self.topics.unsubscribe(*stream, key.index);
-        }
-        let names: Vec<&str> = streams
-            .iter()
-            .map(|s| universe.symbol_name(SymbolId(s.0)))
-            .collect();
-        Ok(protocol::unsubscribe_ack(id, channel, &names))
     }
 
     fn refresh_token(&mut self, key: ConnKey, id: u64, token: &str) -> Result<Vec<u8>, OpError> {
@@ -492,7 +413,7 @@ fn unsent_bytes(fd: i32) -> usize {
 
 fn op_id(op: &ClientOp) -> u64 {
     match op {
-        ClientOp::Subscribe { id, .. }
+        ClientOp::Subscribe(SubscribeOp { id, .. })
         | ClientOp::Unsubscribe { id, .. }
         | ClientOp::Ping { id }
         | ClientOp::Auth { id, .. } => *id,

@@ -2,12 +2,12 @@
 //! to the WebSocket upgrade, `/healthz`, `/v1/channels` or `/v1/status`.
 
 use crate::auth::{self, AuthError, Claims};
+use crate::channel::ChannelKind;
 use crate::conn;
-use crate::protocol::PRICES;
 use crate::shard::ShardHandle;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,12 +96,15 @@ pub fn parse_head(buf: &[u8], max_bytes: usize) -> Result<Option<(Request, usize
 pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        202 => "Accepted",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -119,12 +122,14 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn json_error(status: u16, error: &str, reason: &str) -> Vec<u8> {
+/// A JSON error response `{"error":..,"reason":..}`.
+pub fn json_error(status: u16, error: &str, reason: &str) -> Vec<u8> {
     let body = serde_json::json!({ "error": error, "reason": reason }).to_string();
     response(status, "application/json", &body)
 }
 
-fn unauthorized(err: &AuthError) -> Vec<u8> {
+/// The `401` response for a refused token.
+pub fn unauthorized(err: &AuthError) -> Vec<u8> {
     response(401, "application/json", &err.json_body())
 }
 
@@ -164,9 +169,24 @@ pub fn switching_protocols(accept: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn authenticate(shard: &ShardHandle, req: &Request) -> Result<Claims, AuthError> {
+/// Verifies the request's token (header or `access_token`).
+pub fn authenticate(shard: &ShardHandle, req: &Request) -> Result<Claims, AuthError> {
     let token = auth::token_from_request(req.header("authorization"), req.query.as_deref())?;
     shard.shared().verifier.verify_now(&token)
+}
+
+/// One read that gives up at `deadline` (`None`).
+pub async fn read_before(
+    stream: &mut TcpStream,
+    chunk: &mut [u8],
+    deadline: Instant,
+) -> Option<std::io::Result<usize>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    futures_lite::future::or(async { Some(stream.read(chunk).await) }, async {
+        glommio::timer::sleep(left).await;
+        None
+    })
+    .await
 }
 
 /// Reads a request head within the size and time limits. Returns the request
@@ -178,15 +198,9 @@ async fn read_head(
 ) -> Result<(Request, Vec<u8>), Option<Vec<u8>>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let read = futures_lite::future::or(async { Some(stream.read(&mut chunk).await) }, async {
-            glommio::timer::sleep(left).await;
-            None
-        })
-        .await;
-        let n = match read {
+        let n = match read_before(stream, &mut chunk, deadline).await {
             None => {
                 return Err(Some(json_error(
                     408,
@@ -252,6 +266,7 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
                 }
             },
         },
+        ("POST", "/v1/publish") => crate::publish::serve(&shard, &mut stream, &req, leftover).await,
         ("GET", "/healthz") if draining => response(503, "text/plain", "draining"),
         ("GET", "/healthz") => response(200, "text/plain", "ok"),
         ("GET", "/v1/channels") => match authenticate(&shard, &req) {
@@ -266,23 +281,35 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
         (_, "/healthz" | "/v1/channels" | "/v1/status") => {
             json_error(405, "method_not_allowed", "use GET")
         }
+        (_, "/v1/publish") => json_error(405, "method_not_allowed", "use POST"),
         _ => json_error(404, "not_found", "no such endpoint"),
     };
     let _ = stream.write_all(&reply).await;
     let _ = stream.close().await;
 }
 
+/// The catalogue as `/v1/channels` serves it.
 fn channels_json(shard: &ShardHandle) -> String {
     let shared = shard.shared();
-    serde_json::json!({
-        "channels": [{
-            "name": PRICES,
-            "kind": "latest",
-            "roles": shared.config.channels.prices_roles,
-            "symbols": shared.universe.symbols(),
-        }]
-    })
-    .to_string()
+    let channels: Vec<_> = shared
+        .catalogue
+        .iter()
+        .map(|(_, c)| {
+            let mut entry = serde_json::json!({
+                "name": c.name, "kind": c.kind.as_str(), "roles": c.roles,
+            });
+            match c.kind {
+                ChannelKind::Prices => entry["symbols"] = shared.universe.symbols().into(),
+                ChannelKind::Metrics => {
+                    entry["metrics"] = c.metrics.clone().into();
+                    entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();
+                }
+                ChannelKind::Reliable { .. } => {}
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({ "channels": channels }).to_string()
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use std::io::Write;
 
-/// The `prices` channel name.
-pub const PRICES: &str = "prices";
+pub use crate::channel::PRICES;
 
 /// Error codes of PROTOCOL.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +25,8 @@ pub enum ErrorCode {
     UnknownChannel,
     /// The symbol is not served by this node.
     UnknownSymbol,
+    /// The metric is not part of the channel.
+    UnknownMetric,
     /// The token's roles do not allow the channel.
     Forbidden,
     /// The tenant or the token's `symbols` claim does not cover the symbol.
@@ -46,6 +47,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "unknown_op",
             ErrorCode::UnknownChannel => "unknown_channel",
             ErrorCode::UnknownSymbol => "unknown_symbol",
+            ErrorCode::UnknownMetric => "unknown_metric",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotEntitled => "not_entitled",
             ErrorCode::RateLimited => "rate_limited",
@@ -87,18 +89,33 @@ impl OpError {
     }
 }
 
+/// A `subscribe` op. Which fields apply depends on the channel's kind,
+/// checked when it is carried out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SubscribeOp {
+    /// Client-chosen id echoed in the reply.
+    pub id: u64,
+    /// Channel name.
+    pub channel: String,
+    /// `prices`: symbols to add.
+    pub symbols: Option<Vec<String>>,
+    /// `metrics.*`: metrics wanted (`None` = every metric of the channel).
+    pub metrics: Option<Vec<String>>,
+    /// `metrics.*`: `(dimension, value)` pairs an event must match.
+    pub filters: Vec<(String, String)>,
+    /// `metrics.*`: window size.
+    pub window_ms: Option<u64>,
+    /// `metrics.*`: aggregation (`sum`, `avg`, `min`, `max`, `last`, `count`, `delta`).
+    pub agg: Option<String>,
+    /// Reliable channels: the last `seq` the client has; replay what follows.
+    pub since: Option<u64>,
+}
+
 /// A parsed client op.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientOp {
-    /// Subscribe to symbols of a channel.
-    Subscribe {
-        /// Client-chosen id echoed in the reply.
-        id: u64,
-        /// Channel name.
-        channel: String,
-        /// Symbols to add.
-        symbols: Vec<String>,
-    },
+    /// Subscribe to (part of) a channel.
+    Subscribe(SubscribeOp),
     /// Unsubscribe from some (or, with `None`, all) symbols of a channel.
     Unsubscribe {
         /// Client-chosen id echoed in the reply.
@@ -166,30 +183,51 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
             None => Err(bad("missing field channel")),
         }
     };
-    let symbols = |v: &BorrowedValue| -> Result<Vec<String>, OpError> {
-        let arr = v
-            .as_array()
-            .ok_or_else(|| bad("symbols must be an array of strings"))?;
+    let names = |field: &str, v: &BorrowedValue| -> Result<Vec<String>, OpError> {
+        let not_list = || bad(&format!("{field} must be an array of strings"));
+        let arr = v.as_array().ok_or_else(not_list)?;
         if arr.len() > max_symbols {
-            return Err(bad(&format!("at most {max_symbols} symbols per op")));
+            return Err(bad(&format!("at most {max_symbols} {field} per op")));
         }
         arr.iter()
-            .map(|s| {
-                s.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| bad("symbols must be an array of strings"))
-            })
+            .map(|s| s.as_str().map(str::to_owned).ok_or_else(not_list))
             .collect()
     };
+    let symbols = |v: &BorrowedValue| names("symbols", v);
+    let number = |field: &str| -> Result<Option<u64>, OpError> {
+        obj.get(field)
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| bad(&format!("{field} must be an unsigned integer")))
+            })
+            .transpose()
+    };
     Ok(match op {
-        "subscribe" => ClientOp::Subscribe {
+        "subscribe" => ClientOp::Subscribe(SubscribeOp {
             id,
             channel: channel()?,
-            symbols: symbols(
-                obj.get("symbols")
-                    .ok_or_else(|| bad("missing field symbols"))?,
-            )?,
-        },
+            symbols: obj.get("symbols").map(symbols).transpose()?,
+            metrics: obj
+                .get("metrics")
+                .map(|v| names("metrics", v))
+                .transpose()?,
+            filters: match obj.get("filters") {
+                None => Vec::new(),
+                Some(v) => filters(v).ok_or_else(|| {
+                    bad("filters must be an object of at most 16 dimension: string pairs")
+                })?,
+            },
+            window_ms: number("window_ms")?,
+            agg: obj
+                .get("agg")
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad("agg must be a string"))
+                })
+                .transpose()?,
+            since: number("since")?,
+        }),
         "unsubscribe" => ClientOp::Unsubscribe {
             id,
             channel: channel()?,
@@ -205,6 +243,20 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
                 .to_owned(),
         },
     })
+}
+
+/// Reads `filters`: an object of dimension → string, sorted by dimension.
+fn filters(v: &BorrowedValue) -> Option<Vec<(String, String)>> {
+    let obj = v.as_object()?;
+    if obj.len() > crate::event::MAX_DIMS {
+        return None;
+    }
+    let mut pairs = obj
+        .iter()
+        .map(|(k, v)| Some((k.to_string(), v.as_str()?.to_owned())))
+        .collect::<Option<Vec<_>>>()?;
+    pairs.sort();
+    Some(pairs)
 }
 
 fn to_json<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -276,6 +328,41 @@ pub fn subscribe_ack(
     to_json(&serde_json::json!({
         "type": "ack", "id": id, "channel": channel,
         "subscribed": subscribed, "errors": errors,
+    }))
+}
+
+/// The `ack` of a `metrics.*` subscribe: the metrics subscribed, those
+/// refused, and the window it runs on.
+pub fn metrics_ack(
+    id: u64,
+    channel: &str,
+    subscribed: &[&str],
+    unknown: &[&str],
+    window_ms: u64,
+    agg: &str,
+) -> Vec<u8> {
+    let errors: Vec<_> = unknown
+        .iter()
+        .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric.as_str()}))
+        .collect();
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": subscribed,
+        "errors": errors, "window_ms": window_ms, "agg": agg,
+    }))
+}
+
+/// The `ack` of a reliable-channel subscribe: whether the history covered
+/// `since` (`recovered`) and the stream's last `seq` when it was made.
+pub fn reliable_ack(
+    id: u64,
+    channel: &str,
+    since: Option<u64>,
+    recovered: bool,
+    last_seq: u64,
+) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": true,
+        "since": since, "recovered": recovered, "last_seq": last_seq,
     }))
 }
 
@@ -429,11 +516,36 @@ mod tests {
     fn parses_every_op() {
         assert_eq!(
             parse(r#"{"op":"subscribe","id":1,"channel":"prices","symbols":["EURUSD"]}"#),
-            Ok(ClientOp::Subscribe {
+            Ok(ClientOp::Subscribe(SubscribeOp {
                 id: 1,
                 channel: "prices".into(),
-                symbols: vec!["EURUSD".into()]
-            })
+                symbols: Some(vec!["EURUSD".into()]),
+                ..SubscribeOp::default()
+            }))
+        );
+        assert_eq!(
+            parse(
+                r#"{"op":"subscribe","id":2,"channel":"metrics.trading","metrics":["trade_count"],
+                "filters":{"desk":"D","book":"FX1"},"window_ms":1000,"agg":"sum"}"#
+            ),
+            Ok(ClientOp::Subscribe(SubscribeOp {
+                id: 2,
+                channel: "metrics.trading".into(),
+                metrics: Some(vec!["trade_count".into()]),
+                filters: vec![("book".into(), "FX1".into()), ("desk".into(), "D".into())],
+                window_ms: Some(1000),
+                agg: Some("sum".into()),
+                ..SubscribeOp::default()
+            }))
+        );
+        assert_eq!(
+            parse(r#"{"op":"subscribe","id":3,"channel":"alerts","since":41}"#),
+            Ok(ClientOp::Subscribe(SubscribeOp {
+                id: 3,
+                channel: "alerts".into(),
+                since: Some(41),
+                ..SubscribeOp::default()
+            }))
         );
         assert_eq!(
             parse(r#"{"op":"unsubscribe","id":4,"channel":"prices"}"#),
@@ -475,6 +587,16 @@ mod tests {
         assert_eq!(parse(&too_many).unwrap_err().code, ErrorCode::BadRequest);
         assert_eq!(parse(r#"{"op":"ping","id":-1}"#).unwrap_err().id, None);
         assert_eq!(parse("[]").unwrap_err().code, ErrorCode::BadRequest);
+        for bad in [
+            r#"{"op":"subscribe","id":1,"channel":"alerts","since":-1}"#,
+            r#"{"op":"subscribe","id":1,"channel":"metrics.pnl","filters":{"book":1}}"#,
+            r#"{"op":"subscribe","id":1,"channel":"metrics.pnl","filters":[]}"#,
+            r#"{"op":"subscribe","id":1,"channel":"metrics.pnl","agg":5}"#,
+            r#"{"op":"subscribe","id":1,"channel":"metrics.pnl","metrics":"total_pnl"}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.id, e.code), (Some(1), ErrorCode::BadRequest), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! One lock-free SPSC ring per shard carrying fixed-size [`Update`] records
 //! from the aggregator thread to the shard that owns the subscribers.
 
+use crate::event::MetricEvent;
+use crate::reliable::ReliableMsg;
 use crate::symbol::{SymbolId, VenueId};
+use std::sync::Arc;
 
 /// Best bid/ask across venues for one symbol, as published by the aggregator.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,11 +29,16 @@ pub struct BestPrice {
     pub ask_venue: VenueId,
 }
 
-/// A record on a shard ring. Fixed size and `Copy`: nothing on the ring allocates.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A record on a shard ring. Fixed size: a price is carried by value (the
+/// hot path allocates nothing); events are shared by every shard behind an `Arc`.
+#[derive(Clone, Debug)]
 pub enum Update {
     /// A new best price for one symbol.
     Price(BestPrice),
+    /// A metric event for the shard's analytics windows.
+    Metric(Arc<MetricEvent>),
+    /// A sequenced, encoded reliable message.
+    Reliable(Arc<ReliableMsg>),
 }
 
 /// Producer end of a shard ring, owned by the aggregator thread.

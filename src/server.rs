@@ -2,8 +2,9 @@
 //! executors (one per core), plus the supervisor that drains on SIGTERM/SIGINT
 //! and fails loudly when a shard dies.
 
-use crate::aggregator::{self, AggregatorStats};
+use crate::aggregator::{self, Aggregator, AggregatorStats};
 use crate::auth::{self, MintRequest, SecretSource, Verifier};
+use crate::channel::Catalogue;
 use crate::config::Config;
 use crate::feed;
 use crate::ring::{self, RingConsumer};
@@ -68,16 +69,17 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let agg_stats = Arc::new(AggregatorStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let feed = feed::open(&config.feed, universe.clone()).context("opening the feed")?;
-    let aggregator = aggregator::spawn(
-        feed,
-        universe.clone(),
+    let catalogue = Arc::new(Catalogue::new(&config.channels)?);
+    let (publisher, published) = mpsc::channel();
+    let agg = Aggregator::new(
+        &universe,
         &config.feed,
+        catalogue.clone(),
         producers,
         agg_stats.clone(),
-        stop.clone(),
-        None,
-    )
-    .context("starting the aggregator thread")?;
+    );
+    let aggregator = aggregator::spawn(agg, feed, published, stop.clone(), None)
+        .context("starting the aggregator thread")?;
 
     let listen = config.server.listen;
     let local_token = auth::mint_hs256(
@@ -93,9 +95,11 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(
         config,
         universe.clone(),
+        catalogue,
         verifier,
         shards,
         agg_stats,
+        publisher,
     ));
 
     let (events_tx, events) = mpsc::channel();

@@ -8,29 +8,40 @@
 
 use crate::aggregator::AggregatorStats;
 use crate::auth::Verifier;
+use crate::channel::Catalogue;
 use crate::config::Config;
 use crate::conflate::{Latest, LatestTable, StreamId};
 use crate::conn::Conn;
+use crate::event::Event;
 use crate::flush::{ConnKey, FlushWheel};
 use crate::frame;
 use crate::protocol;
+use crate::reliable::ReliableStreams;
 use crate::ring::{RingConsumer, Update};
 use crate::symbol::Universe;
 use crate::topic::{ConnIndex, TopicIndex};
+use crate::window::MetricStreams;
 use hdrhistogram::Histogram;
 use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Read-only state every shard sees: configuration, universe, verifier, and
-/// the per-shard figures each shard publishes for `/v1/status`.
+/// Read-only state every shard sees: configuration, universe, channel
+/// catalogue, verifier, the publish queue to the aggregator, and the
+/// per-shard figures each shard publishes for `/v1/status`.
 pub struct Shared {
     /// The validated configuration.
     pub config: Config,
     /// Symbols and venues.
     pub universe: Arc<Universe>,
+    /// Channels, their kinds, roles and metrics.
+    pub catalogue: Arc<Catalogue>,
+    /// Events accepted by `POST /v1/publish`, on their way to the aggregator
+    /// (one batch per request, so a request is published whole or not at all).
+    pub publisher: Sender<Vec<Event>>,
     /// Token verification.
     pub verifier: Verifier,
     /// Figures of each shard, written only by that shard.
@@ -45,13 +56,17 @@ impl Shared {
     pub fn new(
         config: Config,
         universe: Arc<Universe>,
+        catalogue: Arc<Catalogue>,
         verifier: Verifier,
         shards: usize,
         aggregator: Arc<AggregatorStats>,
+        publisher: Sender<Vec<Event>>,
     ) -> Self {
         Shared {
             config,
             universe,
+            catalogue,
+            publisher,
             verifier,
             shard_stats: (0..shards).map(|_| ShardStats::default()).collect(),
             aggregator,
@@ -243,6 +258,10 @@ pub struct Shard {
     pub table: LatestTable,
     /// Stream → subscribed connections.
     pub topics: TopicIndex,
+    /// Per-tenant metric windows and their streams.
+    pub metrics: MetricStreams,
+    /// Reliable streams: history and subscribers.
+    pub reliable: ReliableStreams,
     /// Connections waiting for their next allowed flush.
     pub wheel: FlushWheel,
     /// Ring-to-socket latency in microseconds.
@@ -254,18 +273,29 @@ pub struct Shard {
     shared: Arc<Shared>,
     scratch: Vec<u8>,
     due: Vec<ConnKey>,
+    changed: Vec<StreamId>,
     connections_made: u64,
 }
 
 impl Shard {
     fn new(id: usize, shared: Arc<Shared>) -> Self {
         let cfg = &shared.config.server;
+        let channels = &shared.config.channels;
         let flush_interval = cfg.flush_interval();
         Shard {
             id,
             conns: ConnTable::default(),
             table: LatestTable::default(),
             topics: TopicIndex::default(),
+            metrics: MetricStreams::new(
+                shared.catalogue.clone(),
+                shared.universe.symbol_count() as u32,
+                &channels.windows_ms,
+            ),
+            reliable: ReliableStreams::new(
+                channels.history_max,
+                channels.history_secs.saturating_mul(1_000_000),
+            ),
             wheel: FlushWheel::new(Instant::now(), cfg.tick(), flush_interval),
             // 1 µs to 60 s at 3 significant figures; the bounds are constants.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -275,6 +305,7 @@ impl Shard {
             shared,
             scratch: Vec::with_capacity(512),
             due: Vec::new(),
+            changed: Vec::new(),
             connections_made: 0,
         }
     }
@@ -290,21 +321,52 @@ impl Shard {
         format!("{}-{}", self.id, self.connections_made)
     }
 
-    /// Applies one ring record: encode once, store, mark subscribers dirty.
+    /// Applies one ring record. A price is encoded once, stored and its
+    /// subscribers marked dirty; a metric event goes into the windows; a
+    /// reliable message into its history and its subscribers' queues.
     pub fn apply(&mut self, update: Update, now: Instant) {
-        let Update::Price(price) = update;
-        protocol::write_price(&price, &self.shared.universe, &mut self.scratch);
-        let frame = frame::text(&self.scratch);
-        let stream = StreamId(price.symbol.0);
-        let latest = Latest {
-            seq: price.seq,
-            ts_us: price.ts_us,
-            payload_at: frame.len() - self.scratch.len(),
-            frame,
-        };
-        if !self.table.publish(stream, latest) {
-            return;
+        match update {
+            Update::Price(price) => {
+                protocol::write_price(&price, &self.shared.universe, &mut self.scratch);
+                let frame = frame::text(&self.scratch);
+                let stream = StreamId(price.symbol.0);
+                let latest = Latest {
+                    seq: price.seq,
+                    ts_us: price.ts_us,
+                    payload_at: frame.len() - self.scratch.len(),
+                    frame,
+                };
+                if self.table.publish(stream, latest) {
+                    self.mark_dirty(stream, now);
+                }
+            }
+            Update::Metric(event) => self.metrics.on_event(event, crate::feed::now_us()),
+            Update::Reliable(msg) => {
+                let limit = self.shared.config.channels.max_pending_reliable;
+                let frame = msg.frame.clone();
+                for &key in self.reliable.on_message(msg, crate::feed::now_us()) {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        conn.push_reliable(frame.clone(), limit);
+                        conn.request_flush(&mut self.wheel, now);
+                    }
+                }
+            }
         }
+    }
+
+    /// Closes the metric windows that are due and marks the subscribers of
+    /// every value that changed.
+    pub fn close_windows(&mut self, now: Instant) {
+        let mut changed = std::mem::take(&mut self.changed);
+        self.metrics
+            .close_due(crate::feed::now_us(), &mut self.table, &mut changed);
+        for stream in changed.drain(..) {
+            self.mark_dirty(stream, now);
+        }
+        self.changed = changed;
+    }
+
+    fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
         for &index in self.topics.subscribers(stream) {
             if let Some(conn) = self.conns.by_index(index) {
                 if !conn.dirty {
@@ -341,6 +403,7 @@ impl Shard {
             for stream in conn.subs.clear() {
                 self.topics.unsubscribe(stream, key.index);
             }
+            self.release_channels(key, &conn.metric_subs, &conn.reliable_subs);
         }
     }
 
@@ -355,6 +418,7 @@ impl Shard {
             conn.housekeeping(now, now_s, heartbeat, draining);
             conn.request_flush(&mut self.wheel, now);
         }
+        self.reliable.prune(crate::feed::now_us());
         self.publish_stats();
     }
 
@@ -437,6 +501,7 @@ pub async fn run(
             while let Ok(update) = ring.pop() {
                 shard.apply(update, now);
             }
+            shard.close_windows(now);
             shard.fire_wheel(now);
             if now >= next_housekeeping {
                 shard.housekeeping(now, crate::feed::now_us() / 1_000_000);

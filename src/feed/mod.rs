@@ -41,6 +41,10 @@ pub trait Feed: Send {
     /// the aggregator logs it and keeps running idle.
     fn poll(&mut self, out: &mut Vec<VenueQuote>, max_wait: Duration) -> io::Result<()>;
 
+    /// Appends the metric and reliable events that arrived with the quotes
+    /// of the last `poll`; feeds without events add nothing.
+    fn poll_events(&mut self, _out: &mut Vec<crate::event::Event>) {}
+
     /// Input lines or messages dropped as malformed so far, for the status
     /// page; feeds that cannot receive bad input report 0.
     fn input_errors(&self) -> u64 {
