@@ -165,7 +165,16 @@ impl Conn {
         self.push_control(frame::text(json));
     }
 
-    /// Queues a reliable frame. Past `limit` pending bytes the connection is
+    /// Queues a replayed reliable frame. It is not counted against
+    /// `max_pending_reliable`: a replay is bounded by the history and shares
+    /// its frames, where live messages behind a stalled client are not.
+    pub fn push_replay(&mut self, frame: Bytes) {
+        if self.close.is_none() {
+            self.reliable.push_back(frame);
+        }
+    }
+
+    /// Queues a live reliable frame. Past `limit` pending bytes the connection is
     /// closed with 4008 and the queue dropped: the client reconnects and
     /// replays with `since` rather than being fed a gap.
     pub fn push_reliable(&mut self, frame: Bytes, limit: usize) {

@@ -249,7 +249,6 @@ impl Shard {
         per_user: bool,
         op: &SubscribeOp,
     ) -> Result<Vec<u8>, OpError> {
-        let limit = self.shared().config.channels.max_pending_reliable;
         let conn = self.conns.get_mut(key).ok_or_else(|| closed(op.id))?;
         let stream = ReliableKey {
             tenant: Arc::from(conn.claims.tenant.as_str()),
@@ -264,12 +263,12 @@ impl Shard {
         // (or snapshot) queued here and of the live messages behind them.
         if replay.recovered {
             for msg in &replay.messages {
-                conn.push_reliable(msg.frame.clone(), limit);
+                conn.push_replay(msg.frame.clone());
             }
         } else {
             let snapshot =
                 protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
-            conn.push_reliable(crate::frame::text(&snapshot), limit);
+            conn.push_replay(crate::frame::text(&snapshot));
         }
         Ok(protocol::reliable_ack(
             op.id,

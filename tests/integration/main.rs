@@ -1,20 +1,26 @@
 //! Integration tests: each module starts the real `quotecast` binary on port 0
 //! and talks to it over real sockets; one module per behaviour.
 
+mod events_util;
 mod util;
 
+mod alerts_replay;
 mod auth_rejections;
 mod bad_ops;
+mod channel_permissions;
 mod entitlements;
 mod http_routes;
 mod idle_timeout;
 mod limits;
+mod metrics_windows;
 mod never_reader;
+mod publish_http;
 mod rate_cap;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
 mod subscribe_snapshot;
+mod tenant_isolation;
 mod token_expiry;
 mod unsubscribe;
 mod welcome;

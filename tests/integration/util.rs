@@ -440,7 +440,7 @@ pub fn ws_upgrade_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]
 
 /// Reads one response: the head, then (unless 101) a Content-Length or chunked
 /// body, or everything to EOF. Returns the bytes read past the response too.
-fn read_http_response(
+pub fn read_http_response(
     s: &mut TcpStream,
     deadline: Instant,
 ) -> Result<(HttpResponse, Vec<u8>), String> {

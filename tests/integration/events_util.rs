@@ -1,0 +1,89 @@
+//! Helpers for the analytics and reliable-channel tests: publishing events
+//! over `POST /v1/publish` and reading metric and alert frames.
+
+use crate::util::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// `POST path` with a bearer token and a JSON body, over a fresh connection.
+pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> HttpResponse {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    read_http_response(&mut s, after_ms(5000))
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        .0
+}
+
+/// A SERVICE token of tenant `t1` (publishers need ADMIN or SERVICE).
+pub fn service() -> String {
+    token(&["SERVICE"])
+}
+
+/// Publishes `events` (an object or an array) and checks the `202`.
+pub fn publish(server: &Server, events: &Value) {
+    let resp = http_post(
+        server.addr,
+        "/v1/publish",
+        Some(&service()),
+        &events.to_string(),
+    );
+    assert_eq!(resp.status, 202, "publish refused: {}", resp.body);
+    let want = events.as_array().map_or(1, Vec::len);
+    assert_eq!(resp.json()["accepted"], want, "{}", resp.body);
+}
+
+/// An alert for `tenant` whose message is `message`.
+pub fn alert(tenant: &str, message: &str) -> Value {
+    json!({"channel": "alerts", "tenant": tenant, "data": {
+        "level": "warning", "kind": "loss_limit", "message": message,
+        "current": 80_000, "threshold": 100_000}})
+}
+
+/// A `metrics.trading` event of `tenant` at `ts_us` with dims and values.
+pub fn trade(tenant: &str, ts_us: i64, book: &str, values: Value) -> Value {
+    json!({"channel": "metrics.trading", "tenant": tenant, "ts": ts_us,
+        "dims": {"book": book, "desk": "D1"}, "values": values})
+}
+
+/// A connection with `roles` for user `sub` of `tenant`.
+pub fn connect_as(server: &Server, sub: &str, tenant: &str, roles: &[&str]) -> Ws {
+    connect(server, &sign(&claims(sub, tenant, roles, 600)))
+}
+
+/// Start (µs) of the 1-second window after the current one: events stamped
+/// inside it are all published before it closes.
+pub fn next_second_us() -> i64 {
+    (now_us() / 1_000_000 + 1) * 1_000_000
+}
+
+/// Reads until the `metrics` frame of `metric` for window `seq` arrives;
+/// returns it and the frames before it.
+pub fn metric_frame(ws: &mut Ws, metric: &str, seq: i64) -> (Value, Vec<Value>) {
+    ws.recv_until(after_ms(5000), |v| {
+        v["type"] == "metrics" && v["seq"] == seq && !v["values"][metric].is_null()
+    })
+}
+
+/// Sends a `subscribe` and returns its ack (failing on an error reply).
+pub fn subscribe_op(ws: &mut Ws, op: Value) -> Value {
+    let (ack, _) = ws.request(op);
+    assert_eq!(ack["type"], "ack", "subscribe refused: {ack}");
+    ack
+}
+
+/// The `seq` of every `alert` frame among `frames`.
+pub fn alert_seqs(frames: &[Value]) -> Vec<i64> {
+    frames
+        .iter()
+        .filter(|v| v["type"] == "alert")
+        .map(|v| v["seq"].as_i64().unwrap())
+        .collect()
+}
