@@ -98,13 +98,22 @@ impl Shared {
         let agg = self.aggregator.snapshot();
         serde_json::json!({
             "connections": sum(|s| &s.connections),
-            "subscriptions": { protocol::PRICES: sum(|s| &s.subscriptions) },
+            "subscriptions": {
+                "latest": sum(|s| &s.subscriptions),
+                "reliable": sum(|s| &s.reliable_subscriptions),
+            },
+            "analytics": {
+                "window_specs": sum(|s| &s.window_specs),
+                "metric_events": sum(|s| &s.metric_events),
+                "late_metric_events": sum(|s| &s.late_metric_events),
+            },
             "draining": self.is_draining(),
             "aggregator": {
                 "quotes": agg.quotes,
                 "published": agg.published,
                 "rejected": agg.rejected,
                 "overruns": agg.overruns,
+                "events": agg.events,
             },
             "shards": shards,
         })
@@ -118,8 +127,16 @@ impl Shared {
 pub struct ShardStats {
     /// Open WebSocket connections.
     pub connections: AtomicU64,
-    /// Subscriptions across connections.
+    /// Latest-value subscriptions (price and metric streams) across connections.
     pub subscriptions: AtomicU64,
+    /// Reliable-stream subscriptions across connections.
+    pub reliable_subscriptions: AtomicU64,
+    /// Window computations running.
+    pub window_specs: AtomicU64,
+    /// Metric events received (every shard receives every event).
+    pub metric_events: AtomicU64,
+    /// Metric events that arrived after their window closed.
+    pub late_metric_events: AtomicU64,
     /// Value frames written.
     pub frames: AtomicU64,
     /// Flushes (socket writes) done.
@@ -426,6 +443,12 @@ impl Shard {
         let s = &self.shared.shard_stats[self.id];
         s.connections.store(self.conns.len() as u64, Relaxed);
         s.subscriptions.store(self.topics.total() as u64, Relaxed);
+        s.reliable_subscriptions
+            .store(self.reliable.subscriptions() as u64, Relaxed);
+        s.window_specs.store(self.metrics.specs() as u64, Relaxed);
+        let windows = self.metrics.counters();
+        s.metric_events.store(windows.events, Relaxed);
+        s.late_metric_events.store(windows.late, Relaxed);
         s.frames.store(self.counters.frames, Relaxed);
         s.flushes.store(self.counters.flushes, Relaxed);
         s.skipped.store(self.counters.skipped, Relaxed);
