@@ -1,0 +1,242 @@
+//! Churn soak against a running quotecast (loopback only, bounded in time).
+//!
+//! Worker threads loop until the deadline: connect, subscribe to prices, a
+//! metrics channel and alerts, read for a while, unsubscribe, disconnect.
+//! A share of the clients read slowly and a share never read at all. Every
+//! second the server's RSS and open file descriptors are sampled from
+//! `/proc/<pid>`; after the churn stops and the clients are gone, the end
+//! state is compared with the plateau (RSS) and the idle baseline (fds).
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rand::Rng;
+use serde_json::json;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+#[derive(Parser, Debug)]
+#[command(about = "Churn soak against a running quotecast")]
+struct Args {
+    /// Server address (loopback only).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Server process id, for RSS and fd sampling.
+    #[arg(long)]
+    pid: u32,
+    /// A token with TRADER (and ideally ADMIN) roles.
+    #[arg(long)]
+    token: String,
+    /// Churn duration in seconds.
+    #[arg(long, default_value_t = 600)]
+    seconds: u64,
+    /// Concurrent client threads.
+    #[arg(long, default_value_t = 64)]
+    threads: usize,
+    /// Percent of clients that read one frame a second.
+    #[arg(long, default_value_t = 5)]
+    slow_pct: u32,
+    /// Percent of clients that never read.
+    #[arg(long, default_value_t = 2)]
+    dead_pct: u32,
+    /// Write the JSON summary here as well as to stdout.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Default)]
+struct Counts {
+    sessions: AtomicU64,
+    frames: AtomicU64,
+    errors: AtomicU64,
+    last_error: std::sync::Mutex<String>,
+    slow: AtomicU64,
+    dead: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at_s: f64,
+    rss_kib: u64,
+    fds: u64,
+}
+
+fn sample(pid: u32, start: Instant) -> Option<Sample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some(Sample {
+        at_s: start.elapsed().as_secs_f64(),
+        rss_kib,
+        fds,
+    })
+}
+
+/// One client session; returns the frames read.
+fn session(args: &Args, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
+    let stream = TcpStream::connect_timeout(&args.addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let url = format!("ws://{}/v1/ws?access_token={}", args.addr, args.token);
+    let (mut ws, _) = tungstenite::client::client(url, stream).context("upgrade")?;
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)))?;
+    let symbols: Vec<String> = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD", "AUDUSD"]
+        .iter()
+        .filter(|_| rng.random_bool(0.5))
+        .map(|s| s.to_string())
+        .collect();
+    for op in [
+        json!({"op":"subscribe","id":1,"channel":"prices","symbols":symbols}),
+        json!({"op":"subscribe","id":2,"channel":"metrics.trading","window_ms":1000,"agg":"sum"}),
+        json!({"op":"subscribe","id":3,"channel":"alerts","since":0}),
+    ] {
+        ws.send(Message::text(op.to_string()))?;
+    }
+    let mut frames = 0;
+    let mut read_for =
+        |ws: &mut tungstenite::WebSocket<TcpStream>, span: Duration, gap: Duration| {
+            let until = Instant::now() + span;
+            while Instant::now() < until {
+                match ws.read() {
+                    Ok(_) => frames += 1,
+                    Err(tungstenite::Error::Io(e))
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return false,
+                }
+                std::thread::sleep(gap);
+            }
+            true
+        };
+    match kind {
+        // Dead: subscribed, never reads, disappears.
+        0 => std::thread::sleep(Duration::from_millis(rng.random_range(2_000..12_000))),
+        // Slow: one frame a second for a few seconds.
+        1 => {
+            read_for(
+                &mut ws,
+                Duration::from_secs(rng.random_range(2..6)),
+                Duration::from_secs(1),
+            );
+        }
+        _ => {
+            let span = Duration::from_millis(rng.random_range(50..800));
+            if read_for(&mut ws, span, Duration::ZERO) {
+                for op in [
+                    json!({"op":"unsubscribe","id":4,"channel":"prices"}),
+                    json!({"op":"unsubscribe","id":5,"channel":"metrics.trading"}),
+                ] {
+                    ws.send(Message::text(op.to_string()))?;
+                }
+                read_for(&mut ws, Duration::from_millis(50), Duration::ZERO);
+                let _ = ws.close(None);
+                read_for(&mut ws, Duration::from_millis(50), Duration::ZERO);
+            }
+        }
+    }
+    Ok(frames)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Arc::new(Args::parse());
+    if !args.addr.ip().is_loopback() {
+        bail!("the soak only targets loopback addresses");
+    }
+    let start = Instant::now();
+    let baseline = sample(args.pid, start).context("server process not found")?;
+    let counts = Arc::new(Counts::default());
+    let deadline = start + Duration::from_secs(args.seconds);
+    let workers: Vec<_> = (0..args.threads)
+        .map(|_| {
+            let (args, counts) = (args.clone(), counts.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rng();
+                while Instant::now() < deadline {
+                    let roll = rng.random_range(0..100);
+                    let kind = if roll < args.dead_pct {
+                        counts.dead.fetch_add(1, Relaxed);
+                        0
+                    } else if roll < args.dead_pct + args.slow_pct {
+                        counts.slow.fetch_add(1, Relaxed);
+                        1
+                    } else {
+                        2
+                    };
+                    match session(&args, kind, &mut rng) {
+                        Ok(n) => {
+                            counts.sessions.fetch_add(1, Relaxed);
+                            counts.frames.fetch_add(n, Relaxed);
+                        }
+                        Err(e) => {
+                            counts.errors.fetch_add(1, Relaxed);
+                            if let Ok(mut last) = counts.last_error.lock() {
+                                *last = format!("{e:#}");
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut samples = vec![baseline];
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.extend(sample(args.pid, start));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    // Let the server notice the last closes (dead clients are cut by the slow-consumer clock).
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut end = sample(args.pid, start).context("server died")?;
+    while Instant::now() < settle && end.fds > baseline.fds {
+        std::thread::sleep(Duration::from_secs(1));
+        end = sample(args.pid, start).context("server died")?;
+    }
+    let churn: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.at_s > args.seconds as f64 * 0.25)
+        .map(|s| s.rss_kib)
+        .collect();
+    let plateau = median(&churn).unwrap_or(end.rss_kib);
+    let peak = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+    let rss_ok = end.rss_kib as f64 <= plateau as f64 * 1.10;
+    let fds_ok = end.fds <= baseline.fds;
+    let summary = json!({
+        "seconds": args.seconds, "threads": args.threads,
+        "sessions": counts.sessions.load(Relaxed), "frames": counts.frames.load(Relaxed),
+        "session_errors": counts.errors.load(Relaxed),
+        "last_error": counts.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+        "slow_clients": counts.slow.load(Relaxed), "dead_clients": counts.dead.load(Relaxed),
+        "rss_kib": {"start": baseline.rss_kib, "plateau": plateau, "peak": peak, "end": end.rss_kib},
+        "fds": {"baseline": baseline.fds, "end": end.fds},
+        "rss_end_within_10pct_of_plateau": rss_ok, "fds_back_to_baseline": fds_ok,
+    });
+    let text = serde_json::to_string_pretty(&summary)?;
+    println!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text)?;
+    }
+    if !(rss_ok && fds_ok) {
+        bail!("soak failed: memory or file descriptors did not return");
+    }
+    Ok(())
+}
+
+fn median(values: &[u64]) -> Option<u64> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
