@@ -2,6 +2,7 @@
 //! checked by [`Config::validate`] which says what to fix.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct Config {
     pub feed: FeedConfig,
     /// Channel permissions.
     pub channels: ChannelsConfig,
+    /// Symbol entitlements per tenant; a tenant without an entry sees every symbol.
+    pub tenants: BTreeMap<String, TenantConfig>,
 }
 
 /// Listener, shards and per-connection limits.
@@ -121,13 +124,58 @@ impl ServerConfig {
     }
 }
 
+/// A signature algorithm quotecast can be configured to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JwtAlg {
+    /// HMAC-SHA256 with the shared secret (`auth.hs256_secret_file` or the env).
+    HS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA public key.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlg {
+    /// The name used in a JWT header and in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlg::HS256 => "HS256",
+            JwtAlg::RS256 => "RS256",
+            JwtAlg::ES256 => "ES256",
+            JwtAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// A public key from a PEM file, selected by a token's `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PemKeyConfig {
+    /// The `kid` a token names to select this key; unique across `keys` and the JWKS.
+    pub kid: String,
+    /// The key's algorithm: RS256, ES256 or EdDSA (HS256 is a secret, never a PEM).
+    pub alg: JwtAlg,
+    /// PEM file holding the public key (SPKI `PUBLIC KEY`; RSA also `RSA PUBLIC KEY`).
+    pub pem_file: PathBuf,
+}
+
 /// Token verification settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// Algorithms a token may use; anything else (and every spelling of `none`)
+    /// is refused with `algorithm_not_allowed`.
+    pub algorithms: Vec<JwtAlg>,
     /// File holding the HS256 secret. `QUOTECAST_JWT_HS256_SECRET` takes precedence.
-    /// With neither, `serve` runs in dev mode with a random secret.
+    /// With neither, `serve` runs in dev mode with a random secret. Read only
+    /// when `algorithms` lists HS256.
     pub hs256_secret_file: Option<PathBuf>,
+    /// Public keys from PEM files, each named by its `kid`.
+    pub keys: Vec<PemKeyConfig>,
+    /// A JWKS file (`{"keys":[...]}`) of public keys, each with a `kid`.
+    pub jwks_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway_s: u64,
     /// Required `iss`, when set.
@@ -139,13 +187,80 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
+            algorithms: vec![JwtAlg::HS256],
             hs256_secret_file: None,
+            keys: Vec::new(),
+            jwks_file: None,
             leeway_s: 5,
             issuer: None,
             audience: None,
         }
     }
 }
+
+impl AuthConfig {
+    /// Whether `alg` is on the allow-list.
+    pub fn allows(&self, alg: JwtAlg) -> bool {
+        self.algorithms.contains(&alg)
+    }
+
+    /// Checks what can be checked without reading the key files.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Auth(msg));
+        if self.algorithms.is_empty() {
+            return bad(
+                "auth.algorithms is empty: list at least one of HS256, RS256, ES256, EdDSA".into(),
+            );
+        }
+        if self.leeway_s > MAX_LEEWAY_S {
+            return Err(ConfigError::OutOfRange {
+                field: "auth.leeway_s",
+                value: self.leeway_s,
+                expected: "0..=300",
+            });
+        }
+        let mut kids = std::collections::HashSet::new();
+        for key in &self.keys {
+            if key.kid.is_empty() {
+                return bad(format!(
+                    "auth.keys: the key in {} has an empty kid",
+                    key.pem_file.display()
+                ));
+            }
+            if !kids.insert(key.kid.as_str()) {
+                return bad(format!("auth.keys: kid {:?} is used twice", key.kid));
+            }
+            if key.alg == JwtAlg::HS256 {
+                return bad(format!(
+                    "auth.keys: kid {:?} is HS256, but an HMAC key is never built from a PEM; \
+                     use auth.hs256_secret_file",
+                    key.kid
+                ));
+            }
+            if !self.allows(key.alg) {
+                return bad(format!(
+                    "auth.keys: kid {:?} is {} but auth.algorithms does not list it",
+                    key.kid,
+                    key.alg.name()
+                ));
+            }
+        }
+        for (field, value) in [
+            ("auth.issuer", &self.issuer),
+            ("auth.audience", &self.audience),
+        ] {
+            if value.as_deref() == Some("") {
+                return bad(format!(
+                    "{field} is empty: remove it or name the expected value"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest accepted `auth.leeway_s`.
+const MAX_LEEWAY_S: u64 = 300;
 
 /// Which feed adapter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -215,6 +330,22 @@ impl Default for ChannelsConfig {
     }
 }
 
+/// One tenant's entitlements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// Symbols the tenant may see: exact names, or prefixes ending in `*`
+    /// (`"USD*"`; a lone `"*"` is every symbol). Empty = none.
+    pub symbols: Vec<String>,
+}
+
+/// Whether `p` is a symbol name or a `PREFIX*` pattern: non-empty, and `*`
+/// only as the last character.
+pub fn is_symbol_pattern(p: &str) -> bool {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    !p.is_empty() && !body.contains('*')
+}
+
 /// A configuration mistake, saying what to fix.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -234,6 +365,17 @@ pub enum ConfigError {
     /// The symbol or venue universe cannot be interned.
     #[error("{0}")]
     Universe(String),
+    /// An `auth` setting is inconsistent; the message names it.
+    #[error("{0}")]
+    Auth(String),
+    /// A tenant's symbol pattern is not a name or a `PREFIX*` pattern.
+    #[error("tenants.{tenant}.symbols: {pattern:?} is not a symbol name or a PREFIX* pattern")]
+    BadSymbolPattern {
+        /// The tenant.
+        tenant: String,
+        /// The offending pattern.
+        pattern: String,
+    },
 }
 
 impl Config {
@@ -333,6 +475,15 @@ impl Config {
         {
             return Err(ConfigError::Universe("too many symbols or venues".into()));
         }
+        self.auth.validate()?;
+        for (tenant, t) in &self.tenants {
+            if let Some(pattern) = t.symbols.iter().find(|p| !is_symbol_pattern(p)) {
+                return Err(ConfigError::BadSymbolPattern {
+                    tenant: tenant.clone(),
+                    pattern: pattern.clone(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -343,8 +494,16 @@ const DEFAULT_HEADER: &str = "\
 # server.shards          0 = one shard per available core
 # server.max_rate_hz     most flushes per second per connection (conflation)
 # server.*_ms            timeouts; 3 x heartbeat of silence closes with 4000
+# auth.algorithms        allow-list of token algorithms: HS256, RS256, ES256, EdDSA
 # auth.hs256_secret_file HS256 secret file (env QUOTECAST_JWT_HS256_SECRET wins);
 #                        with neither, serve runs in dev mode with a random secret
+# auth.keys              public keys: [[auth.keys]] kid = \"k1\", alg = \"RS256\",
+#                        pem_file = \"/etc/quotecast/k1.pem\"; a token's kid picks one
+# auth.jwks_file         a JWKS file of public keys (each with kid), read at start
+# auth.leeway_s          clock skew allowed on exp and nbf (0..=300)
+# auth.issuer/audience   when set, tokens MUST carry this iss / aud
+# tenants.NAME.symbols   [tenants.t1] symbols = [\"EURUSD\", \"USD*\"]: what tenant t1
+#                        may see; a tenant without an entry sees every symbol
 # feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 ";
