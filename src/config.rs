@@ -540,4 +540,88 @@ mod tests {
         cfg.feed.kind = FeedKind::Replay;
         assert_eq!(cfg.validate(), Err(ConfigError::ReplayWithoutSource));
     }
+
+    #[test]
+    fn auth_and_tenants_parse_from_toml() {
+        let cfg = Config::from_toml(
+            r#"
+            [auth]
+            algorithms = ["RS256", "EdDSA"]
+            jwks_file = "/etc/quotecast/jwks.json"
+            issuer = "https://idp.example"
+            [[auth.keys]]
+            kid = "k1"
+            alg = "RS256"
+            pem_file = "/etc/quotecast/k1.pem"
+            [tenants.t1]
+            symbols = ["EURUSD", "USD*"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.auth.algorithms, [JwtAlg::RS256, JwtAlg::EdDSA]);
+        assert_eq!(cfg.auth.keys[0].alg, JwtAlg::RS256);
+        assert_eq!(cfg.tenants["t1"].symbols, ["EURUSD", "USD*"]);
+    }
+
+    #[test]
+    fn unknown_algorithm_is_refused_at_parse() {
+        let err = Config::from_toml("[auth]\nalgorithms = [\"HS384\"]\n").unwrap_err();
+        assert!(err.to_string().contains("HS384"), "{err}");
+        let err = Config::from_toml("[auth]\nalgorithms = [\"none\"]\n").unwrap_err();
+        assert!(err.to_string().contains("none"), "{err}");
+    }
+
+    fn auth_error(edit: impl FnOnce(&mut AuthConfig)) -> String {
+        let mut cfg = Config::default();
+        cfg.auth.algorithms = vec![JwtAlg::RS256, JwtAlg::ES256];
+        cfg.auth.keys = vec![PemKeyConfig {
+            kid: "k1".into(),
+            alg: JwtAlg::RS256,
+            pem_file: "k1.pem".into(),
+        }];
+        cfg.validate().unwrap();
+        edit(&mut cfg.auth);
+        cfg.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn inconsistent_auth_settings_are_named() {
+        let twice = auth_error(|a| a.keys.push(a.keys[0].clone()));
+        assert!(twice.contains("\"k1\" is used twice"), "{twice}");
+        let hmac = auth_error(|a| a.keys[0].alg = JwtAlg::HS256);
+        assert!(hmac.contains("never built from a PEM"), "{hmac}");
+        let unlisted = auth_error(|a| a.algorithms = vec![JwtAlg::ES256]);
+        assert!(unlisted.contains("does not list it"), "{unlisted}");
+        let empty = auth_error(|a| a.algorithms.clear());
+        assert!(empty.contains("auth.algorithms is empty"), "{empty}");
+        let no_kid = auth_error(|a| a.keys[0].kid.clear());
+        assert!(no_kid.contains("empty kid"), "{no_kid}");
+        let leeway = auth_error(|a| a.leeway_s = 301);
+        assert!(leeway.starts_with("auth.leeway_s = 301"), "{leeway}");
+        let issuer = auth_error(|a| a.issuer = Some(String::new()));
+        assert!(issuer.contains("auth.issuer is empty"), "{issuer}");
+    }
+
+    #[test]
+    fn tenant_patterns_are_names_or_prefixes() {
+        for good in ["EURUSD", "USD*", "*"] {
+            assert!(is_symbol_pattern(good), "{good}");
+        }
+        for bad in ["", "**", "U*D", "*USD"] {
+            assert!(!is_symbol_pattern(bad), "{bad}");
+        }
+        let mut cfg = Config::default();
+        cfg.tenants.insert(
+            "t1".into(),
+            TenantConfig {
+                symbols: vec!["EURUSD".into(), "*USD".into()],
+            },
+        );
+        let err = cfg.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "tenants.t1.symbols: \"*USD\" is not a symbol name or a PREFIX* pattern"
+        );
+    }
 }

@@ -19,6 +19,7 @@
 //! | [`frame`] | encode a value ONCE into a complete WebSocket frame; read client frames |
 //! | [`http`] | routes on the port: upgrade, healthz, channels, status |
 //! | [`auth`] | token verification (shared with `quotecast token`) |
+//! | [`entitle`] | tenant symbol entitlements, narrowed by the token's `symbols` |
 //! | [`conn`] | one connection: ops in, flushes out, limits, close codes |
 //! | [`protocol`] | client ops and server messages (the PROTOCOL.md contract) |
 //! | [`server`] | process wiring and the shard supervisor |
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod conflate;
 pub mod conn;
+pub mod entitle;
 pub mod feed;
 pub mod flush;
 pub mod frame;

@@ -11,6 +11,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::conflate::{Latest, LatestTable, StreamId};
 use crate::conn::Conn;
+use crate::entitle::Entitlements;
 use crate::flush::{ConnKey, FlushWheel};
 use crate::frame;
 use crate::protocol;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub universe: Arc<Universe>,
     /// Token verification.
     pub verifier: Verifier,
+    /// Tenant symbol entitlements, resolved against the universe.
+    pub entitlements: Entitlements,
     /// Figures of each shard, written only by that shard.
     pub shard_stats: Vec<ShardStats>,
     /// Figures of the aggregator thread.
@@ -50,6 +53,7 @@ impl Shared {
         aggregator: Arc<AggregatorStats>,
     ) -> Self {
         Shared {
+            entitlements: Entitlements::new(&config.tenants, &universe),
             config,
             universe,
             verifier,
