@@ -8,6 +8,7 @@ mod bad_ops;
 mod entitlements;
 mod http_routes;
 mod idle_timeout;
+mod jwt_attacks;
 mod limits;
 mod never_reader;
 mod rate_cap;
