@@ -7,13 +7,18 @@
 //!    payload base64url JSON objects, signature base64url → `malformed_token`
 //! 2. `alg` on the configured allow-list (never `none`) → `algorithm_not_allowed`
 //! 3. no `crit` header (we understand no extensions) → `malformed_token`
-//! 4. a key for `alg` and `kid` → `unknown_key`
+//! 4. a key for `alg` and `kid` → `unknown_key`: HS256 uses the secret;
+//!    RS256/ES256/EdDSA need a `kid` naming a loaded key of that algorithm
 //! 5. signature → `bad_signature`
 //! 6. `sub`, `tenant`, `roles`, `exp` present and well typed; `nbf`, `iat`,
 //!    `symbols` well typed when present → `missing_claim`
 //! 7. `exp` + leeway ≥ now → `token_expired`; `nbf` − leeway ≤ now → `token_not_yet_valid`
 //! 8. `iss`, then `aud`, when configured: required and equal →
 //!    `wrong_issuer` / `wrong_audience`
+//!
+//! Keys are loaded once by [`Verifier::from_config`] (PEM files, a JWKS file,
+//! the HS256 secret); a `kid` is only ever a lookup into that map, and an HMAC
+//! key is only ever built from the secret.
 //!
 //! The claims are checked here rather than by `jsonwebtoken::decode`, which
 //! reads the system clock and would not let tests set `now`; jsonwebtoken
