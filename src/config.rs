@@ -20,6 +20,8 @@ pub struct Config {
     pub feed: FeedConfig,
     /// Channel permissions.
     pub channels: ChannelsConfig,
+    /// Symbol entitlements per tenant; a tenant without an entry sees every symbol.
+    pub tenants: BTreeMap<String, TenantConfig>,
 }
 
 /// Listener, shards and per-connection limits.
@@ -122,13 +124,58 @@ impl ServerConfig {
     }
 }
 
+/// A signature algorithm quotecast can be configured to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JwtAlg {
+    /// HMAC-SHA256 with the shared secret (`auth.hs256_secret_file` or the env).
+    HS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA public key.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlg {
+    /// The name used in a JWT header and in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlg::HS256 => "HS256",
+            JwtAlg::RS256 => "RS256",
+            JwtAlg::ES256 => "ES256",
+            JwtAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// A public key from a PEM file, selected by a token's `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PemKeyConfig {
+    /// The `kid` a token names to select this key; unique across `keys` and the JWKS.
+    pub kid: String,
+    /// The key's algorithm: RS256, ES256 or EdDSA (HS256 is a secret, never a PEM).
+    pub alg: JwtAlg,
+    /// PEM file holding the public key (SPKI `PUBLIC KEY`; RSA also `RSA PUBLIC KEY`).
+    pub pem_file: PathBuf,
+}
+
 /// Token verification settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// Algorithms a token may use; anything else (and every spelling of `none`)
+    /// is refused with `algorithm_not_allowed`.
+    pub algorithms: Vec<JwtAlg>,
     /// File holding the HS256 secret. `QUOTECAST_JWT_HS256_SECRET` takes precedence.
-    /// With neither, `serve` runs in dev mode with a random secret.
+    /// With neither, `serve` runs in dev mode with a random secret. Read only
+    /// when `algorithms` lists HS256.
     pub hs256_secret_file: Option<PathBuf>,
+    /// Public keys from PEM files, each named by its `kid`.
+    pub keys: Vec<PemKeyConfig>,
+    /// A JWKS file (`{"keys":[...]}`) of public keys, each with a `kid`.
+    pub jwks_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway_s: u64,
     /// Required `iss`, when set.
@@ -140,13 +187,80 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
+            algorithms: vec![JwtAlg::HS256],
             hs256_secret_file: None,
+            keys: Vec::new(),
+            jwks_file: None,
             leeway_s: 5,
             issuer: None,
             audience: None,
         }
     }
 }
+
+impl AuthConfig {
+    /// Whether `alg` is on the allow-list.
+    pub fn allows(&self, alg: JwtAlg) -> bool {
+        self.algorithms.contains(&alg)
+    }
+
+    /// Checks what can be checked without reading the key files.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Auth(msg));
+        if self.algorithms.is_empty() {
+            return bad(
+                "auth.algorithms is empty: list at least one of HS256, RS256, ES256, EdDSA".into(),
+            );
+        }
+        if self.leeway_s > MAX_LEEWAY_S {
+            return Err(ConfigError::OutOfRange {
+                field: "auth.leeway_s",
+                value: self.leeway_s,
+                expected: "0..=300",
+            });
+        }
+        let mut kids = std::collections::HashSet::new();
+        for key in &self.keys {
+            if key.kid.is_empty() {
+                return bad(format!(
+                    "auth.keys: the key in {} has an empty kid",
+                    key.pem_file.display()
+                ));
+            }
+            if !kids.insert(key.kid.as_str()) {
+                return bad(format!("auth.keys: kid {:?} is used twice", key.kid));
+            }
+            if key.alg == JwtAlg::HS256 {
+                return bad(format!(
+                    "auth.keys: kid {:?} is HS256, but an HMAC key is never built from a PEM; \
+                     use auth.hs256_secret_file",
+                    key.kid
+                ));
+            }
+            if !self.allows(key.alg) {
+                return bad(format!(
+                    "auth.keys: kid {:?} is {} but auth.algorithms does not list it",
+                    key.kid,
+                    key.alg.name()
+                ));
+            }
+        }
+        for (field, value) in [
+            ("auth.issuer", &self.issuer),
+            ("auth.audience", &self.audience),
+        ] {
+            if value.as_deref() == Some("") {
+                return bad(format!(
+                    "{field} is empty: remove it or name the expected value"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest accepted `auth.leeway_s`.
+const MAX_LEEWAY_S: u64 = 300;
 
 /// Which feed adapter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -276,6 +390,22 @@ impl Default for ChannelsConfig {
     }
 }
 
+/// One tenant's entitlements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// Symbols the tenant may see: exact names, or prefixes ending in `*`
+    /// (`"USD*"`; a lone `"*"` is every symbol). Empty = none.
+    pub symbols: Vec<String>,
+}
+
+/// Whether `p` is a symbol name or a `PREFIX*` pattern: non-empty, and `*`
+/// only as the last character.
+pub fn is_symbol_pattern(p: &str) -> bool {
+    let body = p.strip_suffix('*').unwrap_or(p);
+    !p.is_empty() && !body.contains('*')
+}
+
 /// A configuration mistake, saying what to fix.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -298,6 +428,17 @@ pub enum ConfigError {
     /// The channel catalogue is inconsistent.
     #[error("channels: {0}")]
     Catalogue(String),
+    /// An `auth` setting is inconsistent; the message names it.
+    #[error("{0}")]
+    Auth(String),
+    /// A tenant's symbol pattern is not a name or a `PREFIX*` pattern.
+    #[error("tenants.{tenant}.symbols: {pattern:?} is not a symbol name or a PREFIX* pattern")]
+    BadSymbolPattern {
+        /// The tenant.
+        tenant: String,
+        /// The offending pattern.
+        pattern: String,
+    },
 }
 
 impl Config {
@@ -398,6 +539,15 @@ impl Config {
             return Err(ConfigError::Universe("too many symbols or venues".into()));
         }
         crate::channel::Catalogue::new(&self.channels)?;
+        self.auth.validate()?;
+        for (tenant, t) in &self.tenants {
+            if let Some(pattern) = t.symbols.iter().find(|p| !is_symbol_pattern(p)) {
+                return Err(ConfigError::BadSymbolPattern {
+                    tenant: tenant.clone(),
+                    pattern: pattern.clone(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -408,8 +558,16 @@ const DEFAULT_HEADER: &str = "\
 # server.shards          0 = one shard per available core
 # server.max_rate_hz     most flushes per second per connection (conflation)
 # server.*_ms            timeouts; 3 x heartbeat of silence closes with 4000
+# auth.algorithms        allow-list of token algorithms: HS256, RS256, ES256, EdDSA
 # auth.hs256_secret_file HS256 secret file (env QUOTECAST_JWT_HS256_SECRET wins);
 #                        with neither, serve runs in dev mode with a random secret
+# auth.keys              public keys: [[auth.keys]] kid = \"k1\", alg = \"RS256\",
+#                        pem_file = \"/etc/quotecast/k1.pem\"; a token's kid picks one
+# auth.jwks_file         a JWKS file of public keys (each with kid), read at start
+# auth.leeway_s          clock skew allowed on exp and nbf (0..=300)
+# auth.issuer/audience   when set, tokens MUST carry this iss / aud
+# tenants.NAME.symbols   [tenants.t1] symbols = [\"EURUSD\", \"USD*\"]: what tenant t1
+#                        may see; a tenant without an entry sees every symbol
 # feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 ";
@@ -445,5 +603,89 @@ mod tests {
         let mut cfg = Config::default();
         cfg.feed.kind = FeedKind::Replay;
         assert_eq!(cfg.validate(), Err(ConfigError::ReplayWithoutSource));
+    }
+
+    #[test]
+    fn auth_and_tenants_parse_from_toml() {
+        let cfg = Config::from_toml(
+            r#"
+            [auth]
+            algorithms = ["RS256", "EdDSA"]
+            jwks_file = "/etc/quotecast/jwks.json"
+            issuer = "https://idp.example"
+            [[auth.keys]]
+            kid = "k1"
+            alg = "RS256"
+            pem_file = "/etc/quotecast/k1.pem"
+            [tenants.t1]
+            symbols = ["EURUSD", "USD*"]
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.auth.algorithms, [JwtAlg::RS256, JwtAlg::EdDSA]);
+        assert_eq!(cfg.auth.keys[0].alg, JwtAlg::RS256);
+        assert_eq!(cfg.tenants["t1"].symbols, ["EURUSD", "USD*"]);
+    }
+
+    #[test]
+    fn unknown_algorithm_is_refused_at_parse() {
+        let err = Config::from_toml("[auth]\nalgorithms = [\"HS384\"]\n").unwrap_err();
+        assert!(err.to_string().contains("HS384"), "{err}");
+        let err = Config::from_toml("[auth]\nalgorithms = [\"none\"]\n").unwrap_err();
+        assert!(err.to_string().contains("none"), "{err}");
+    }
+
+    fn auth_error(edit: impl FnOnce(&mut AuthConfig)) -> String {
+        let mut cfg = Config::default();
+        cfg.auth.algorithms = vec![JwtAlg::RS256, JwtAlg::ES256];
+        cfg.auth.keys = vec![PemKeyConfig {
+            kid: "k1".into(),
+            alg: JwtAlg::RS256,
+            pem_file: "k1.pem".into(),
+        }];
+        cfg.validate().unwrap();
+        edit(&mut cfg.auth);
+        cfg.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn inconsistent_auth_settings_are_named() {
+        let twice = auth_error(|a| a.keys.push(a.keys[0].clone()));
+        assert!(twice.contains("\"k1\" is used twice"), "{twice}");
+        let hmac = auth_error(|a| a.keys[0].alg = JwtAlg::HS256);
+        assert!(hmac.contains("never built from a PEM"), "{hmac}");
+        let unlisted = auth_error(|a| a.algorithms = vec![JwtAlg::ES256]);
+        assert!(unlisted.contains("does not list it"), "{unlisted}");
+        let empty = auth_error(|a| a.algorithms.clear());
+        assert!(empty.contains("auth.algorithms is empty"), "{empty}");
+        let no_kid = auth_error(|a| a.keys[0].kid.clear());
+        assert!(no_kid.contains("empty kid"), "{no_kid}");
+        let leeway = auth_error(|a| a.leeway_s = 301);
+        assert!(leeway.starts_with("auth.leeway_s = 301"), "{leeway}");
+        let issuer = auth_error(|a| a.issuer = Some(String::new()));
+        assert!(issuer.contains("auth.issuer is empty"), "{issuer}");
+    }
+
+    #[test]
+    fn tenant_patterns_are_names_or_prefixes() {
+        for good in ["EURUSD", "USD*", "*"] {
+            assert!(is_symbol_pattern(good), "{good}");
+        }
+        for bad in ["", "**", "U*D", "*USD"] {
+            assert!(!is_symbol_pattern(bad), "{bad}");
+        }
+        let mut cfg = Config::default();
+        cfg.tenants.insert(
+            "t1".into(),
+            TenantConfig {
+                symbols: vec!["EURUSD".into(), "*USD".into()],
+            },
+        );
+        let err = cfg.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "tenants.t1.symbols: \"*USD\" is not a symbol name or a PREFIX* pattern"
+        );
     }
 }

@@ -71,7 +71,7 @@ pub struct Conn {
     pub key: ConnKey,
     /// The verified token behind the connection.
     pub claims: Claims,
-    /// Symbols the token may see (`symbols` claim); `None` = all.
+    /// Symbols the tenant and token may see ([`crate::entitle`]); `None` = all.
     allowed: Option<Vec<SymbolId>>,
     /// Latest-value subscriptions (prices and metric streams) with the last
     /// `seq` sent on each.
@@ -435,13 +435,8 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
     let fd = stream.as_raw_fd();
     let key = {
         let mut s = shard.state();
-        let allowed = claims.symbols.as_ref().map(|names| {
-            let universe = &s.shared().universe;
-            let mut ids: Vec<SymbolId> =
-                names.iter().filter_map(|n| universe.symbol_id(n)).collect();
-            ids.sort_unstable();
-            ids
-        });
+        let shared = s.shared();
+        let allowed = shared.entitlements.allowed(&claims, &shared.universe);
         let conn_id = s.next_conn_id();
         let shard_id = s.id;
         let cfg = &s.shared().config.server;

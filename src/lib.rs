@@ -24,6 +24,7 @@
 //! | [`frame`] | encode a value ONCE into a complete WebSocket frame; read client frames |
 //! | [`http`] | routes on the port: upgrade, healthz, channels, status |
 //! | [`auth`] | token verification (shared with `quotecast token`) |
+//! | [`entitle`] | tenant symbol entitlements, narrowed by the token's `symbols` |
 //! | [`conn`] | one connection: ops in, flushes out, limits, close codes |
 //! | [`subscribe`] | subscribe/unsubscribe for each channel kind, permissions |
 //! | [`publish`] | `POST /v1/publish`: validated events to the aggregator |
@@ -38,6 +39,7 @@ pub mod channel;
 pub mod config;
 pub mod conflate;
 pub mod conn;
+pub mod entitle;
 pub mod event;
 pub mod feed;
 pub mod flush;

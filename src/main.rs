@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use quotecast::auth::{self, MintRequest};
-use quotecast::config::{Config, FeedKind};
+use quotecast::config::{Config, FeedKind, JwtAlg};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -141,9 +141,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("quotecast listening on {}", ready.addr);
         let _ = std::io::stdout().flush();
         if let Some(symbols) = watch {
+            let Some(token) = ready.local_token else {
+                eprintln!("watch: --watch needs HS256 in auth.algorithms (it mints a local token)");
+                return;
+            };
             let watch_args = quotecast::watch::WatchArgs {
                 url: format!("ws://{}/v1/ws", ready.addr),
-                token: ready.local_token,
+                token,
                 channel: quotecast::protocol::PRICES.into(),
                 seconds: None,
                 symbols,
@@ -159,6 +163,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     let cfg = load_config(args.config.as_ref())?;
+    if !cfg.auth.allows(JwtAlg::HS256) {
+        anyhow::bail!(
+            "auth.algorithms does not list HS256, so the server would refuse a minted token; \
+             RS256/ES256/EdDSA tokens come from your identity provider"
+        );
+    }
     let (secret, source) = auth::load_hs256_secret(&cfg.auth)?;
     if matches!(source, auth::SecretSource::Dev) {
         anyhow::bail!(

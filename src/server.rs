@@ -5,7 +5,7 @@
 use crate::aggregator::{self, Aggregator, AggregatorStats};
 use crate::auth::{self, MintRequest, SecretSource, Verifier};
 use crate::channel::Catalogue;
-use crate::config::Config;
+use crate::config::{Config, JwtAlg};
 use crate::feed;
 use crate::ring::{self, RingConsumer};
 use crate::shard::{self, Shared};
@@ -45,9 +45,10 @@ impl Drop for ExitGuard {
 pub struct Ready {
     /// The address the shards listen on (the real port when 0 was asked for).
     pub addr: SocketAddr,
-    /// A 12-hour TRADER token signed with the server's secret, for a local
-    /// `watch` client started alongside the server.
-    pub local_token: String,
+    /// A 12-hour TRADER token signed with the server's HS256 secret, for a
+    /// local `watch` client started alongside the server; `None` when
+    /// `auth.algorithms` does not list HS256.
+    pub local_token: Option<String>,
 }
 
 /// Runs the server until SIGTERM/SIGINT has drained it. `on_ready` is called
@@ -55,9 +56,12 @@ pub struct Ready {
 pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     config.validate()?;
     raise_memlock_limit();
-    let (secret, source) =
-        auth::load_hs256_secret(&config.auth).context("loading the HS256 secret")?;
-    let verifier = Verifier::hs256(&secret, &config.auth);
+    let hs256 = match config.auth.allows(JwtAlg::HS256) {
+        true => Some(auth::load_hs256_secret(&config.auth).context("loading the HS256 secret")?),
+        false => None,
+    };
+    let secret = hs256.as_ref().map(|(secret, _)| secret.as_slice());
+    let verifier = Verifier::from_config(&config.auth, secret).context("loading the token keys")?;
     let universe = Arc::new(feed::universe(&config.feed));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let shards = match config.server.shards {
@@ -82,16 +86,18 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         .context("starting the aggregator thread")?;
 
     let listen = config.server.listen;
-    let local_token = auth::mint_hs256(
-        &secret,
-        &MintRequest {
-            sub: "local".into(),
-            tenant: "local".into(),
-            roles: vec!["TRADER".into(), "ADMIN".into()],
-            ttl: Duration::from_secs(12 * 3600),
-            symbols: None,
-        },
-    );
+    let local_token = secret.map(|secret| {
+        auth::mint_hs256(
+            secret,
+            &MintRequest {
+                sub: "local".into(),
+                tenant: "local".into(),
+                roles: vec!["TRADER".into(), "ADMIN".into()],
+                ttl: Duration::from_secs(12 * 3600),
+                symbols: None,
+            },
+        )
+    });
     let shared = Arc::new(Shared::new(
         config,
         universe.clone(),
@@ -117,8 +123,8 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         }
     }
     tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
-    if matches!(source, SecretSource::Dev) {
-        print_dev_banner(bound, &local_token, &universe);
+    if let (Some((_, SecretSource::Dev)), Some(token)) = (&hs256, &local_token) {
+        print_dev_banner(bound, token, &universe);
     }
     on_ready(Ready {
         addr: bound,

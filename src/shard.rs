@@ -12,6 +12,7 @@ use crate::channel::Catalogue;
 use crate::config::Config;
 use crate::conflate::{Latest, LatestTable, StreamId};
 use crate::conn::Conn;
+use crate::entitle::Entitlements;
 use crate::event::Event;
 use crate::flush::{ConnKey, FlushWheel};
 use crate::frame;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub publisher: Sender<Vec<Event>>,
     /// Token verification.
     pub verifier: Verifier,
+    /// Tenant symbol entitlements, resolved against the universe.
+    pub entitlements: Entitlements,
     /// Figures of each shard, written only by that shard.
     pub shard_stats: Vec<ShardStats>,
     /// Figures of the aggregator thread.
@@ -63,6 +66,7 @@ impl Shared {
         publisher: Sender<Vec<Event>>,
     ) -> Self {
         Shared {
+            entitlements: Entitlements::new(&config.tenants, &universe),
             config,
             universe,
             catalogue,

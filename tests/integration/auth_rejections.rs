@@ -9,25 +9,6 @@ fn server() -> Server {
     start_sim(3, 100, &[], None)
 }
 
-/// Upgrade request with `Authorization: Bearer token` (or none).
-fn upgrade(server: &Server, token: Option<&str>) -> HttpResponse {
-    match token {
-        Some(t) => ws_upgrade_request(
-            server.addr,
-            "/v1/ws",
-            &[("Authorization", &format!("Bearer {t}"))],
-        ),
-        None => ws_upgrade_request(server.addr, "/v1/ws", &[]),
-    }
-}
-
-fn assert_401(resp: &HttpResponse, reason: &str) {
-    assert_eq!(resp.status, 401, "expected 401 {reason}, got {resp:?}");
-    let body = resp.json();
-    assert_eq!(body["error"], "unauthorized", "body {body}");
-    assert_eq!(body["reason"], reason, "body {body}");
-}
-
 fn rejected_with(token: Option<&str>, reason: &str) {
     let s = server();
     assert_401(&upgrade(&s, token), reason);

@@ -11,6 +11,7 @@ mod channel_permissions;
 mod entitlements;
 mod http_routes;
 mod idle_timeout;
+mod jwt_attacks;
 mod limits;
 mod metrics_windows;
 mod never_reader;

@@ -77,15 +77,7 @@ pub struct Server {
 /// secret, and `--config` pointing at `toml` when given; returns once it prints
 /// its listening line.
 pub fn start_server(args: &[&str], toml: Option<&str>) -> Server {
-    let config = toml.map(|text| {
-        let path = std::env::temp_dir().join(format!(
-            "quotecast-it-{}-{}.toml",
-            std::process::id(),
-            CONFIG_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).expect("write test config");
-        path
-    });
+    let config = toml.map(write_config);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quotecast"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--shards", "1"])
         .args(args)
@@ -182,6 +174,65 @@ pub fn start_server(args: &[&str], toml: Option<&str>) -> Server {
         }
     }
     server
+}
+
+/// Writes a test configuration to a fresh temporary file.
+fn write_config(text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "quotecast-it-{}-{}.toml",
+        std::process::id(),
+        CONFIG_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).expect("write test config");
+    path
+}
+
+/// Runs `quotecast serve` with the configuration `toml`, which must make it
+/// refuse to start within 10 s; returns what it wrote to stderr.
+pub fn start_failure(toml: &str) -> String {
+    let path = write_config(toml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotecast"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--config",
+        ])
+        .arg(&path)
+        .env("QUOTECAST_JWT_HS256_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quotecast");
+    let deadline = after_ms(10_000);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait quotecast") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&path);
+            panic!("quotecast started (or hung) with a configuration it should refuse");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        !status.success(),
+        "quotecast exited 0 with a bad configuration"
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
 }
 
 impl Server {
@@ -357,13 +408,66 @@ pub fn sign_with(alg: jsonwebtoken::Algorithm, secret: &str, claims: &Value) -> 
 
 /// An unsigned `alg: none` token.
 pub fn unsigned_token(claims: &Value) -> String {
+    let header = json!({"alg": "none", "typ": "JWT"});
+    format!("{}.{}.", segment(&header), segment(claims))
+}
+
+/// base64url (no padding) of a JSON value: one JWT segment.
+pub fn segment(v: &Value) -> String {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!(
-        "{}.{}.",
-        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        b64.encode(claims.to_string())
-    )
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// A test-only key file under `tests/keys/` (see its README).
+pub fn key_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
+
+/// The private key `file` (PKCS#8 PEM under `tests/keys/`) as a signing key for `alg`.
+pub fn private_key(alg: jsonwebtoken::Algorithm, file: &str) -> jsonwebtoken::EncodingKey {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let pem = std::fs::read(key_path(file)).expect("read test key");
+    match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        other => panic!("no private key for {other:?}"),
+    }
+    .expect("parse test key")
+}
+
+/// Signs any `header` and `claims`, valid or hostile, with `key` under `alg`.
+pub fn sign_segments(
+    header: &Value,
+    claims: &Value,
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+) -> String {
+    let message = format!("{}.{}", segment(header), segment(claims));
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).expect("sign");
+    format!("{message}.{sig}")
+}
+
+/// `GET /v1/ws` upgrade with `Authorization: Bearer token`, or no token.
+pub fn upgrade(server: &Server, token: Option<&str>) -> HttpResponse {
+    match token {
+        Some(t) => ws_upgrade_request(
+            server.addr,
+            "/v1/ws",
+            &[("Authorization", &format!("Bearer {t}"))],
+        ),
+        None => ws_upgrade_request(server.addr, "/v1/ws", &[]),
+    }
+}
+
+/// Asserts a `401` with `{"error":"unauthorized","reason":reason}`.
+pub fn assert_401(resp: &HttpResponse, reason: &str) {
+    assert_eq!(resp.status, 401, "expected 401 {reason}, got {resp:?}");
+    let body = resp.json();
+    assert_eq!(body["error"], "unauthorized", "body {body}");
+    assert_eq!(body["reason"], reason, "body {body}");
 }
 
 /// A valid token for user `u1` of tenant `t1` with `roles`, ten minutes long.
