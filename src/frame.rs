@@ -18,8 +18,12 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol error (bad framing).
     pub const PROTOCOL_ERROR: u16 = 1002;
-    /// Message too large.
+    /// Policy violation (control frame flood).
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// Message too large (or in too many fragments).
     pub const TOO_LARGE: u16 = 1009;
+    /// The server hit a bug handling this connection.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// No frame from the client for 3 heartbeats.
     pub const IDLE_TIMEOUT: u16 = 4000;
     /// Token expired and not refreshed.

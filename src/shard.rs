@@ -6,6 +6,7 @@
 //! a frame, marks the subscribed connections dirty and wakes the writers whose
 //! flush is due (the rest wait in the [`FlushWheel`]).
 
+use crate::admission::Admission;
 use crate::aggregator::AggregatorStats;
 use crate::auth::Verifier;
 use crate::channel::Catalogue;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub shard_stats: Vec<ShardStats>,
     /// Figures of the aggregator thread.
     pub aggregator: Arc<AggregatorStats>,
+    /// Open connections per IP and per tenant, across shards.
+    pub admission: Arc<Admission>,
     draining: AtomicBool,
 }
 
@@ -62,7 +65,12 @@ impl Shared {
         aggregator: Arc<AggregatorStats>,
         publisher: Sender<Vec<Event>>,
     ) -> Self {
+        let admission = Admission::new(
+            config.server.max_connections_per_ip,
+            config.server.max_connections_per_tenant,
+        );
         Shared {
+            admission,
             config,
             universe,
             catalogue,
@@ -82,6 +90,14 @@ impl Shared {
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    /// When the last venue quote arrived (UNIX ms), if that is longer ago
+    /// than `feed.feed_stale_after_ms` at `now_us`; `None` while the feed is fresh.
+    pub fn feed_stale_since(&self, now_us: u64) -> Option<u64> {
+        let last = self.aggregator.last_quote_us.load(Relaxed);
+        let stale_after_us = self.config.feed.feed_stale_after_ms.saturating_mul(1_000);
+        (last != 0 && now_us.saturating_sub(last) >= stale_after_us).then_some(last / 1_000)
     }
 
     /// The `/v1/status` document.
@@ -108,10 +124,15 @@ impl Shared {
                 "late_metric_events": sum(|s| &s.late_metric_events),
             },
             "draining": self.is_draining(),
+            "feed": {
+                "stale": self.feed_stale_since(crate::feed::now_us()).is_some(),
+                "last_quote_ms": agg.last_quote_us / 1_000,
+            },
             "aggregator": {
                 "quotes": agg.quotes,
                 "published": agg.published,
                 "rejected": agg.rejected,
+                "feed_input_errors": agg.feed_input_errors,
                 "overruns": agg.overruns,
                 "events": agg.events,
             },
@@ -431,8 +452,11 @@ impl Shard {
         let cfg = &self.shared.config.server;
         let heartbeat = cfg.heartbeat();
         let draining = self.shared.is_draining();
+        let feed_stale = self.shared.feed_stale_since(crate::feed::now_us());
+        let price_streams = self.shared.universe.symbol_count() as u32;
         for conn in self.conns.iter_mut() {
             conn.housekeeping(now, now_s, heartbeat, draining);
+            conn.note_feed(feed_stale, price_streams);
             conn.request_flush(&mut self.wheel, now);
         }
         self.reliable.prune(crate::feed::now_us());
@@ -555,7 +579,11 @@ async fn accept_loop(handle: ShardHandle, listener: glommio::net::TcpListener) {
                 if send_buffer > 0 {
                     set_send_buffer(&stream, send_buffer);
                 }
-                glommio::spawn_local(crate::http::serve(handle.clone(), stream)).detach();
+                glommio::spawn_local(crate::isolate::catch_panic(
+                    crate::http::serve(handle.clone(), stream),
+                    |msg| tracing::error!("request task panicked: {msg}"),
+                ))
+                .detach();
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning on the error.
