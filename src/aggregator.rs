@@ -392,16 +392,20 @@ impl Aggregator {
     /// after first retrying values parked on full rings.
     pub fn on_quotes(&mut self, quotes: &[VenueQuote], now_us: u64) {
         self.retry_pending();
-        let rejected_before = self.book.rejected();
+        let mut fresh = false;
         for q in quotes {
-            if let Some(bp) = self.book.on_quote(q, now_us) {
+            let rejected = self.book.rejected();
+            let best = self.book.on_quote(q, now_us);
+            // Only sane quotes keep the feed fresh (a venue sending garbage is
+            // a stall), and the time is stored before the price goes out, so
+            // a shard that sees the price also sees the feed fresh.
+            if !fresh && self.book.rejected() == rejected {
+                fresh = true;
+                self.stats.last_quote_us.store(now_us, Ordering::Relaxed);
+            }
+            if let Some(bp) = best {
                 self.publish(bp);
             }
-        }
-        // Only sane quotes keep the feed fresh: a venue sending garbage is a stall.
-        let rejected = self.book.rejected() - rejected_before;
-        if quotes.len() as u64 > rejected {
-            self.stats.last_quote_us.store(now_us, Ordering::Relaxed);
         }
         self.quotes += quotes.len() as u64;
         self.sync_stats();

@@ -313,6 +313,8 @@ pub struct Shard {
     due: Vec<ConnKey>,
     changed: Vec<StreamId>,
     connections_made: u64,
+    /// Whether the last housekeeping found the feed stale.
+    feed_stale: bool,
 }
 
 impl Shard {
@@ -345,6 +347,7 @@ impl Shard {
             due: Vec::new(),
             changed: Vec::new(),
             connections_made: 0,
+            feed_stale: false,
         }
     }
 
@@ -365,6 +368,9 @@ impl Shard {
     pub fn apply(&mut self, update: Update, now: Instant) {
         match update {
             Update::Price(price) => {
+                if self.feed_stale {
+                    self.check_feed_recovered(now);
+                }
                 protocol::write_price(&price, &self.shared.universe, &mut self.scratch);
                 let frame = frame::text(&self.scratch);
                 let stream = StreamId(price.symbol.0);
@@ -389,6 +395,26 @@ impl Shard {
                     }
                 }
             }
+        }
+    }
+
+    /// On the first price after a stall, tells the subscribers `status: ok`
+    /// ahead of that price (control frames go first in a flush) instead of
+    /// waiting for housekeeping. A price republished by venue expiry while
+    /// the feed is still silent does not count.
+    fn check_feed_recovered(&mut self, now: Instant) {
+        if self
+            .shared
+            .feed_stale_since(crate::feed::now_us())
+            .is_some()
+        {
+            return;
+        }
+        self.feed_stale = false;
+        let price_streams = self.shared.universe.symbol_count() as u32;
+        for conn in self.conns.iter_mut() {
+            conn.note_feed(None, price_streams);
+            conn.request_flush(&mut self.wheel, now);
         }
     }
 
@@ -453,6 +479,7 @@ impl Shard {
         let heartbeat = cfg.heartbeat();
         let draining = self.shared.is_draining();
         let feed_stale = self.shared.feed_stale_since(crate::feed::now_us());
+        self.feed_stale = feed_stale.is_some();
         let price_streams = self.shared.universe.symbol_count() as u32;
         for conn in self.conns.iter_mut() {
             conn.housekeeping(now, now_s, heartbeat, draining);
