@@ -427,7 +427,7 @@ impl Shard {
             ));
         }
         conn.claims.exp = conn.claims.exp.max(claims.exp);
-        Ok(protocol::auth_ack(id, conn.claims.exp * 1000))
+        Ok(protocol::auth_ack(id, conn.claims.exp.saturating_mul(1000)))
     }
 }
 
@@ -472,7 +472,7 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
             conn: &conn_id,
             shard: shard_id,
             server_time: protocol::now_ms(),
-            session_expires: claims.exp * 1000,
+            session_expires: claims.exp.saturating_mul(1000),
             heartbeat_ms: cfg.heartbeat_ms,
             max_rate_hz: cfg.max_rate_hz,
         }
