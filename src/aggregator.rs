@@ -221,6 +221,10 @@ pub struct AggregatorStats {
     pub feed_input_errors: AtomicU64,
     /// Metric and reliable events forwarded to the shards.
     pub events: AtomicU64,
+    /// When the last accepted venue quote arrived (UNIX µs; the aggregator's
+    /// start until the first one, 0 before it runs): shards judge feed
+    /// staleness from it.
+    pub last_quote_us: AtomicU64,
 }
 
 /// A plain copy of [`AggregatorStats`] at one moment.
@@ -244,6 +248,8 @@ pub struct AggregatorSnapshot {
     pub feed_input_errors: u64,
     /// See [`AggregatorStats::events`].
     pub events: u64,
+    /// See [`AggregatorStats::last_quote_us`].
+    pub last_quote_us: u64,
 }
 
 impl AggregatorStats {
@@ -260,6 +266,7 @@ impl AggregatorStats {
             feed_errors: r(&self.feed_errors),
             feed_input_errors: r(&self.feed_input_errors),
             events: r(&self.events),
+            last_quote_us: r(&self.last_quote_us),
         }
     }
 }
@@ -385,8 +392,18 @@ impl Aggregator {
     /// after first retrying values parked on full rings.
     pub fn on_quotes(&mut self, quotes: &[VenueQuote], now_us: u64) {
         self.retry_pending();
+        let mut fresh = false;
         for q in quotes {
-            if let Some(bp) = self.book.on_quote(q, now_us) {
+            let rejected = self.book.rejected();
+            let best = self.book.on_quote(q, now_us);
+            // Only sane quotes keep the feed fresh (a venue sending garbage is
+            // a stall), and the time is stored before the price goes out, so
+            // a shard that sees the price also sees the feed fresh.
+            if !fresh && self.book.rejected() == rejected {
+                fresh = true;
+                self.stats.last_quote_us.store(now_us, Ordering::Relaxed);
+            }
+            if let Some(bp) = best {
                 self.publish(bp);
             }
         }
@@ -477,6 +494,9 @@ impl Aggregator {
         let mut events: Vec<Event> = Vec::new();
         let mut feed_alive = true;
         let mut last_sweep = now_us();
+        self.stats
+            .last_quote_us
+            .store(last_sweep, Ordering::Relaxed);
         tracing::info!(shards = self.shards.len(), "aggregator running");
         while !stop.load(Ordering::Relaxed) {
             buf.clear();

@@ -44,6 +44,17 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Largest client message accepted (closed with 1009 above it).
     pub max_message_bytes: usize,
+    /// Most frames one fragmented client message may span (closed with 1009 above it).
+    pub max_fragments: usize,
+    /// Sustained client control frames (ping, pong) per second per connection.
+    pub pings_per_sec: u32,
+    /// Burst of control frames allowed above `pings_per_sec`; one more closes
+    /// the connection with 1008 (policy violation).
+    pub pings_burst: u32,
+    /// Open WebSocket connections allowed per client IP, node-wide; 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// Open WebSocket connections allowed per tenant, node-wide; 0 = unlimited.
+    pub max_connections_per_tenant: usize,
     /// Most streams (symbols) one connection may subscribe to.
     pub max_subscriptions: usize,
     /// Most symbols named in one op.
@@ -78,6 +89,11 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 5_000,
             max_header_bytes: 8 * 1024,
             max_message_bytes: 64 * 1024,
+            max_fragments: 64,
+            pings_per_sec: 10,
+            pings_burst: 20,
+            max_connections_per_ip: 1_000,
+            max_connections_per_tenant: 10_000,
             max_subscriptions: 1_000,
             max_symbols_per_op: 200,
             ops_per_sec: 50,
@@ -294,6 +310,9 @@ pub struct FeedConfig {
     pub replay: Option<String>,
     /// A venue quote older than this stops counting toward the best price.
     pub venue_max_age_ms: u64,
+    /// With no venue quote for this long the feed is stale: `prices`
+    /// subscribers get `status: feed_stale` and `/healthz` says degraded.
+    pub feed_stale_after_ms: u64,
 }
 
 impl Default for FeedConfig {
@@ -308,6 +327,7 @@ impl Default for FeedConfig {
             sim_seed: 42,
             replay: None,
             venue_max_age_ms: 5_000,
+            feed_stale_after_ms: 5_000,
         }
     }
 }
@@ -456,7 +476,7 @@ impl Config {
     /// Checks every setting and returns the first mistake found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
-        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 12] = [
             (
                 "server.max_rate_hz",
                 s.max_rate_hz.into(),
@@ -498,6 +518,27 @@ impl Config {
                 1,
                 1_000_000,
                 ">= 1",
+            ),
+            (
+                "server.max_fragments",
+                s.max_fragments as u64,
+                1,
+                1 << 20,
+                "1..=1048576",
+            ),
+            (
+                "server.pings_per_sec",
+                s.pings_per_sec.into(),
+                1,
+                1_000_000,
+                ">= 1",
+            ),
+            (
+                "feed.feed_stale_after_ms",
+                self.feed.feed_stale_after_ms,
+                100,
+                3_600_000,
+                "100..=3600000",
             ),
             ("server.tick_us", s.tick_us, 50, 100_000, "50..=100000"),
             (
@@ -559,6 +600,8 @@ const DEFAULT_HEADER: &str = "\
 # server.max_rate_hz     most flushes per second per connection (conflation)
 # server.*_ms            timeouts; 3 x heartbeat of silence closes with 4000
 # auth.algorithms        allow-list of token algorithms: HS256, RS256, ES256, EdDSA
+# server.max_connections_per_ip / _per_tenant  0 = unlimited; over -> HTTP 429
+# feed.feed_stale_after_ms  no quote for this long -> status feed_stale, /healthz degraded
 # auth.hs256_secret_file HS256 secret file (env QUOTECAST_JWT_HS256_SECRET wins);
 #                        with neither, serve runs in dev mode with a random secret
 # auth.keys              public keys: [[auth.keys]] kid = \"k1\", alg = \"RS256\",

@@ -117,6 +117,11 @@ impl Subscriptions {
         self.subs.iter().any(|s| s.stream == stream)
     }
 
+    /// Whether any subscribed stream satisfies `pred`.
+    pub fn any(&self, pred: impl Fn(StreamId) -> bool) -> bool {
+        self.subs.iter().any(|s| pred(s.stream))
+    }
+
     /// Number of subscriptions.
     pub fn len(&self) -> usize {
         self.subs.len()

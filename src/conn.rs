@@ -10,7 +10,7 @@
 use crate::auth::Claims;
 use crate::conflate::Subscriptions;
 use crate::flush::{ConnKey, FlushWheel};
-use crate::frame::{self, close, FrameReader, Incoming};
+use crate::frame::{self, close, FrameError, FrameReader, Incoming};
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
 use crate::reliable::ReliableKey;
 use crate::shard::{Shard, ShardHandle};
@@ -106,7 +106,11 @@ pub struct Conn {
     last_rx: Instant,
     last_ping: Instant,
     bucket: TokenBucket,
+    /// Limits client pings and pongs (`pings_per_sec`, `pings_burst`).
+    control_bucket: TokenBucket,
     refused_in_row: u32,
+    /// Whether this connection was told `status: feed_stale` and not yet `ok`.
+    told_feed_stale: bool,
     write_buf: Vec<u8>,
 }
 
@@ -115,9 +119,10 @@ impl Conn {
         key: ConnKey,
         claims: Claims,
         allowed: Option<Vec<SymbolId>>,
-        bucket: TokenBucket,
+        buckets: [TokenBucket; 2],
         fd: i32,
     ) -> Self {
+        let [bucket, control_bucket] = buckets;
         let now = Instant::now();
         Conn {
             key,
@@ -146,7 +151,9 @@ impl Conn {
             last_rx: now,
             last_ping: now,
             bucket,
+            control_bucket,
             refused_in_row: 0,
+            told_feed_stale: false,
             write_buf: Vec::new(),
         }
     }
@@ -246,6 +253,22 @@ impl Conn {
         } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
             self.last_ping = now;
             self.push_control(frame::ping(b""));
+        }
+    }
+
+    /// Tells a `prices` subscriber once that the feed went stale (`since`
+    /// the last quote, UNIX ms), and `status: ok` once it is back.
+    pub fn note_feed(&mut self, stale_since: Option<u64>, price_streams: u32) {
+        match stale_since {
+            Some(since) if !self.told_feed_stale && self.subs.any(|s| s.0 < price_streams) => {
+                self.told_feed_stale = true;
+                self.push_json(&protocol::status_feed_stale(since));
+            }
+            None if self.told_feed_stale => {
+                self.told_feed_stale = false;
+                self.push_json(&protocol::status_ok());
+            }
+            _ => {}
         }
     }
 
@@ -404,7 +427,7 @@ impl Shard {
             ));
         }
         conn.claims.exp = conn.claims.exp.max(claims.exp);
-        Ok(protocol::auth_ack(id, conn.claims.exp * 1000))
+        Ok(protocol::auth_ack(id, conn.claims.exp.saturating_mul(1000)))
     }
 }
 
@@ -444,38 +467,65 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
             conn: &conn_id,
             shard: shard_id,
             server_time: protocol::now_ms(),
-            session_expires: claims.exp * 1000,
+            session_expires: claims.exp.saturating_mul(1000),
             heartbeat_ms: cfg.heartbeat_ms,
             max_rate_hz: cfg.max_rate_hz,
         }
         .to_json();
-        let bucket = TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, Instant::now());
+        let now = Instant::now();
+        let buckets = [
+            TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, now),
+            TokenBucket::new(cfg.pings_per_sec, cfg.pings_burst, now),
+        ];
         let key = s
             .conns
-            .insert(|k| Conn::new(k, claims, allowed, bucket, fd));
+            .insert(|k| Conn::new(k, claims, allowed, buckets, fd));
         if let Some(conn) = s.conns.get_mut(key) {
             conn.push_json(&welcome);
         }
         s.request_flush(key, Instant::now());
         key
     };
-    let (rd, wr) = futures_lite::io::split(stream);
-    futures_lite::future::zip(
-        read_loop(shard.clone(), key, rd, leftover),
-        write_loop(shard.clone(), key, wr, fd),
-    )
+    // The halves stay here, outside the caught future, so the socket is
+    // still open when a panic's hook writes the 1011 close.
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let served = futures_lite::future::zip(
+        read_loop(shard.clone(), key, &mut rd, leftover),
+        write_loop(shard.clone(), key, &mut wr, fd),
+    );
+    let _ = crate::isolate::catch_panic(served, |msg| {
+        tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
+        send_now(
+            fd,
+            &frame::close_frame(close::INTERNAL_ERROR, "internal error"),
+        );
+    })
     .await;
     shard.state().remove_conn(key);
+}
+
+/// Best-effort write that never waits, for a connection whose task is gone.
+fn send_now(fd: i32, bytes: &[u8]) {
+    // SAFETY: `fd` is the connection's socket, still open (conn::run holds
+    // both halves of its stream); send reads `bytes.len()` bytes from a valid slice.
+    unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
 }
 
 async fn read_loop(
     shard: ShardHandle,
     key: ConnKey,
-    mut rd: futures_lite::io::ReadHalf<TcpStream>,
+    rd: &mut futures_lite::io::ReadHalf<TcpStream>,
     leftover: Vec<u8>,
 ) {
-    let max_message = shard.shared().config.server.max_message_bytes;
-    let mut reader = FrameReader::new(max_message);
+    let cfg = &shard.shared().config.server;
+    let mut reader = FrameReader::new(cfg.max_message_bytes).with_max_fragments(cfg.max_fragments);
     reader.extend(&leftover);
     let mut chunk = [0u8; 1024];
     'conn: loop {
@@ -486,10 +536,10 @@ async fn read_loop(
                 Err(e) => {
                     let mut s = shard.state();
                     if let Some(conn) = s.conns.get_mut(key) {
-                        let reason = if e.close_code() == close::TOO_LARGE {
-                            "message too large"
-                        } else {
-                            "protocol error"
+                        let reason = match e {
+                            FrameError::TooLarge(_) => "message too large",
+                            FrameError::TooManyFragments(_) => "too many fragments",
+                            FrameError::Protocol(_) => "protocol error",
                         };
                         conn.request_close(e.close_code(), reason);
                     }
@@ -536,12 +586,15 @@ fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
             return false;
         }
         _ if closing => {}
-        Incoming::Ping(payload) => {
+        Incoming::Ping(_) | Incoming::Pong => {
             if let Some(conn) = s.conns.get_mut(key) {
-                conn.push_control(frame::pong(&payload));
+                if !conn.control_bucket.try_take(now) {
+                    conn.request_close(close::POLICY_VIOLATION, "control frame flood");
+                } else if let Incoming::Ping(payload) = msg {
+                    conn.push_control(frame::pong(&payload));
+                }
             }
         }
-        Incoming::Pong => {}
         Incoming::Binary => {
             if let Some(conn) = s.conns.get_mut(key) {
                 let err = OpError::new(
@@ -578,7 +631,7 @@ async fn writer_ready(shard: &ShardHandle, key: ConnKey) -> bool {
 async fn write_loop(
     shard: ShardHandle,
     key: ConnKey,
-    mut wr: futures_lite::io::WriteHalf<TcpStream>,
+    wr: &mut futures_lite::io::WriteHalf<TcpStream>,
     fd: i32,
 ) {
     let slow_timeout = shard.shared().config.server.slow_consumer_timeout();
@@ -595,8 +648,7 @@ async fn write_loop(
         else {
             break;
         };
-        let written =
-            write_watched(&shard, key, &mut wr, &mut buf, behind_since, slow_timeout).await;
+        let written = write_watched(&shard, key, wr, &mut buf, behind_since, slow_timeout).await;
         shard
             .state()
             .finish_write(key, buf, started, Instant::now());

@@ -18,8 +18,12 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol error (bad framing).
     pub const PROTOCOL_ERROR: u16 = 1002;
-    /// Message too large.
+    /// Policy violation (control frame flood).
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// Message too large (or in too many fragments).
     pub const TOO_LARGE: u16 = 1009;
+    /// The server hit a bug handling this connection.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// No frame from the client for 3 heartbeats.
     pub const IDLE_TIMEOUT: u16 = 4000;
     /// Token expired and not refreshed.
@@ -97,6 +101,9 @@ pub enum FrameError {
     /// A message larger than the configured limit.
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
+    /// A fragmented message spanning more frames than the configured limit.
+    #[error("message in more than {0} fragments")]
+    TooManyFragments(usize),
 }
 
 impl FrameError {
@@ -104,13 +111,17 @@ impl FrameError {
     pub fn close_code(&self) -> u16 {
         match self {
             FrameError::Protocol(_) => close::PROTOCOL_ERROR,
-            FrameError::TooLarge(_) => close::TOO_LARGE,
+            // Too many fragments is a message too big to buffer, counted in frames.
+            FrameError::TooLarge(_) | FrameError::TooManyFragments(_) => close::TOO_LARGE,
         }
     }
 }
 
+/// Fragments per message a reader accepts unless told otherwise.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
+
 /// Reads client frames out of a byte buffer, joining fragments, enforcing the
-/// message size limit and RFC 6455's rules for client frames.
+/// message size and fragment limits and RFC 6455's rules for client frames.
 ///
 /// Partial input is a normal state: [`FrameReader::next_message`] returns `Ok(None)`
 /// and the caller appends more bytes with [`FrameReader::extend`].
@@ -119,7 +130,10 @@ pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     max_message: usize,
+    max_fragments: usize,
     fragments: Option<(bool, Vec<u8>)>,
+    /// Frames of the message in `fragments` so far.
+    fragment_count: usize,
 }
 
 impl FrameReader {
@@ -129,14 +143,31 @@ impl FrameReader {
             buf: Vec::new(),
             start: 0,
             max_message,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
             fragments: None,
+            fragment_count: 0,
         }
+    }
+
+    /// The same reader refusing messages split into more than `max` frames.
+    pub fn with_max_fragments(mut self, max: usize) -> Self {
+        self.max_fragments = max.max(1);
+        self
     }
 
     /// Appends bytes read from the socket.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.compact();
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Records that the message has `count` frames so far and more to come.
+    fn count_fragment(&mut self, count: usize) -> Result<(), FrameError> {
+        self.fragment_count = count;
+        if count >= self.max_fragments {
+            return Err(FrameError::TooManyFragments(self.max_fragments));
+        }
+        Ok(())
     }
 
     fn compact(&mut self) {
@@ -162,7 +193,8 @@ impl FrameReader {
                 return Err(FrameError::Protocol("reserved bits set"));
             }
             let buffered = self.fragments.as_ref().map_or(0, |(_, b)| b.len()) as u64;
-            if len + buffered > self.max_message as u64 {
+            // Saturating: a hostile 64-bit length must not wrap past the check.
+            if len.saturating_add(buffered) > self.max_message as u64 {
                 return Err(FrameError::TooLarge(self.max_message));
             }
             let head = cursor.position() as usize;
@@ -193,6 +225,7 @@ impl FrameReader {
                     };
                     body.extend_from_slice(payload);
                     if !header.is_final {
+                        self.count_fragment(self.fragment_count + 1)?;
                         self.fragments = Some((is_text, body));
                         continue;
                     }
@@ -204,7 +237,9 @@ impl FrameReader {
                     }
                     let is_text = data == Data::Text;
                     if !header.is_final {
-                        self.fragments = Some((is_text, payload.to_vec()));
+                        let payload = payload.to_vec();
+                        self.count_fragment(1)?;
+                        self.fragments = Some((is_text, payload));
                         continue;
                     }
                     return finish(is_text, payload.to_vec()).map(Some);
@@ -308,6 +343,26 @@ mod tests {
         let mut r = FrameReader::new(100);
         r.extend(&client_frame(0x1, true, &[0xff, 0xfe]));
         assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
+
+        // Three fragments fit a cap of 3; a fourth frame does not.
+        let mut r = FrameReader::new(100).with_max_fragments(3);
+        r.extend(&client_frame(0x1, false, b"a"));
+        r.extend(&client_frame(0x0, false, b"b"));
+        r.extend(&client_frame(0x0, true, b"c"));
+        assert_eq!(r.next_message(), Ok(Some(Incoming::Text(b"abc".to_vec()))));
+        for (op, fin) in [(0x1, false), (0x0, false), (0x0, false), (0x0, true)] {
+            r.extend(&client_frame(op, fin, b"x"));
+        }
+        assert_eq!(r.next_message(), Err(FrameError::TooManyFragments(3)));
+
+        // A 64-bit length near u64::MAX behind a buffered fragment is too
+        // large, not an overflow.
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x1, false, b"ab"));
+        r.extend(&[0x80, 0x80 | 127]);
+        r.extend(&(u64::MAX - 1).to_be_bytes());
+        r.extend(&[1, 2, 3, 4]);
+        assert_eq!(r.next_message(), Err(FrameError::TooLarge(100)));
 
         let mut r = FrameReader::new(100);
         r.extend(&client_frame(0x8, true, &1000u16.to_be_bytes()));

@@ -1,6 +1,7 @@
 //! HTTP/1.1 on the shard's port: read one bounded request head, then route it
 //! to the WebSocket upgrade, `/healthz`, `/v1/channels` or `/v1/status`.
 
+use crate::admission::Slot;
 use crate::auth::{self, AuthError, Claims};
 use crate::channel::ChannelKind;
 use crate::conn;
@@ -106,6 +107,7 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
         411 => "Length Required",
         413 => "Content Too Large",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
@@ -173,6 +175,19 @@ pub fn switching_protocols(accept: &str) -> Vec<u8> {
 pub fn authenticate(shard: &ShardHandle, req: &Request) -> Result<Claims, AuthError> {
     let token = auth::token_from_request(req.header("authorization"), req.query.as_deref())?;
     shard.shared().verifier.verify_now(&token)
+}
+
+/// Takes a connection slot for the client's IP and tenant, or the 429 reply.
+fn admit(shard: &ShardHandle, stream: &TcpStream, claims: &Claims) -> Result<Slot, Vec<u8>> {
+    let ip = stream
+        .peer_addr()
+        .map_err(|_| json_error(400, "bad_request", "peer address unavailable"))?
+        .ip();
+    shard
+        .shared()
+        .admission
+        .admit(ip, &claims.tenant)
+        .map_err(|refusal| json_error(429, "too_many_connections", refusal.as_str()))
 }
 
 /// One read that gives up at `deadline` (`None`).
@@ -254,21 +269,29 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
             Err(reply) => reply,
             Ok(accept) => match authenticate(&shard, &req) {
                 Err(e) => unauthorized(&e),
-                Ok(claims) => {
-                    if stream
-                        .write_all(&switching_protocols(&accept))
-                        .await
-                        .is_ok()
-                    {
-                        conn::run(shard, stream, claims, leftover).await;
+                Ok(claims) => match admit(&shard, &stream, &claims) {
+                    Err(reply) => reply,
+                    Ok(_slot) => {
+                        if stream
+                            .write_all(&switching_protocols(&accept))
+                            .await
+                            .is_ok()
+                        {
+                            conn::run(shard, stream, claims, leftover).await;
+                        }
+                        return;
                     }
-                    return;
-                }
+                },
             },
         },
         ("POST", "/v1/publish") => crate::publish::serve(&shard, &mut stream, &req, leftover).await,
         ("GET", "/healthz") if draining => response(503, "text/plain", "draining"),
-        ("GET", "/healthz") => response(200, "text/plain", "ok"),
+        // A stale feed keeps 200: every node shares the feed, so a 503 would
+        // take the whole fleet out of rotation for what clients are told anyway.
+        ("GET", "/healthz") => match shard.shared().feed_stale_since(crate::feed::now_us()) {
+            Some(_) => response(200, "text/plain", "degraded: feed_stale"),
+            None => response(200, "text/plain", "ok"),
+        },
         ("GET", "/v1/channels") => match authenticate(&shard, &req) {
             Err(e) => unauthorized(&e),
             Ok(_) => response(200, "application/json", &channels_json(&shard)),

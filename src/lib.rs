@@ -23,9 +23,11 @@
 //! | [`flush`] | the flush scheduler: a timing wheel enforcing `max_rate_hz` |
 //! | [`frame`] | encode a value ONCE into a complete WebSocket frame; read client frames |
 //! | [`http`] | routes on the port: upgrade, healthz, channels, status |
+//! | [`admission`] | node-wide connection caps per IP and per tenant (429) |
 //! | [`auth`] | token verification (shared with `quotecast token`) |
 //! | [`entitle`] | tenant symbol entitlements, narrowed by the token's `symbols` |
 //! | [`conn`] | one connection: ops in, flushes out, limits, close codes |
+//! | [`isolate`] | a panic in one connection's task ends that connection, not the shard |
 //! | [`subscribe`] | subscribe/unsubscribe for each channel kind, permissions |
 //! | [`publish`] | `POST /v1/publish`: validated events to the aggregator |
 //! | [`protocol`] | client ops and server messages (the PROTOCOL.md contract) |
@@ -33,6 +35,7 @@
 //! | [`watch`] | the terminal client behind `quotecast watch` |
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod aggregator;
 pub mod auth;
 pub mod channel;
@@ -45,6 +48,7 @@ pub mod feed;
 pub mod flush;
 pub mod frame;
 pub mod http;
+pub mod isolate;
 pub mod protocol;
 pub mod publish;
 pub mod reliable;

@@ -31,7 +31,9 @@ enum Command {
     Watch(quotecast::watch::WatchArgs),
 }
 
+/// A flag given twice takes its last value, so scripts can append overrides.
 #[derive(Args)]
+#[command(args_override_self = true)]
 struct ServeArgs {
     /// TOML configuration file (see --print-config).
     #[arg(long)]

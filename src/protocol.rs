@@ -422,7 +422,12 @@ pub fn status_lagging(skipped: u64) -> Vec<u8> {
     format!(r#"{{"type":"status","state":"lagging","skipped":{skipped}}}"#).into_bytes()
 }
 
-/// `status: ok`, once a lagging connection has caught up.
+/// `status: feed_stale`: no venue quote since `since_ms` (UNIX ms).
+pub fn status_feed_stale(since_ms: u64) -> Vec<u8> {
+    format!(r#"{{"type":"status","state":"feed_stale","since":{since_ms}}}"#).into_bytes()
+}
+
+/// `status: ok`, once a lagging connection has caught up or the feed is back.
 pub fn status_ok() -> Vec<u8> {
     br#"{"type":"status","state":"ok"}"#.to_vec()
 }

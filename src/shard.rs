@@ -6,6 +6,7 @@
 //! a frame, marks the subscribed connections dirty and wakes the writers whose
 //! flush is due (the rest wait in the [`FlushWheel`]).
 
+use crate::admission::Admission;
 use crate::aggregator::AggregatorStats;
 use crate::auth::Verifier;
 use crate::channel::Catalogue;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub shard_stats: Vec<ShardStats>,
     /// Figures of the aggregator thread.
     pub aggregator: Arc<AggregatorStats>,
+    /// Open connections per IP and per tenant, across shards.
+    pub admission: Arc<Admission>,
     draining: AtomicBool,
 }
 
@@ -65,8 +68,13 @@ impl Shared {
         aggregator: Arc<AggregatorStats>,
         publisher: Sender<Vec<Event>>,
     ) -> Self {
+        let admission = Admission::new(
+            config.server.max_connections_per_ip,
+            config.server.max_connections_per_tenant,
+        );
         Shared {
             entitlements: Entitlements::new(&config.tenants, &universe),
+            admission,
             config,
             universe,
             catalogue,
@@ -86,6 +94,14 @@ impl Shared {
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    /// When the last venue quote arrived (UNIX ms), if that is longer ago
+    /// than `feed.feed_stale_after_ms` at `now_us`; `None` while the feed is fresh.
+    pub fn feed_stale_since(&self, now_us: u64) -> Option<u64> {
+        let last = self.aggregator.last_quote_us.load(Relaxed);
+        let stale_after_us = self.config.feed.feed_stale_after_ms.saturating_mul(1_000);
+        (last != 0 && now_us.saturating_sub(last) >= stale_after_us).then_some(last / 1_000)
     }
 
     /// The `/v1/status` document.
@@ -112,10 +128,15 @@ impl Shared {
                 "late_metric_events": sum(|s| &s.late_metric_events),
             },
             "draining": self.is_draining(),
+            "feed": {
+                "stale": self.feed_stale_since(crate::feed::now_us()).is_some(),
+                "last_quote_ms": agg.last_quote_us / 1_000,
+            },
             "aggregator": {
                 "quotes": agg.quotes,
                 "published": agg.published,
                 "rejected": agg.rejected,
+                "feed_input_errors": agg.feed_input_errors,
                 "overruns": agg.overruns,
                 "events": agg.events,
             },
@@ -296,6 +317,8 @@ pub struct Shard {
     due: Vec<ConnKey>,
     changed: Vec<StreamId>,
     connections_made: u64,
+    /// Whether the last housekeeping found the feed stale.
+    feed_stale: bool,
 }
 
 impl Shard {
@@ -328,6 +351,7 @@ impl Shard {
             due: Vec::new(),
             changed: Vec::new(),
             connections_made: 0,
+            feed_stale: false,
         }
     }
 
@@ -348,6 +372,9 @@ impl Shard {
     pub fn apply(&mut self, update: Update, now: Instant) {
         match update {
             Update::Price(price) => {
+                if self.feed_stale {
+                    self.check_feed_recovered(now);
+                }
                 protocol::write_price(&price, &self.shared.universe, &mut self.scratch);
                 let frame = frame::text(&self.scratch);
                 let stream = StreamId(price.symbol.0);
@@ -372,6 +399,26 @@ impl Shard {
                     }
                 }
             }
+        }
+    }
+
+    /// On the first price after a stall, tells the subscribers `status: ok`
+    /// ahead of that price (control frames go first in a flush) instead of
+    /// waiting for housekeeping. A price republished by venue expiry while
+    /// the feed is still silent does not count.
+    fn check_feed_recovered(&mut self, now: Instant) {
+        if self
+            .shared
+            .feed_stale_since(crate::feed::now_us())
+            .is_some()
+        {
+            return;
+        }
+        self.feed_stale = false;
+        let price_streams = self.shared.universe.symbol_count() as u32;
+        for conn in self.conns.iter_mut() {
+            conn.note_feed(None, price_streams);
+            conn.request_flush(&mut self.wheel, now);
         }
     }
 
@@ -435,8 +482,12 @@ impl Shard {
         let cfg = &self.shared.config.server;
         let heartbeat = cfg.heartbeat();
         let draining = self.shared.is_draining();
+        let feed_stale = self.shared.feed_stale_since(crate::feed::now_us());
+        self.feed_stale = feed_stale.is_some();
+        let price_streams = self.shared.universe.symbol_count() as u32;
         for conn in self.conns.iter_mut() {
             conn.housekeeping(now, now_s, heartbeat, draining);
+            conn.note_feed(feed_stale, price_streams);
             conn.request_flush(&mut self.wheel, now);
         }
         self.reliable.prune(crate::feed::now_us());
@@ -559,7 +610,11 @@ async fn accept_loop(handle: ShardHandle, listener: glommio::net::TcpListener) {
                 if send_buffer > 0 {
                     set_send_buffer(&stream, send_buffer);
                 }
-                glommio::spawn_local(crate::http::serve(handle.clone(), stream)).detach();
+                glommio::spawn_local(crate::isolate::catch_panic(
+                    crate::http::serve(handle.clone(), stream),
+                    |msg| tracing::error!("request task panicked: {msg}"),
+                ))
+                .detach();
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning on the error.

@@ -89,3 +89,40 @@ fn stuck_reader_is_closed_4008_and_others_keep_flowing() {
         "reading client starved for {max_gap:?}"
     );
 }
+
+#[test]
+fn never_reader_is_cut_off_and_the_connection_count_returns_to_baseline() {
+    let s = start_sim(20, 20000, &["--max-rate-hz", "1000"], Some(TOML));
+    let all = channel_symbols(&s);
+    let baseline = status(&s)["connections"].as_u64().unwrap();
+    let op = format!(
+        r#"{{"op":"subscribe","id":1,"channel":"prices","symbols":{}}}"#,
+        serde_json::to_string(&all).unwrap()
+    );
+    let mut never = raw_connect_over(small_rcvbuf_stream(s.addr, 4096), s.addr, &trader());
+    never.send_text(&op).unwrap();
+    let start = Instant::now();
+    status_until(&s, after_ms(2000), |v| v["connections"] == baseline + 1);
+
+    // 4008 is queued once writes have been stuck for the timeout; the TCP
+    // connection is cut after another timeout; housekeeping then publishes
+    // the count within 100 ms.
+    let limit = Duration::from_millis(2 * TIMEOUT_MS + 1000);
+    status_until(&s, start + limit, |v| v["connections"] == baseline);
+    let gone_after = start.elapsed();
+    assert!(
+        gone_after >= Duration::from_millis(TIMEOUT_MS),
+        "removed after {gone_after:?}, before the slow-consumer timeout"
+    );
+
+    // What the client finds: a bounded tail of old frames, then the end.
+    let (frames, end) = never.read_frames(after_ms(10_000), |f| f.opcode == 8);
+    assert!(
+        matches!(end, RawEnd::Stopped | RawEnd::Eof | RawEnd::Error(_)),
+        "never-reading client still connected: {} frames, {end:?}",
+        frames.len()
+    );
+    if let Some(code) = frames.iter().find_map(RawFrame::close_code) {
+        assert_eq!(code, 4008);
+    }
+}

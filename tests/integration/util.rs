@@ -375,12 +375,38 @@ impl ReplayFeed {
         ask_size: u64,
     ) {
         let line = json!({"symbol": symbol, "venue": venue, "bid": bid, "bid_size": bid_size,
-                          "ask": ask, "ask_size": ask_size})
-        .to_string()
-            + "\n";
+                          "ask": ask, "ask_size": ask_size});
+        self.line(&line.to_string());
+    }
+
+    /// Writes one raw line (a newline is added), e.g. JSON that serde_json
+    /// would not produce.
+    pub fn line(&mut self, text: &str) {
         let conn = self.conn.as_mut().expect("replay feed not accepted yet");
-        conn.write_all(line.as_bytes()).expect("write replay quote");
+        conn.write_all(format!("{text}\n").as_bytes())
+            .expect("write replay line");
         conn.flush().unwrap();
+    }
+}
+
+/// `GET /v1/status` with an ADMIN token.
+pub fn status(server: &Server) -> Value {
+    let auth = format!("Bearer {}", token(&["ADMIN"]));
+    let r = http_get(server.addr, "/v1/status", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "GET /v1/status: {r:?}");
+    r.json()
+}
+
+/// Polls `/v1/status` until `pred` holds; returns that document, or panics
+/// with the last one at `deadline`.
+pub fn status_until(server: &Server, deadline: Instant, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let v = status(server);
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "status never matched: {v}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
