@@ -574,4 +574,91 @@ mod tests {
         feed.poll(&mut out, Duration::ZERO).unwrap();
         assert_eq!(out.len(), 2);
     }
+
+    const ALERT: &str = r#"{"channel":"alerts","tenant":"t1","data":{"level":"warning","kind":"risk_limit","message":"FX1 at 82%","current":82,"threshold":80}}"#;
+    const METRIC: &str = r#"{"channel":"metrics.trading","tenant":"t1","ts":100000000,"dims":{"book":"FX1"},"values":{"trade_count":1,"trade_volume":250000}}"#;
+
+    #[test]
+    fn event_lines_are_validated_like_publish() {
+        let (u, ev) = (universe(), events());
+        let Ok(Input::Event(Event::Reliable(alert))) = parse_input(ALERT.as_bytes(), &u, &ev, 7)
+        else {
+            panic!("alert line refused")
+        };
+        assert_eq!(
+            (&*alert.tenant, alert.data["current"].as_u64()),
+            ("t1", Some(82))
+        );
+        let Ok(Input::Event(Event::Metric(m))) =
+            parse_input(METRIC.as_bytes(), &u, &ev, 50_000_000)
+        else {
+            panic!("metric line refused")
+        };
+        assert_eq!((m.ts_us, m.values.len()), (100_000_000, 2));
+        let no_ts = METRIC.replace(r#""ts":100000000,"#, "");
+        match parse_input(no_ts.as_bytes(), &u, &ev, 7) {
+            Ok(Input::Event(Event::Metric(m))) => assert_eq!(m.ts_us, 7, "receive time"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_input(GOOD.as_bytes(), &u, &ev, 7),
+            Ok(Input::Quote(_))
+        ));
+        let cases = [
+            // ts more than the largest window (60 s here) ahead of receive time.
+            (METRIC.to_owned(), 39_999_999, LineError::BadEvent),
+            (
+                METRIC.replace("trade_count", "bogus"),
+                7,
+                LineError::BadEvent,
+            ),
+            (
+                METRIC.replace("metrics.trading", "metrics.nope"),
+                7,
+                LineError::BadEvent,
+            ),
+            (ALERT.replace("warning", "loud"), 7, LineError::BadEvent),
+            (
+                ALERT.replace(r#""tenant":"t1","#, ""),
+                7,
+                LineError::BadEvent,
+            ),
+            (ALERT[..40].to_owned(), 7, LineError::BadJson),
+        ];
+        for (line, receive_us, want) in cases {
+            assert_eq!(
+                parse_input(line.as_bytes(), &u, &ev, receive_us).map(|_| ()),
+                Err(want),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn events_come_out_of_poll_events_and_bad_ones_are_counted() {
+        let bad = ALERT.replace("warning", "loud");
+        let body = format!("{GOOD}\n{ALERT}\n{bad}\n{METRIC}\n{GOOD}\n");
+        let mut feed = Replay::from_reader(
+            std::io::Cursor::new(body.into_bytes()),
+            universe(),
+            events(),
+            "test".into(),
+        )
+        .unwrap();
+        let (mut quotes, mut got) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !feed.finished && Instant::now() < deadline {
+            feed.poll(&mut quotes, Duration::from_millis(10)).unwrap();
+            feed.poll_events(&mut got);
+        }
+        assert_eq!(quotes.len(), 2);
+        assert!(
+            matches!(got.as_slice(), [Event::Reliable(_), Event::Metric(_)]),
+            "{got:?}"
+        );
+        let stats = feed.stats();
+        assert_eq!(stats.events.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.bad_event.load(Ordering::Relaxed), 1);
+        assert_eq!(feed.input_errors(), 1);
+    }
 }
