@@ -3,7 +3,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quotecast::aggregator::BestPriceBook;
-use quotecast::config::FeedConfig;
+use quotecast::channel::Catalogue;
+use quotecast::config::{ChannelsConfig, FeedConfig};
 use quotecast::feed::{self, sim::Sim, VenueQuote};
 use std::hint::black_box;
 use std::time::Duration;
@@ -21,7 +22,8 @@ fn on_quote(c: &mut Criterion) {
     };
     let universe = feed::universe(&cfg);
     let mut quotes: Vec<VenueQuote> = Vec::with_capacity(QUOTES);
-    Sim::new(&cfg, &universe).generate(QUOTES, 0, &mut quotes);
+    let catalogue = Catalogue::new(&ChannelsConfig::default()).expect("default catalogue");
+    Sim::new(&cfg, &universe, &catalogue).generate(QUOTES, 0, &mut quotes);
     let mut book = BestPriceBook::new(SYMBOLS, VENUES, Duration::from_secs(5));
 
     let mut group = c.benchmark_group("aggregator");

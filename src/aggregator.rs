@@ -755,14 +755,20 @@ mod tests {
             sim_symbols: 5,
             sim_venues: 3,
             sim_rate: 20_000,
+            // Only the alerts published below reach the reliable streams.
+            sim_events_rate: 0,
             ..FeedConfig::default()
         };
         let universe = Arc::new(crate::feed::universe(&cfg));
-        let feed = crate::feed::open(&cfg, universe.clone()).unwrap();
+        let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
+        let config = crate::config::Config {
+            feed: cfg.clone(),
+            ..Default::default()
+        };
+        let feed = crate::feed::open(&config, universe.clone(), catalogue.clone()).unwrap();
         let (tx, mut rx) = shard_rings(1, 1024);
         let stats = Arc::new(AggregatorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
         let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());
         let (publisher, published) = std::sync::mpsc::channel();
         let handle = spawn(agg, feed, published, stop.clone(), None).unwrap();

@@ -306,6 +306,9 @@ pub struct FeedConfig {
     pub sim_rate: u64,
     /// Seed of the simulator's random walk.
     pub sim_seed: u64,
+    /// Simulated analytics events per second (trades, positions, risk and
+    /// P&L of a few tenants' desks, with their alerts and session changes); 0 = none.
+    pub sim_events_rate: u64,
     /// For `replay`: a file path, or `tcp:HOST:PORT` to connect to.
     pub replay: Option<String>,
     /// A venue quote older than this stops counting toward the best price.
@@ -325,6 +328,7 @@ impl Default for FeedConfig {
             sim_venues: 5,
             sim_rate: 10_000,
             sim_seed: 42,
+            sim_events_rate: 400,
             replay: None,
             venue_max_age_ms: 5_000,
             feed_stale_after_ms: 5_000,

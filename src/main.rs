@@ -27,7 +27,7 @@ enum Command {
     Serve(ServeArgs),
     /// Mint an HS256 token with the configured secret.
     Token(TokenArgs),
-    /// Connect, subscribe and print live prices.
+    /// Connect, subscribe to a channel and print its live messages.
     Watch(quotecast::watch::WatchArgs),
 }
 
@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Simulated venue quotes per second.
     #[arg(long)]
     sim_rate: Option<u64>,
+    /// Simulated analytics events per second (0 = none).
+    #[arg(long)]
+    sim_events_rate: Option<u64>,
     /// Most flushes per second per connection.
     #[arg(long)]
     max_rate_hz: Option<u32>,
@@ -125,6 +128,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     f.sim_symbols = args.sim_symbols.unwrap_or(f.sim_symbols);
     f.sim_venues = args.sim_venues.unwrap_or(f.sim_venues);
     f.sim_rate = args.sim_rate.unwrap_or(f.sim_rate);
+    f.sim_events_rate = args.sim_events_rate.unwrap_or(f.sim_events_rate);
     if let Some(replay) = args.replay {
         f.replay = Some(replay);
         if args.feed.is_none() {
@@ -147,13 +151,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 eprintln!("watch: --watch needs HS256 in auth.algorithms (it mints a local token)");
                 return;
             };
-            let watch_args = quotecast::watch::WatchArgs {
-                url: format!("ws://{}/v1/ws", ready.addr),
+            let watch_args = quotecast::watch::WatchArgs::prices(
+                format!("ws://{}/v1/ws", ready.addr),
                 token,
-                channel: quotecast::protocol::PRICES.into(),
-                seconds: None,
                 symbols,
-            };
+            );
             std::thread::spawn(move || {
                 if let Err(e) = quotecast::watch::run(watch_args) {
                     eprintln!("watch: {e:#}");

@@ -43,10 +43,9 @@ pub async fn serve(
         return http::json_error(408, "timeout", "request body not received in time");
     };
     let shared = shard.shared();
-    let largest_window = shared.config.channels.windows_ms.iter().max().copied();
     let rules = EventRules {
         now_us: crate::feed::now_us(),
-        max_future_us: largest_window.unwrap_or(0) * 1_000,
+        max_future_us: crate::feed::largest_window_us(&shared.config),
     };
     match event::parse_batch(&body, &shared.catalogue, rules) {
         Err((index, e)) => {

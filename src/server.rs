@@ -72,8 +72,9 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
     let agg_stats = Arc::new(AggregatorStats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let feed = feed::open(&config.feed, universe.clone()).context("opening the feed")?;
     let catalogue = Arc::new(Catalogue::new(&config.channels)?);
+    let feed =
+        feed::open(&config, universe.clone(), catalogue.clone()).context("opening the feed")?;
     let (publisher, published) = mpsc::channel();
     let agg = Aggregator::new(
         &universe,

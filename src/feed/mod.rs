@@ -4,7 +4,8 @@
 //! plain mutable state. Adapters: [`sim`] (the default, a seeded simulator)
 //! and [`replay`] (JSON lines from a file or a TCP peer).
 
-use crate::config::{FeedConfig, FeedKind};
+use crate::channel::Catalogue;
+use crate::config::{Config, FeedConfig, FeedKind};
 use crate::symbol::{SymbolId, Universe, VenueId};
 use std::io;
 use std::sync::Arc;
@@ -68,11 +69,17 @@ pub fn universe(cfg: &FeedConfig) -> Universe {
     Universe::new(symbols, venues)
 }
 
-/// Starts the adapter `cfg.kind` selects. Errors are start-up errors (a
-/// missing replay file, a refused TCP connection) for the caller to report.
-pub fn open(cfg: &FeedConfig, universe: Arc<Universe>) -> io::Result<Box<dyn Feed>> {
+/// Starts the adapter `config.feed.kind` selects; events are checked
+/// against `catalogue`. Errors are start-up errors (a missing replay file, a
+/// refused TCP connection) for the caller to report.
+pub fn open(
+    config: &Config,
+    universe: Arc<Universe>,
+    catalogue: Arc<Catalogue>,
+) -> io::Result<Box<dyn Feed>> {
+    let cfg = &config.feed;
     match cfg.kind {
-        FeedKind::Sim => Ok(Box::new(sim::Sim::new(cfg, &universe))),
+        FeedKind::Sim => Ok(Box::new(sim::Sim::new(cfg, &universe, &catalogue))),
         FeedKind::Replay => {
             let source = cfg.replay.as_deref().ok_or_else(|| {
                 io::Error::new(
@@ -80,9 +87,25 @@ pub fn open(cfg: &FeedConfig, universe: Arc<Universe>) -> io::Result<Box<dyn Fee
                     "feed.kind = \"replay\" needs feed.replay",
                 )
             })?;
-            Ok(Box::new(replay::Replay::open(source, universe)?))
+            let events = replay::EventInput {
+                catalogue,
+                max_future_us: largest_window_us(config),
+            };
+            Ok(Box::new(replay::Replay::open(source, universe, events)?))
         }
     }
+}
+
+/// How far in the future a metric event's `ts` may be: the largest window.
+pub fn largest_window_us(config: &Config) -> u64 {
+    config
+        .channels
+        .windows_ms
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0)
+        * 1_000
 }
 
 /// Microseconds since the UNIX epoch: the clock of every `ts` the server
@@ -121,11 +144,10 @@ mod tests {
 
     #[test]
     fn open_replay_without_source_is_an_error() {
-        let cfg = FeedConfig {
-            kind: FeedKind::Replay,
-            ..FeedConfig::default()
-        };
-        let u = Arc::new(universe(&cfg));
-        assert!(open(&cfg, u).is_err());
+        let mut cfg = Config::default();
+        cfg.feed.kind = FeedKind::Replay;
+        let u = Arc::new(universe(&cfg.feed));
+        let catalogue = Arc::new(Catalogue::new(&cfg.channels).unwrap());
+        assert!(open(&cfg, u, catalogue).is_err());
     }
 }

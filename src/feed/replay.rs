@@ -5,12 +5,18 @@
 //! with an optional `"ts"` (microseconds since the UNIX epoch; receive time
 //! when absent). Unknown fields are ignored so producers can add some.
 //!
+//! A line with a `"channel"` field is an event instead, in the shape of
+//! `POST /v1/publish` (a metric event, an alert, a session change or a
+//! notification), validated by [`event::parse_event`] the same way.
+//!
 //! A background thread reads and parses, so a slow or silent peer never
 //! blocks the aggregator; a bounded channel pushes back on the reader instead
 //! of buffering without limit. Bad lines are counted and logged (at most once
 //! a second) and never stop the feed. At end of input the feed stays idle.
 
 use super::{now_us, Feed, VenueQuote};
+use crate::channel::Catalogue;
+use crate::event::{self, Event, EventRules};
 use crate::symbol::Universe;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -45,6 +51,8 @@ pub enum LineError {
     NonFinite,
     /// Longer than [`MAX_LINE_BYTES`].
     TooLong,
+    /// An event line that [`event::parse_event`] refused.
+    BadEvent,
 }
 
 /// What the replay reader has seen; readable from any thread.
@@ -64,6 +72,10 @@ pub struct ReplayStats {
     pub non_finite: AtomicU64,
     /// Lines over [`MAX_LINE_BYTES`].
     pub too_long: AtomicU64,
+    /// Lines turned into events.
+    pub events: AtomicU64,
+    /// Event lines refused by validation.
+    pub bad_event: AtomicU64,
 }
 
 impl ReplayStats {
@@ -75,6 +87,7 @@ impl ReplayStats {
             &self.unknown_venue,
             &self.non_finite,
             &self.too_long,
+            &self.bad_event,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -88,6 +101,7 @@ impl ReplayStats {
             LineError::UnknownVenue => &self.unknown_venue,
             LineError::NonFinite => &self.non_finite,
             LineError::TooLong => &self.too_long,
+            LineError::BadEvent => &self.bad_event,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -135,15 +149,61 @@ pub fn parse_line(
     })
 }
 
-enum Msg {
+/// What event lines are checked against.
+#[derive(Clone, Debug)]
+pub struct EventInput {
+    /// The channels events may name.
+    pub catalogue: Arc<Catalogue>,
+    /// How far in the future a metric event's `ts` may be.
+    pub max_future_us: u64,
+}
+
+/// One good line.
+#[derive(Debug, PartialEq)]
+pub enum Input {
+    /// A venue quote.
     Quote(VenueQuote),
+    /// A metric or reliable event.
+    Event(Event),
+}
+
+/// Parses a quote or, when the line names a `channel`, an event; both are
+/// stamped `receive_us` when they carry no `ts`.
+pub fn parse_input(
+    line: &[u8],
+    universe: &Universe,
+    events: &EventInput,
+    receive_us: u64,
+) -> Result<Input, LineError> {
+    // Quotes never name a channel: only event lines pay for a generic parse.
+    if line.windows(9).any(|w| w == b"\"channel\"") {
+        let value: serde_json::Value =
+            serde_json::from_slice(line).map_err(|_| LineError::BadJson)?;
+        if value.get("channel").is_some() {
+            let rules = EventRules {
+                now_us: receive_us,
+                max_future_us: events.max_future_us,
+            };
+            return event::parse_event(&value, &events.catalogue, rules)
+                .map(Input::Event)
+                .map_err(|_| LineError::BadEvent);
+        }
+    }
+    parse_line(line, universe, receive_us).map(Input::Quote)
+}
+
+enum Msg {
+    Line(Input),
     End,
     Failed(io::Error),
 }
 
-/// The replay feed: quotes parsed by the reader thread since the last poll.
+/// The replay feed: quotes and events parsed by the reader thread since the
+/// last poll.
 pub struct Replay {
     rx: Receiver<Msg>,
+    /// Events taken with the quotes of the last poll, for `poll_events`.
+    events: Vec<Event>,
     stats: Arc<ReplayStats>,
     /// Kept to unblock the reader with a shutdown when the feed is dropped.
     tcp: Option<TcpStream>,
@@ -153,7 +213,7 @@ pub struct Replay {
 impl Replay {
     /// Opens `source`: `tcp:HOST:PORT` connects (and fails now if refused),
     /// anything else is a file path.
-    pub fn open(source: &str, universe: Arc<Universe>) -> io::Result<Replay> {
+    pub fn open(source: &str, universe: Arc<Universe>, events: EventInput) -> io::Result<Replay> {
         match source.strip_prefix("tcp:") {
             Some(addr) => {
                 let stream = TcpStream::connect(addr)?;
@@ -161,14 +221,14 @@ impl Replay {
                 let _ = stream.set_nodelay(true);
                 let keep = stream.try_clone()?;
                 tracing::info!(%addr, "replay feed connected");
-                let mut feed = Replay::from_reader(stream, universe, source.to_string())?;
+                let mut feed = Replay::from_reader(stream, universe, events, source.to_string())?;
                 feed.tcp = Some(keep);
                 Ok(feed)
             }
             None => {
                 let file = File::open(source)
                     .map_err(|e| io::Error::new(e.kind(), format!("replay file {source}: {e}")))?;
-                Replay::from_reader(file, universe, source.to_string())
+                Replay::from_reader(file, universe, events, source.to_string())
             }
         }
     }
@@ -177,6 +237,7 @@ impl Replay {
     pub fn from_reader<R: Read + Send + 'static>(
         reader: R,
         universe: Arc<Universe>,
+        events: EventInput,
         name: String,
     ) -> io::Result<Replay> {
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
@@ -188,6 +249,7 @@ impl Replay {
                 read_lines(
                     BufReader::with_capacity(64 * 1024, reader),
                     &universe,
+                    &events,
                     &thread_stats,
                     &tx,
                     &name,
@@ -195,6 +257,7 @@ impl Replay {
             })?;
         Ok(Replay {
             rx,
+            events: Vec::new(),
             stats,
             tcp: None,
             finished: false,
@@ -208,7 +271,8 @@ impl Replay {
 
     fn take(&mut self, msg: Msg, out: &mut Vec<VenueQuote>) -> io::Result<()> {
         match msg {
-            Msg::Quote(q) => out.push(q),
+            Msg::Line(Input::Quote(q)) => out.push(q),
+            Msg::Line(Input::Event(e)) => self.events.push(e),
             Msg::End => self.finished = true,
             Msg::Failed(e) => {
                 self.finished = true;
@@ -240,6 +304,10 @@ impl Feed for Replay {
             }
         }
         Ok(())
+    }
+
+    fn poll_events(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.events);
     }
 
     fn input_errors(&self) -> u64 {
@@ -288,6 +356,7 @@ impl WarnLimit {
 fn read_lines<R: BufRead>(
     mut reader: R,
     universe: &Universe,
+    events: &EventInput,
     stats: &ReplayStats,
     tx: &SyncSender<Msg>,
     source: &str,
@@ -317,13 +386,17 @@ fn read_lines<R: BufRead>(
             if text.is_empty() {
                 continue;
             }
-            parse_line(text, universe, now_us())
+            parse_input(text, universe, events, now_us())
         };
         stats.lines.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(q) => {
-                stats.quotes.fetch_add(1, Ordering::Relaxed);
-                if tx.send(Msg::Quote(q)).is_err() {
+            Ok(input) => {
+                let counter = match input {
+                    Input::Quote(_) => &stats.quotes,
+                    Input::Event(_) => &stats.events,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if tx.send(Msg::Line(input)).is_err() {
                     return; // the feed was dropped
                 }
             }
@@ -376,6 +449,14 @@ mod tests {
             vec!["EURUSD".into(), "USDJPY".into()],
             vec!["LP1".into(), "LP2".into()],
         ))
+    }
+
+    fn events() -> EventInput {
+        let channels = crate::config::ChannelsConfig::default();
+        EventInput {
+            catalogue: Arc::new(Catalogue::new(&channels).unwrap()),
+            max_future_us: 60_000_000,
+        }
     }
 
     const GOOD: &str = r#"{"symbol":"EURUSD","venue":"LP2","bid":1.0841,"bid_size":1000000,"ask":1.0842,"ask_size":500000}"#;
@@ -447,7 +528,7 @@ mod tests {
         let long = format!("{{\"symbol\":\"{}\"}}", "A".repeat(MAX_LINE_BYTES));
         let body = format!("{GOOD}\n\nnot json\n{long}\n{GOOD}\r\n{{\"symbol\":\"EURUSD\"");
         std::fs::write(&path, body).unwrap();
-        let mut feed = Replay::open(path.to_str().unwrap(), universe()).unwrap();
+        let mut feed = Replay::open(path.to_str().unwrap(), universe(), events()).unwrap();
         let stats = feed.stats();
         let mut out = Vec::new();
         poll_until(&mut feed, &mut out, 2);
@@ -466,14 +547,14 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_open_error() {
-        assert!(Replay::open("/nonexistent/quotecast.jsonl", universe()).is_err());
+        assert!(Replay::open("/nonexistent/quotecast.jsonl", universe(), events()).is_err());
     }
 
     #[test]
     fn tcp_source_is_connected_to_and_idles_after_eof() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut feed = Replay::open(&format!("tcp:{addr}"), universe()).unwrap();
+        let mut feed = Replay::open(&format!("tcp:{addr}"), universe(), events()).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         writeln!(peer, "{GOOD}").unwrap();
         writeln!(peer, "{}", GOOD.replace("EURUSD", "NOPE")).unwrap();
@@ -492,5 +573,92 @@ mod tests {
         assert!(feed.finished);
         feed.poll(&mut out, Duration::ZERO).unwrap();
         assert_eq!(out.len(), 2);
+    }
+
+    const ALERT: &str = r#"{"channel":"alerts","tenant":"t1","data":{"level":"warning","kind":"risk_limit","message":"FX1 at 82%","current":82,"threshold":80}}"#;
+    const METRIC: &str = r#"{"channel":"metrics.trading","tenant":"t1","ts":100000000,"dims":{"book":"FX1"},"values":{"trade_count":1,"trade_volume":250000}}"#;
+
+    #[test]
+    fn event_lines_are_validated_like_publish() {
+        let (u, ev) = (universe(), events());
+        let Ok(Input::Event(Event::Reliable(alert))) = parse_input(ALERT.as_bytes(), &u, &ev, 7)
+        else {
+            panic!("alert line refused")
+        };
+        assert_eq!(
+            (&*alert.tenant, alert.data["current"].as_u64()),
+            ("t1", Some(82))
+        );
+        let Ok(Input::Event(Event::Metric(m))) =
+            parse_input(METRIC.as_bytes(), &u, &ev, 50_000_000)
+        else {
+            panic!("metric line refused")
+        };
+        assert_eq!((m.ts_us, m.values.len()), (100_000_000, 2));
+        let no_ts = METRIC.replace(r#""ts":100000000,"#, "");
+        match parse_input(no_ts.as_bytes(), &u, &ev, 7) {
+            Ok(Input::Event(Event::Metric(m))) => assert_eq!(m.ts_us, 7, "receive time"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_input(GOOD.as_bytes(), &u, &ev, 7),
+            Ok(Input::Quote(_))
+        ));
+        let cases = [
+            // ts more than the largest window (60 s here) ahead of receive time.
+            (METRIC.to_owned(), 39_999_999, LineError::BadEvent),
+            (
+                METRIC.replace("trade_count", "bogus"),
+                7,
+                LineError::BadEvent,
+            ),
+            (
+                METRIC.replace("metrics.trading", "metrics.nope"),
+                7,
+                LineError::BadEvent,
+            ),
+            (ALERT.replace("warning", "loud"), 7, LineError::BadEvent),
+            (
+                ALERT.replace(r#""tenant":"t1","#, ""),
+                7,
+                LineError::BadEvent,
+            ),
+            (ALERT[..40].to_owned(), 7, LineError::BadJson),
+        ];
+        for (line, receive_us, want) in cases {
+            assert_eq!(
+                parse_input(line.as_bytes(), &u, &ev, receive_us).map(|_| ()),
+                Err(want),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn events_come_out_of_poll_events_and_bad_ones_are_counted() {
+        let bad = ALERT.replace("warning", "loud");
+        let body = format!("{GOOD}\n{ALERT}\n{bad}\n{METRIC}\n{GOOD}\n");
+        let mut feed = Replay::from_reader(
+            std::io::Cursor::new(body.into_bytes()),
+            universe(),
+            events(),
+            "test".into(),
+        )
+        .unwrap();
+        let (mut quotes, mut got) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !feed.finished && Instant::now() < deadline {
+            feed.poll(&mut quotes, Duration::from_millis(10)).unwrap();
+            feed.poll_events(&mut got);
+        }
+        assert_eq!(quotes.len(), 2);
+        assert!(
+            matches!(got.as_slice(), [Event::Reliable(_), Event::Metric(_)]),
+            "{got:?}"
+        );
+        let stats = feed.stats();
+        assert_eq!(stats.events.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.bad_event.load(Ordering::Relaxed), 1);
+        assert_eq!(feed.input_errors(), 1);
     }
 }

@@ -8,14 +8,22 @@
 //! spread over symbols Zipf-like (s = 1): a few hot symbols take most of the
 //! rate, as in real markets. The quote sequence depends only on the seed and
 //! the universe; the wall clock only decides how many quotes are due.
+//!
+//! Alongside the quotes, [`desk`] simulates a few tenants' trading desks at
+//! the simulated mids: the analytics and reliable events of `poll_events`.
 
 use super::{now_us, Feed, VenueQuote};
+use crate::channel::Catalogue;
 use crate::config::FeedConfig;
+use crate::event::Event;
 use crate::symbol::{SymbolId, Universe, VenueId};
+use desk::{Desks, Traded, TRADED_SYMBOLS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io;
 use std::time::{Duration, Instant};
+
+mod desk;
 
 /// How a simulated instrument trades.
 struct Instrument {
@@ -148,12 +156,22 @@ pub struct Sim {
     rate: u64,
     start: Instant,
     emitted: u64,
+    /// The trading desks behind the events; `None` when events are off.
+    desks: Option<Desks>,
+    /// Desk steps per second (each yields about four metric events).
+    step_rate: u64,
+    steps: u64,
 }
+
+/// Metric events one desk step yields: trading, positions, risk and P&L.
+const EVENTS_PER_STEP: u64 = 4;
 
 impl Sim {
     /// A simulator for every symbol and venue of `universe`, seeded by
-    /// `cfg.sim_seed` and paced at `cfg.sim_rate` quotes per second.
-    pub fn new(cfg: &FeedConfig, universe: &Universe) -> Sim {
+    /// `cfg.sim_seed` and paced at `cfg.sim_rate` quotes per second, with
+    /// about `cfg.sim_events_rate` analytics events per second on the
+    /// channels of `catalogue`.
+    pub fn new(cfg: &FeedConfig, universe: &Universe, catalogue: &Catalogue) -> Sim {
         let mut rng = StdRng::seed_from_u64(cfg.sim_seed);
         let symbols: Vec<SymbolState> = universe
             .symbols()
@@ -187,6 +205,19 @@ impl Sim {
             .map(|_| rng.random_range(0..=2))
             .collect();
         let quoted = vec![(f64::NEG_INFINITY, f64::INFINITY); symbols.len() * venue_extra.len()];
+        let traded: Vec<Traded> = universe
+            .symbols()
+            .iter()
+            .zip(&symbols)
+            .take(TRADED_SYMBOLS)
+            .map(|(name, s)| Traded {
+                name: name.clone(),
+                start: s.start / s.scale,
+                lot: s.lot,
+            })
+            .collect();
+        let step_rate = cfg.sim_events_rate.div_ceil(EVENTS_PER_STEP);
+        let desks = Desks::new(catalogue, &traded, cfg.sim_seed, step_rate as f64);
         Sim {
             rng,
             symbols,
@@ -196,6 +227,26 @@ impl Sim {
             rate: cfg.sim_rate,
             start: Instant::now(),
             emitted: 0,
+            desks,
+            step_rate,
+            steps: 0,
+        }
+    }
+
+    /// Appends the events of the next `n` desk steps, stamped `ts_us` and
+    /// priced at the current mids.
+    pub fn generate_events(&mut self, n: usize, ts_us: u64, out: &mut Vec<Event>) {
+        let Some(desks) = &mut self.desks else {
+            return;
+        };
+        let mids: Vec<f64> = self
+            .symbols
+            .iter()
+            .take(TRADED_SYMBOLS)
+            .map(|s| s.mid / s.scale)
+            .collect();
+        for _ in 0..n {
+            desks.step(ts_us, &mids, out);
         }
     }
 
@@ -261,11 +312,25 @@ impl Sim {
         }
     }
 
-    /// Quotes due by now at `rate` since start.
-    fn due(&self) -> u64 {
+    /// Items due by now at `rate` a second since start.
+    fn due(&self, rate: u64) -> u64 {
         let nanos = self.start.elapsed().as_nanos();
-        (nanos * u128::from(self.rate) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
+        (nanos * u128::from(rate) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
+}
+
+/// How many items to make now when `due` are due at `rate` a second and
+/// `done` were made; advances `done`. A consumer that fell behind gets at
+/// most 50 ms worth at once; the rest is skipped rather than replayed as a
+/// burst.
+fn take_due(done: &mut u64, due: u64, rate: u64) -> u64 {
+    let max_batch = (rate / 20).max(256);
+    if due.saturating_sub(*done) > max_batch {
+        *done = due - max_batch;
+    }
+    let n = due.saturating_sub(*done);
+    *done += n;
+    n
 }
 
 impl Feed for Sim {
@@ -274,23 +339,27 @@ impl Feed for Sim {
             std::thread::sleep(max_wait);
             return Ok(());
         }
-        let mut due = self.due();
+        let mut due = self.due(self.rate);
         if due <= self.emitted {
             let next_ns = u128::from(self.emitted + 1) * 1_000_000_000 / u128::from(self.rate);
             let next = Duration::from_nanos(next_ns.min(u128::from(u64::MAX)) as u64);
             std::thread::sleep(next.saturating_sub(self.start.elapsed()).min(max_wait));
-            due = self.due();
+            due = self.due(self.rate);
         }
-        // A consumer that fell behind gets at most 50 ms worth at once; the
-        // rest is skipped rather than replayed as a burst.
-        let max_batch = (self.rate / 20).max(256);
-        if due.saturating_sub(self.emitted) > max_batch {
-            self.emitted = due - max_batch;
-        }
-        let n = due.saturating_sub(self.emitted);
+        let n = take_due(&mut self.emitted, due, self.rate);
         self.generate(n as usize, now_us(), out);
-        self.emitted += n;
         Ok(())
+    }
+
+    fn poll_events(&mut self, out: &mut Vec<Event>) {
+        if self.desks.is_none() {
+            return;
+        }
+        let due = self.due(self.step_rate);
+        let n = take_due(&mut self.steps, due, self.step_rate);
+        if n > 0 {
+            self.generate_events(n as usize, now_us(), out);
+        }
     }
 }
 
@@ -301,15 +370,36 @@ mod tests {
     use crate::feed::universe;
 
     fn sim(seed: u64, symbols: usize, venues: usize, rate: u64) -> (Sim, Universe) {
+        sim_with_events(
+            seed,
+            symbols,
+            venues,
+            rate,
+            FeedConfig::default().sim_events_rate,
+        )
+    }
+
+    fn sim_with_events(
+        seed: u64,
+        symbols: usize,
+        venues: usize,
+        rate: u64,
+        events_rate: u64,
+    ) -> (Sim, Universe) {
         let cfg = FeedConfig {
             sim_symbols: symbols,
             sim_venues: venues,
             sim_seed: seed,
             sim_rate: rate,
+            sim_events_rate: events_rate,
             ..FeedConfig::default()
         };
         let u = universe(&cfg);
-        (Sim::new(&cfg, &u), u)
+        (Sim::new(&cfg, &u, &catalogue()), u)
+    }
+
+    fn catalogue() -> Catalogue {
+        Catalogue::new(&crate::config::ChannelsConfig::default()).unwrap()
     }
 
     #[test]
@@ -389,6 +479,83 @@ mod tests {
             !out.is_empty() && out.len() as f64 <= bound,
             "{}",
             out.len()
+        );
+    }
+
+    /// Quotes and desk steps interleaved as the server makes them by
+    /// default (a hundred quotes per step).
+    fn quotes_and_events(seed: u64, steps: u64) -> (Vec<VenueQuote>, Vec<Event>) {
+        let (mut s, _) = sim(seed, 20, 3, 0);
+        let (mut quotes, mut events) = (Vec::new(), Vec::new());
+        for step in 0..steps {
+            s.generate(100, step, &mut quotes);
+            s.generate_events(1, step, &mut events);
+        }
+        (quotes, events)
+    }
+
+    #[test]
+    fn events_follow_the_seed_and_the_simulated_prices() {
+        let (quotes, events) = quotes_and_events(7, 1_000);
+        assert_eq!(events, quotes_and_events(7, 1_000).1);
+        assert_ne!(events, quotes_and_events(8, 1_000).1);
+        let cat = catalogue();
+        let (trading, def) = cat.find("metrics.trading").unwrap();
+        let (volume, notional) = (
+            def.metric_index("trade_volume").unwrap(),
+            def.metric_index("trade_notional").unwrap(),
+        );
+        let (lo, hi) = quotes
+            .iter()
+            .filter(|q| q.symbol == SymbolId(0))
+            .fold((f64::MAX, f64::MIN), |(lo, hi), q| {
+                (lo.min(q.bid), hi.max(q.ask))
+            });
+        let mut eurusd_trades = 0;
+        for ev in &events {
+            let Event::Metric(m) = ev else { continue };
+            let value = |i| m.values.iter().find(|(j, _)| *j == i).map(|(_, v)| *v);
+            let eurusd = m.dims.iter().any(|(k, v)| k == "symbol" && v == "EURUSD");
+            if m.channel != trading || !eurusd {
+                continue;
+            }
+            let (Some(v), Some(n)) = (value(volume), value(notional)) else {
+                panic!("{m:?}")
+            };
+            if v > 0.0 {
+                let price = n / v;
+                assert!(
+                    price > lo * 0.999 && price < hi * 1.001,
+                    "{price} vs {lo}..{hi}"
+                );
+                eurusd_trades += 1;
+            }
+        }
+        assert!(eurusd_trades > 10, "{eurusd_trades}");
+    }
+
+    #[test]
+    fn events_are_paced_by_wall_clock_and_off_at_rate_zero() {
+        let (mut off, _) = sim_with_events(1, 10, 2, 0, 0);
+        let mut events = Vec::new();
+        off.poll_events(&mut events);
+        off.generate_events(10, 1, &mut events);
+        assert!(events.is_empty());
+
+        let (mut s, _) = sim_with_events(1, 10, 2, 0, 4_000);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(30) {
+            s.poll_events(&mut events);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let metrics = events
+            .iter()
+            .filter(|e| matches!(e, Event::Metric(_)))
+            .count();
+        let bound = (t0.elapsed().as_secs_f64() * 1_000.0 + 1.0) * EVENTS_PER_STEP as f64;
+        assert!(
+            metrics > 0 && metrics as f64 <= bound,
+            "{metrics} > {bound}"
         );
     }
 }
