@@ -485,8 +485,9 @@ pub fn write_price(p: &BestPrice, universe: &Universe, out: &mut Vec<u8>) {
     );
 }
 
-/// Writes the shortest representation of `v` and returns its number of decimals.
-fn write_number(out: &mut Vec<u8>, v: f64) -> usize {
+/// Writes the shortest representation of `v` (integral values without a
+/// fraction; a non-finite value as `null`) and returns its number of decimals.
+pub fn write_number(out: &mut Vec<u8>, v: f64) -> usize {
     let start = out.len();
     if v.is_finite() {
         let _ = write!(out, "{v}");

@@ -17,8 +17,9 @@ use crate::channel::{Catalogue, ChannelId};
 use crate::conflate::{Latest, LatestTable, StreamId};
 use crate::event::MetricEvent;
 use crate::frame;
-use serde_json::Value;
+use crate::protocol;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
 use std::sync::Arc;
 
 /// How long after its end a window waits for events still in flight.
@@ -508,23 +509,26 @@ fn encode(
     window_us: u64,
 ) -> Latest {
     let value = out.last_sent.unwrap_or_default();
-    let mut figures = serde_json::Map::new();
-    figures.insert("value".into(), number(value));
-    if let Some(p) = previous {
-        figures.insert("delta".into(), number(value - p));
-    }
     let window_end_us = (closed.index + 1) * window_us;
     let metric = &channel.metrics[usize::from(out.metric)];
+    // Written by hand: this runs for every changed value of every window.
     scratch.clear();
-    let json = serde_json::json!({
-        "type": "metrics",
-        "channel": channel.name,
-        "seq": closed.index,
-        "window_end": window_end_us / 1_000,
-        "values": { metric: figures },
-    });
-    // Writing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *scratch, &json);
+    scratch.extend_from_slice(br#"{"type":"metrics","channel":"#);
+    write_str(scratch, &channel.name);
+    let _ = write!(
+        scratch,
+        r#","seq":{},"window_end":{},"values":{{"#,
+        closed.index,
+        window_end_us / 1_000
+    );
+    write_str(scratch, metric);
+    scratch.extend_from_slice(br#":{"value":"#);
+    protocol::write_number(scratch, value);
+    if let Some(p) = previous {
+        scratch.extend_from_slice(br#","delta":"#);
+        protocol::write_number(scratch, value - p);
+    }
+    scratch.extend_from_slice(b"}}}");
     let frame = frame::text(scratch);
     Latest {
         seq: closed.index,
@@ -534,13 +538,10 @@ fn encode(
     }
 }
 
-/// Integral values print as integers (`42`, not `42.0`).
-fn number(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        Value::from(x as i64)
-    } else {
-        Value::from(x)
-    }
+/// A JSON string (names come from configuration, so they are escaped).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
