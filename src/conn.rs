@@ -617,7 +617,7 @@ fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
             }
         }
         Incoming::Pong => {}
-        Incoming::Binary => {
+        Incoming::Binary(_) => {
             if let Some(conn) = s.conns.get_mut(key) {
                 let err = OpError::new(
                     None,

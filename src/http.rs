@@ -252,6 +252,19 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
                 }
             },
         },
+        (_, "/v1/echo") if cfg.echo_route => match check_upgrade(&req) {
+            Err(reply) => reply,
+            Ok(accept) => {
+                if stream
+                    .write_all(&switching_protocols(&accept))
+                    .await
+                    .is_ok()
+                {
+                    crate::echo::run(stream, leftover, cfg.max_message_bytes).await;
+                }
+                return;
+            }
+        },
         ("GET", "/healthz") if draining => response(503, "text/plain", "draining"),
         ("GET", "/healthz") => response(200, "text/plain", "ok"),
         ("GET", "/v1/channels") => match authenticate(&shard, &req) {

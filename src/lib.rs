@@ -20,6 +20,7 @@
 //! | [`http`] | routes on the port: upgrade, healthz, channels, status |
 //! | [`auth`] | token verification (shared with `quotecast token`) |
 //! | [`conn`] | one connection: ops in, flushes out, limits, close codes |
+//! | [`echo`] | test-only `/v1/echo` route for the Autobahn suite (`server.echo_route`) |
 //! | [`protocol`] | client ops and server messages (the PROTOCOL.md contract) |
 //! | [`server`] | process wiring and the shard supervisor |
 //! | [`watch`] | the terminal client behind `quotecast watch` |
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod conflate;
 pub mod conn;
+pub mod echo;
 pub mod feed;
 pub mod flush;
 pub mod frame;

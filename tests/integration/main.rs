@@ -5,6 +5,7 @@ mod util;
 
 mod auth_rejections;
 mod bad_ops;
+mod echo_route;
 mod entitlements;
 mod http_routes;
 mod idle_timeout;
