@@ -7,6 +7,7 @@ mod auth_rejections;
 mod bad_ops;
 mod echo_route;
 mod entitlements;
+mod frame_rules;
 mod http_routes;
 mod idle_timeout;
 mod limits;
