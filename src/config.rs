@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// Kernel send buffer per connection (SO_SNDBUF); 0 = kernel default. Kept
     /// small so a slow reader is conflated in our table, not queued in the kernel.
     pub send_buffer_bytes: usize,
+    /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
+    /// the Autobahn conformance suite (`tools/autobahn`). Never in production.
+    pub echo_route: bool,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
             ring_capacity: 65_536,
             io_memory_kib: 1_024,
             send_buffer_bytes: 64 * 1024,
+            echo_route: false,
         }
     }
 }

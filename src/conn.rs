@@ -540,6 +540,7 @@ async fn read_loop(
                             FrameError::TooLarge(_) => "message too large",
                             FrameError::TooManyFragments(_) => "too many fragments",
                             FrameError::Protocol(_) => "protocol error",
+                            FrameError::InvalidUtf8 => "invalid UTF-8",
                         };
                         conn.request_close(e.close_code(), reason);
                     }
@@ -595,7 +596,7 @@ fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
                 }
             }
         }
-        Incoming::Binary => {
+        Incoming::Binary(_) => {
             if let Some(conn) = s.conns.get_mut(key) {
                 let err = OpError::new(
                     None,

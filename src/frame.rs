@@ -18,6 +18,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol error (bad framing).
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Text that is not UTF-8 (RFC 6455 §7.4.1: data inconsistent with its type).
+    pub const INVALID_DATA: u16 = 1007;
     /// Policy violation (control frame flood).
     pub const POLICY_VIOLATION: u16 = 1008;
     /// Message too large (or in too many fragments).
@@ -53,6 +55,11 @@ pub fn text(payload: &[u8]) -> Bytes {
     encode(OpCode::Data(Data::Text), payload)
 }
 
+/// A complete unmasked binary frame carrying `payload`.
+pub fn binary(payload: &[u8]) -> Bytes {
+    encode(OpCode::Data(Data::Binary), payload)
+}
+
 /// A ping frame (heartbeat).
 pub fn ping(payload: &[u8]) -> Bytes {
     encode(OpCode::Control(Control::Ping), payload)
@@ -78,15 +85,15 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 /// A client frame, unmasked, as read by [`FrameReader`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// A complete text message (fragments joined).
+    /// A complete text message (fragments joined), valid UTF-8.
     Text(Vec<u8>),
-    /// A complete binary message (not part of the protocol; answered with an error).
-    Binary,
+    /// A complete binary message (fragments joined).
+    Binary(Vec<u8>),
     /// A ping with its payload.
     Ping(Vec<u8>),
     /// A pong.
     Pong,
-    /// A close with its code, if any.
+    /// A close with its code, if any (only codes a peer may send).
     Close(Option<u16>),
 }
 
@@ -95,9 +102,13 @@ pub enum Incoming {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// Malformed framing: unmasked frame, reserved bits, bad control frame,
-    /// stray continuation, invalid UTF-8 or an unknown opcode.
+    /// stray continuation, an unknown opcode, or a close frame with a code a
+    /// peer may not send or a reason that is not UTF-8.
     #[error("protocol error: {0}")]
     Protocol(&'static str),
+    /// A text message (or a fragment of one) that is not UTF-8.
+    #[error("text message is not UTF-8")]
+    InvalidUtf8,
     /// A message larger than the configured limit.
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
@@ -111,6 +122,7 @@ impl FrameError {
     pub fn close_code(&self) -> u16 {
         match self {
             FrameError::Protocol(_) => close::PROTOCOL_ERROR,
+            FrameError::InvalidUtf8 => close::INVALID_DATA,
             // Too many fragments is a message too big to buffer, counted in frames.
             FrameError::TooLarge(_) | FrameError::TooManyFragments(_) => close::TOO_LARGE,
         }
@@ -119,6 +131,17 @@ impl FrameError {
 
 /// Fragments per message a reader accepts unless told otherwise.
 pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
+
+/// A message whose first fragments have arrived.
+#[derive(Debug)]
+struct Fragments {
+    is_text: bool,
+    body: Vec<u8>,
+    /// Frames of the message so far.
+    frames: usize,
+    /// Length of the prefix of `body` already known to be valid UTF-8.
+    utf8_checked: usize,
+}
 
 /// Reads client frames out of a byte buffer, joining fragments, enforcing the
 /// message size and fragment limits and RFC 6455's rules for client frames.
@@ -131,9 +154,7 @@ pub struct FrameReader {
     start: usize,
     max_message: usize,
     max_fragments: usize,
-    fragments: Option<(bool, Vec<u8>)>,
-    /// Frames of the message in `fragments` so far.
-    fragment_count: usize,
+    fragments: Option<Fragments>,
 }
 
 impl FrameReader {
@@ -145,7 +166,6 @@ impl FrameReader {
             max_message,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             fragments: None,
-            fragment_count: 0,
         }
     }
 
@@ -161,15 +181,6 @@ impl FrameReader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Records that the message has `count` frames so far and more to come.
-    fn count_fragment(&mut self, count: usize) -> Result<(), FrameError> {
-        self.fragment_count = count;
-        if count >= self.max_fragments {
-            return Err(FrameError::TooManyFragments(self.max_fragments));
-        }
-        Ok(())
-    }
-
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
@@ -178,6 +189,10 @@ impl FrameReader {
     }
 
     /// The next complete message or control frame, `Ok(None)` when more bytes are needed.
+    ///
+    /// Errors are found as early as the bytes allow (a frame header is judged
+    /// before its payload arrives, invalid UTF-8 in a fragment before the
+    /// message ends), so a hostile client is cut off without being buffered.
     pub fn next_message(&mut self) -> Result<Option<Incoming>, FrameError> {
         loop {
             let mut cursor = Cursor::new(&self.buf[self.start..]);
@@ -192,13 +207,27 @@ impl FrameReader {
             if header.rsv1 || header.rsv2 || header.rsv3 {
                 return Err(FrameError::Protocol("reserved bits set"));
             }
-            let buffered = self.fragments.as_ref().map_or(0, |(_, b)| b.len()) as u64;
-            // Saturating: a hostile 64-bit length must not wrap past the check.
-            if len.saturating_add(buffered) > self.max_message as u64 {
-                return Err(FrameError::TooLarge(self.max_message));
+            match header.opcode {
+                OpCode::Control(_) if !header.is_final || len > 125 => {
+                    return Err(FrameError::Protocol("bad control frame"));
+                }
+                OpCode::Control(_) => {}
+                OpCode::Data(Data::Text | Data::Binary) if self.fragments.is_some() => {
+                    return Err(FrameError::Protocol("new message inside a fragmented one"));
+                }
+                OpCode::Data(Data::Reserved(_)) => {
+                    return Err(FrameError::Protocol("reserved opcode"));
+                }
+                OpCode::Data(_) => {
+                    let buffered = self.fragments.as_ref().map_or(0, |f| f.body.len()) as u64;
+                    if len.saturating_add(buffered) > self.max_message as u64 {
+                        return Err(FrameError::TooLarge(self.max_message));
+                    }
+                }
             }
-            let head = cursor.position() as usize;
+            // Both bounded above: a control frame by 125, a data frame by `max_message`.
             let len = len as usize;
+            let head = cursor.position() as usize;
             if self.buf.len() - self.start < head + len {
                 return Ok(None);
             }
@@ -207,11 +236,8 @@ impl FrameReader {
             unmask(payload, mask);
             let payload: &[u8] = payload;
             self.start = from + len;
-            match header.opcode {
+            let mut message = match header.opcode {
                 OpCode::Control(ctl) => {
-                    if !header.is_final || len > 125 {
-                        return Err(FrameError::Protocol("bad control frame"));
-                    }
                     return match ctl {
                         Control::Ping => Ok(Some(Incoming::Ping(payload.to_vec()))),
                         Control::Pong => Ok(Some(Incoming::Pong)),
@@ -220,53 +246,70 @@ impl FrameReader {
                     };
                 }
                 OpCode::Data(Data::Continue) => {
-                    let Some((is_text, mut body)) = self.fragments.take() else {
+                    let Some(mut m) = self.fragments.take() else {
                         return Err(FrameError::Protocol("continuation without a message"));
                     };
-                    body.extend_from_slice(payload);
-                    if !header.is_final {
-                        self.count_fragment(self.fragment_count + 1)?;
-                        self.fragments = Some((is_text, body));
-                        continue;
-                    }
-                    return finish(is_text, body).map(Some);
+                    m.body.extend_from_slice(payload);
+                    m.frames += 1;
+                    m
                 }
-                OpCode::Data(data @ (Data::Text | Data::Binary)) => {
-                    if self.fragments.is_some() {
-                        return Err(FrameError::Protocol("new message inside a fragmented one"));
-                    }
-                    let is_text = data == Data::Text;
-                    if !header.is_final {
-                        let payload = payload.to_vec();
-                        self.count_fragment(1)?;
-                        self.fragments = Some((is_text, payload));
-                        continue;
-                    }
-                    return finish(is_text, payload.to_vec()).map(Some);
-                }
-                OpCode::Data(Data::Reserved(_)) => {
-                    return Err(FrameError::Protocol("reserved opcode"))
-                }
+                OpCode::Data(data) => Fragments {
+                    is_text: data == Data::Text,
+                    body: payload.to_vec(),
+                    frames: 1,
+                    utf8_checked: 0,
+                },
+            };
+            if message.is_text {
+                check_utf8(&message.body, &mut message.utf8_checked, header.is_final)?;
             }
+            if !header.is_final {
+                if message.frames >= self.max_fragments {
+                    return Err(FrameError::TooManyFragments(self.max_fragments));
+                }
+                self.fragments = Some(message);
+                continue;
+            }
+            return Ok(Some(if message.is_text {
+                Incoming::Text(message.body)
+            } else {
+                Incoming::Binary(message.body)
+            }));
         }
     }
 }
 
-fn finish(is_text: bool, body: Vec<u8>) -> Result<Incoming, FrameError> {
-    if !is_text {
-        return Ok(Incoming::Binary);
+/// Checks that `body[*checked..]` is UTF-8 and advances `checked`. A sequence
+/// cut at the end is allowed until the message is `complete`.
+fn check_utf8(body: &[u8], checked: &mut usize, complete: bool) -> Result<(), FrameError> {
+    match std::str::from_utf8(&body[*checked..]) {
+        Ok(_) => *checked = body.len(),
+        Err(e) if e.error_len().is_none() && !complete => *checked += e.valid_up_to(),
+        Err(_) => return Err(FrameError::InvalidUtf8),
     }
-    if std::str::from_utf8(&body).is_err() {
-        return Err(FrameError::Protocol("text message is not UTF-8"));
-    }
-    Ok(Incoming::Text(body))
+    Ok(())
+}
+
+/// Whether a peer may send close `code` (RFC 6455 §7.4: 1004-1006 and 1015
+/// are reserved, 1012-2999 unassigned to peers, 5000+ undefined).
+pub fn is_sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
 fn close_code(payload: &[u8]) -> Result<Option<u16>, FrameError> {
     match payload {
         [] => Ok(None),
         [_] => Err(FrameError::Protocol("close payload of one byte")),
-        [a, b, ..] => Ok(Some(u16::from_be_bytes([*a, *b]))),
+        [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            if !is_sendable_close_code(code) {
+                return Err(FrameError::Protocol("invalid close code"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(FrameError::Protocol("close reason is not UTF-8"));
+            }
+            Ok(Some(code))
+        }
     }
 }
 
@@ -327,6 +370,74 @@ mod tests {
     }
 
     #[test]
+    fn binary_messages_keep_their_payload() {
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x2, false, &[0, 1]));
+        r.extend(&client_frame(0x0, true, &[255]));
+        assert_eq!(
+            r.next_message(),
+            Ok(Some(Incoming::Binary(vec![0, 1, 255])))
+        );
+    }
+
+    #[test]
+    fn fails_fast_on_bad_utf8_close_codes_and_huge_lengths() {
+        // An invalid sequence in the first fragment is refused before the message ends.
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x1, false, &[b'a', 0xc0, b'b']));
+        assert_eq!(r.next_message(), Err(FrameError::InvalidUtf8));
+        // A character split across fragments is fine.
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x1, false, &"é".as_bytes()[..1]));
+        r.extend(&client_frame(0x0, true, &"é".as_bytes()[1..]));
+        assert_eq!(r.next_message(), Ok(Some(Incoming::Text("é".into()))));
+
+        for code in [999u16, 1005, 1006, 1015, 2000, 5000] {
+            let mut r = FrameReader::new(100);
+            r.extend(&client_frame(0x8, true, &code.to_be_bytes()));
+            assert!(
+                matches!(r.next_message(), Err(FrameError::Protocol(_))),
+                "{code}"
+            );
+        }
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x8, true, &[0x03, 0xe8, 0xff]));
+        assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
+
+        // A 64-bit length near u64::MAX plus buffered fragments must not overflow.
+        let mut r = FrameReader::new(100);
+        r.extend(&client_frame(0x1, false, b"ab"));
+        r.extend(&[
+            0x80,
+            0x80 | 127,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ]);
+        r.extend(&[1, 2, 3, 4]);
+        assert_eq!(r.next_message(), Err(FrameError::TooLarge(100)));
+    }
+
+    #[test]
+    fn caps_fragments_per_message() {
+        // Three fragments fit a cap of 3; a fourth frame does not.
+        let mut r = FrameReader::new(100).with_max_fragments(3);
+        r.extend(&client_frame(0x1, false, b"a"));
+        r.extend(&client_frame(0x0, false, b"b"));
+        r.extend(&client_frame(0x0, true, b"c"));
+        assert_eq!(r.next_message(), Ok(Some(Incoming::Text(b"abc".to_vec()))));
+        for (op, fin) in [(0x1, false), (0x0, false), (0x0, false), (0x0, true)] {
+            r.extend(&client_frame(op, fin, b"x"));
+        }
+        assert_eq!(r.next_message(), Err(FrameError::TooManyFragments(3)));
+    }
+
+    #[test]
     fn enforces_limits_and_rules() {
         let mut r = FrameReader::new(100);
         r.extend(&client_frame(0x1, true, &[b'a'; 200]));
@@ -342,27 +453,7 @@ mod tests {
 
         let mut r = FrameReader::new(100);
         r.extend(&client_frame(0x1, true, &[0xff, 0xfe]));
-        assert!(matches!(r.next_message(), Err(FrameError::Protocol(_))));
-
-        // Three fragments fit a cap of 3; a fourth frame does not.
-        let mut r = FrameReader::new(100).with_max_fragments(3);
-        r.extend(&client_frame(0x1, false, b"a"));
-        r.extend(&client_frame(0x0, false, b"b"));
-        r.extend(&client_frame(0x0, true, b"c"));
-        assert_eq!(r.next_message(), Ok(Some(Incoming::Text(b"abc".to_vec()))));
-        for (op, fin) in [(0x1, false), (0x0, false), (0x0, false), (0x0, true)] {
-            r.extend(&client_frame(op, fin, b"x"));
-        }
-        assert_eq!(r.next_message(), Err(FrameError::TooManyFragments(3)));
-
-        // A 64-bit length near u64::MAX behind a buffered fragment is too
-        // large, not an overflow.
-        let mut r = FrameReader::new(100);
-        r.extend(&client_frame(0x1, false, b"ab"));
-        r.extend(&[0x80, 0x80 | 127]);
-        r.extend(&(u64::MAX - 1).to_be_bytes());
-        r.extend(&[1, 2, 3, 4]);
-        assert_eq!(r.next_message(), Err(FrameError::TooLarge(100)));
+        assert_eq!(r.next_message(), Err(FrameError::InvalidUtf8));
 
         let mut r = FrameReader::new(100);
         r.extend(&client_frame(0x8, true, &1000u16.to_be_bytes()));

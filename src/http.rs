@@ -285,6 +285,20 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
             },
         },
         ("POST", "/v1/publish") => crate::publish::serve(&shard, &mut stream, &req, leftover).await,
+        (_, "/v1/echo") if cfg.echo_route => match check_upgrade(&req) {
+            Err(reply) => reply,
+            Ok(accept) => {
+                if stream
+                    .write_all(&switching_protocols(&accept))
+                    .await
+                    .is_ok()
+                {
+                    crate::echo::run(stream, leftover, cfg.max_message_bytes, cfg.max_fragments)
+                        .await;
+                }
+                return;
+            }
+        },
         ("GET", "/healthz") if draining => response(503, "text/plain", "draining"),
         // A stale feed keeps 200: every node shares the feed, so a 503 would
         // take the whole fleet out of rotation for what clients are told anyway.

@@ -30,6 +30,7 @@
 //! | [`isolate`] | a panic in one connection's task ends that connection, not the shard |
 //! | [`subscribe`] | subscribe/unsubscribe for each channel kind, permissions |
 //! | [`publish`] | `POST /v1/publish`: validated events to the aggregator |
+//! | [`echo`] | test-only `/v1/echo` route for the Autobahn suite (`server.echo_route`) |
 //! | [`protocol`] | client ops and server messages (the PROTOCOL.md contract) |
 //! | [`server`] | process wiring and the shard supervisor |
 //! | [`watch`] | the terminal client behind `quotecast watch` |
@@ -42,6 +43,7 @@ pub mod channel;
 pub mod config;
 pub mod conflate;
 pub mod conn;
+pub mod echo;
 pub mod entitle;
 pub mod event;
 pub mod feed;

@@ -78,6 +78,9 @@ struct ServeArgs {
     /// client in this process: server and first look in one command.
     #[arg(long, value_delimiter = ',')]
     watch: Option<Vec<String>>,
+    /// Test only: serve an echo WebSocket at /v1/echo (Autobahn suite).
+    #[arg(long)]
+    echo_route: bool,
 }
 
 #[derive(Args)]
@@ -123,6 +126,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     s.listen = args.listen.unwrap_or(s.listen);
     s.shards = args.shards.unwrap_or(s.shards);
     s.max_rate_hz = args.max_rate_hz.unwrap_or(s.max_rate_hz);
+    s.echo_route |= args.echo_route;
     let f = &mut cfg.feed;
     f.kind = args.feed.unwrap_or(f.kind);
     f.sim_symbols = args.sim_symbols.unwrap_or(f.sim_symbols);

@@ -139,6 +139,9 @@ pub enum ClientOp {
     },
 }
 
+/// Most members an op object may have (ops use five at most).
+const MAX_OP_MEMBERS: usize = 32;
+
 /// Parses one op from a text message. The buffer is used as simd-json scratch.
 pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError> {
     let value = simd_json::to_borrowed_value(text)
@@ -150,6 +153,27 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
             "an op must be a JSON object",
         ));
     };
+    // simd-json keeps repeated keys in objects of up to 32 members (a lookup
+    // finds the first) and keeps the last in larger ones (found by the
+    // op_decoder fuzz target): refuse both shapes so an op has one meaning.
+    if obj.len() > MAX_OP_MEMBERS {
+        return Err(OpError::new(
+            None,
+            ErrorCode::BadRequest,
+            format!("an op has at most {MAX_OP_MEMBERS} members"),
+        ));
+    }
+    if obj
+        .keys()
+        .enumerate()
+        .any(|(i, k)| obj.keys().take(i).any(|seen| seen == k))
+    {
+        return Err(OpError::new(
+            None,
+            ErrorCode::BadRequest,
+            "an op must not repeat a key",
+        ));
+    }
     let id = match obj.get("id") {
         None => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| {
@@ -516,6 +540,24 @@ mod tests {
 
     fn parse(s: &str) -> Result<ClientOp, OpError> {
         parse_op(&mut s.as_bytes().to_vec(), 10)
+    }
+
+    #[test]
+    fn refuses_repeated_keys_and_oversized_objects() {
+        let members = |n: usize| -> String { (0..n).map(|i| format!(r#","k{i}":0"#)).collect() };
+        assert!(parse(&format!(r#"{{"op":"ping","id":1{}}}"#, members(30))).is_ok());
+        for text in [
+            r#"{"op":"ping","id":1,"id":2}"#.to_string(),
+            format!(r#"{{"op":"ping","id":1{},"id":2}}"#, members(20)),
+            format!(r#"{{"op":"ping","id":1{},"id":2}}"#, members(40)),
+            format!(r#"{{"op":"ping","id":1{}}}"#, members(31)),
+        ] {
+            assert_eq!(
+                parse(&text).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{text}"
+            );
+        }
     }
 
     #[test]
