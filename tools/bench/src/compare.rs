@@ -6,8 +6,8 @@
 //! server core (0) with `taskset`; the generator runs pinned to core 1.
 //! - quotecast: `--replay tcp:<feed>` over the feed's symbols, venue `LP1`.
 //! - tokio-broadcast (tools/peers): `--feed tcp:<feed>`, same JSON lines.
-//! - nchan: nginx (one process: `master_process off`, one worker) with a
-//!   generated config; the feed POSTs each price to `/pub/<symbol>`, clients
+//! - nchan: nginx in one process (`master_process off`: the measured pid is
+//!   the one serving) with a generated config; the feed POSTs each price to `/pub/<symbol>`, clients
 //!   subscribe with one WebSocket on `/sub/<s1>,<s2>,...`.
 //! - sockudo: run when its binary is found (see `--sockudo-bin`); otherwise
 //!   it is listed as skipped with the reason.
@@ -321,7 +321,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// nginx in one process with one worker, nchan keeping only the latest
+/// nginx as one process, nchan keeping only the latest
 /// message per channel, publish and WebSocket subscribe locations.
 fn nginx_conf(addr: SocketAddr, module: &str, prefix: &Path, cfg: &RunConfig) -> String {
     let p = prefix.display();

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +26,10 @@ pub const VENUE: &str = "LP1";
 /// Pacing tick: quotes due are sent in one write every tick.
 const TICK: Duration = Duration::from_millis(1);
 
+/// Publisher connections of the HTTP sink; a symbol always uses the same one,
+/// so its updates stay in order.
+pub const PUBLISHERS: usize = 1;
+
 /// `n` symbol names, `S0000` .. .
 pub fn symbol_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("S{i:04}")).collect()
@@ -34,7 +39,11 @@ pub fn symbol_names(n: usize) -> Vec<String> {
 pub enum Sink {
     /// JSON lines to the first client of this listener.
     Lines(TcpListener),
-    /// `POST /pub/<symbol>` to an HTTP server (nchan), pipelined on one connection.
+    /// `POST /pub/<symbol>` to an HTTP server (nchan) over [`PUBLISHERS`]
+    /// keep-alive connections, each waiting for a response before its next
+    /// request: nginx served pipelined requests only as new bytes arrived
+    /// (~1 per packet), and several publishers in parallel left nchan idle
+    /// for seconds on this machine; one sequential publisher kept up.
     HttpPublish(SocketAddr),
 }
 
@@ -44,7 +53,7 @@ pub struct Feed {
     sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
-    acks: Option<JoinHandle<u64>>,
+    acks: Vec<JoinHandle<anyhow::Result<u64>>>,
 }
 
 impl Feed {
@@ -62,25 +71,58 @@ impl Feed {
         let rate = Arc::new(AtomicU64::new(rate));
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (out, acks): (Box<dyn Write + Send>, Option<JoinHandle<u64>>) = match sink {
-            Sink::Lines(listener) => (Box::new(accept_within(&listener, 30)?), None),
-            Sink::HttpPublish(addr) => {
-                let sock = TcpStream::connect(addr).context("connecting the publisher")?;
-                sock.set_nodelay(true)?;
-                let reader = sock.try_clone()?;
-                let stop = stop.clone();
-                let acks = std::thread::Builder::new()
-                    .name("feed-acks".into())
-                    .spawn(move || count_responses(reader, &stop))?;
-                (Box::new(sock), Some(acks))
-            }
-        };
-        let http = acks.is_some();
         let mut gen = Quotes::new(symbols, seed);
         let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("feed".into())
-            .spawn(move || pace(out, &mut gen, http, &r, &s, &st))?;
+        let (thread, acks) = match sink {
+            Sink::Lines(listener) => {
+                let out = accept_within(&listener, 30)?;
+                let t = std::thread::Builder::new()
+                    .name("feed".into())
+                    .spawn(move || {
+                        pace(&r, &s, &st, |due| {
+                            let mut buf = String::new();
+                            for _ in 0..due {
+                                gen.next_line(&mut buf);
+                            }
+                            (&out).write_all(buf.as_bytes())
+                        })
+                    })?;
+                (t, Vec::new())
+            }
+            Sink::HttpPublish(addr) => {
+                let mut queues = Vec::new();
+                let mut acks = Vec::new();
+                for i in 0..PUBLISHERS {
+                    let sock = TcpStream::connect(addr).context("connecting a publisher")?;
+                    sock.set_nodelay(true)?;
+                    let (tx, rx) = sync_channel::<Vec<String>>(1_024);
+                    queues.push(tx);
+                    acks.push(
+                        std::thread::Builder::new()
+                            .name(format!("publisher-{i}"))
+                            .spawn(move || publish(sock, &rx))?,
+                    );
+                }
+                let t = std::thread::Builder::new()
+                    .name("feed".into())
+                    .spawn(move || {
+                        pace(&r, &s, &st, |due| {
+                            let mut batches: Vec<Vec<String>> = vec![Vec::new(); PUBLISHERS];
+                            for _ in 0..due {
+                                let (i, req) = gen.next_publish();
+                                batches[i % PUBLISHERS].push(req);
+                            }
+                            for (q, batch) in queues.iter().zip(batches) {
+                                if !batch.is_empty() && q.send(batch).is_err() {
+                                    return Err(ErrorKind::BrokenPipe.into());
+                                }
+                            }
+                            Ok(())
+                        })
+                    })?;
+                (t, acks)
+            }
+        };
         Ok(Feed {
             rate,
             sent,
@@ -100,15 +142,24 @@ impl Feed {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Stops the feed; returns an error the feed thread ended with, and the
-    /// HTTP responses counted (publish sink).
+    /// Stops the feed; returns an error the feed ended with, and the HTTP
+    /// publishes answered 2xx (publish sink).
     pub fn stop(&mut self) -> anyhow::Result<Option<u64>> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join()
                 .map_err(|_| anyhow::anyhow!("the feed thread panicked"))??;
         }
-        Ok(self.acks.take().and_then(|a| a.join().ok()))
+        if self.acks.is_empty() {
+            return Ok(None);
+        }
+        let mut ok = 0;
+        for a in self.acks.drain(..) {
+            ok += a
+                .join()
+                .map_err(|_| anyhow::anyhow!("a publisher panicked"))??;
+        }
+        Ok(Some(ok))
     }
 }
 
@@ -136,47 +187,60 @@ fn accept_within(listener: &TcpListener, secs: u64) -> anyhow::Result<TcpStream>
     }
 }
 
-/// Counts `HTTP/1.1 2xx` status lines until the peer closes or `stop`.
-fn count_responses(mut sock: TcpStream, stop: &AtomicBool) -> u64 {
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut ok = 0u64;
-    let pat = b"HTTP/1.1 2";
-    // Bounded: ends when the socket closes, or soon after `stop`.
-    loop {
-        match sock.read(&mut buf) {
-            Ok(0) => return ok,
-            Ok(n) => {
-                carry.extend_from_slice(&buf[..n]);
-                let mut from = 0;
-                while let Some(i) = crate::ws::find(&carry[from..], pat) {
-                    ok += 1;
-                    from += i + pat.len();
+/// Sends each queued request and reads its response before the next; returns
+/// the 2xx answers. Ends when the feed drops its queue.
+fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u64> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::with_capacity(4_096);
+    let mut ok = 0;
+    for batch in rx.iter() {
+        for req in batch {
+            sock.write_all(req.as_bytes()).context("publishing")?;
+            buf.clear();
+            // Bounded: a response is small and the socket has a read timeout.
+            let status = loop {
+                if let Some(status) = response_status(&buf) {
+                    break status;
                 }
-                // Keep a tail that may hold the start of a split status line.
-                let keep = carry.len().saturating_sub(pat.len() - 1).max(from);
-                carry.drain(..keep);
+                let mut chunk = [0u8; 2_048];
+                let n = sock
+                    .read(&mut chunk)
+                    .context("reading a publish response")?;
+                anyhow::ensure!(n > 0 && buf.len() < 64 * 1024, "publish connection closed");
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            if (200..300).contains(&status) {
+                ok += 1;
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if stop.load(Ordering::Relaxed) {
-                    return ok;
-                }
-            }
-            Err(_) => return ok,
         }
     }
+    Ok(ok)
 }
 
+/// The status of a complete HTTP response (head and `Content-Length` body) in `raw`.
+fn response_status(raw: &[u8]) -> Option<u16> {
+    let head = crate::ws::find(raw, b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&raw[..head]).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (raw.len() >= head + 4 + len).then_some(status)
+}
+
+/// Sends what is due every [`TICK`] through `send` until `stop`.
 fn pace(
-    mut out: Box<dyn Write + Send>,
-    gen: &mut Quotes,
-    http: bool,
     rate: &AtomicU64,
     sent: &AtomicU64,
     stop: &AtomicBool,
+    mut send: impl FnMut(u64) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut buf = String::with_capacity(1 << 20);
     let mut owed = 0.0f64;
     let mut last = Instant::now();
     let mut next = last + TICK;
@@ -197,15 +261,7 @@ fn pace(
         if due == 0 {
             continue;
         }
-        buf.clear();
-        for _ in 0..due {
-            if http {
-                gen.next_publish(&mut buf);
-            } else {
-                gen.next_line(&mut buf);
-            }
-        }
-        match out.write_all(buf.as_bytes()) {
+        match send(due) {
             Ok(()) => {}
             // The server went away (stopped): the feed ends quietly.
             Err(e) if stop.load(Ordering::Relaxed) || e.kind() == ErrorKind::BrokenPipe => {
@@ -267,8 +323,9 @@ impl Quotes {
         );
     }
 
-    /// One HTTP publish of the price message a client receives, stamped now.
-    fn next_publish(&mut self, out: &mut String) {
+    /// One HTTP publish of the price message a client receives, stamped
+    /// now, and the symbol's index.
+    fn next_publish(&mut self) -> (usize, String) {
         let (i, bid, ask) = self.step();
         let body = format!(
             r#"{{"type":"price","symbol":"{}","seq":{},"bid":{bid:.6},"bid_size":1000000,"bid_venue":"{VENUE}","ask":{ask:.6},"ask_size":1000000,"ask_venue":"{VENUE}","ts":{}}}"#,
@@ -276,12 +333,12 @@ impl Quotes {
             self.seq[i],
             crate::worker::unix_us()
         );
-        let _ = write!(
-            out,
+        let req = format!(
             "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.symbols[i],
             body.len()
         );
+        (i, req)
     }
 }
 
@@ -310,8 +367,8 @@ mod tests {
     #[test]
     fn publish_carries_a_price_the_client_decodes() {
         let mut q = Quotes::new(symbol_names(1), 7);
-        let mut s = String::new();
-        q.next_publish(&mut s);
+        let (i, s) = q.next_publish();
+        assert_eq!(i, 0);
         assert!(s.starts_with("POST /pub/S0000 HTTP/1.1\r\n"));
         let body = &s[s.find("\r\n\r\n").unwrap() + 4..];
         let len: usize = s
@@ -323,6 +380,14 @@ mod tests {
         assert_eq!(body.len(), len);
         assert_eq!(crate::ws::classify(body.as_bytes()), crate::ws::Kind::Price);
         assert_eq!(crate::ws::price_seq_ts(body.as_bytes()).unwrap().0, 1);
+        assert_eq!(
+            response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"),
+            Some(202)
+        );
+        assert_eq!(
+            response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\no"),
+            None
+        );
     }
 
     #[test]
