@@ -26,10 +26,6 @@ pub const VENUE: &str = "LP1";
 /// Pacing tick: quotes due are sent in one write every tick.
 const TICK: Duration = Duration::from_millis(1);
 
-/// Publisher connections of the HTTP sink; a symbol always uses the same one,
-/// so its updates stay in order.
-pub const PUBLISHERS: usize = 1;
-
 /// `n` symbol names, `S0000` .. .
 pub fn symbol_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("S{i:04}")).collect()
@@ -39,11 +35,11 @@ pub fn symbol_names(n: usize) -> Vec<String> {
 pub enum Sink {
     /// JSON lines to the first client of this listener.
     Lines(TcpListener),
-    /// `POST /pub/<symbol>` to an HTTP server (nchan) over [`PUBLISHERS`]
-    /// keep-alive connections, each waiting for a response before its next
-    /// request: nginx served pipelined requests only as new bytes arrived
-    /// (~1 per packet), and several publishers in parallel left nchan idle
-    /// for seconds on this machine; one sequential publisher kept up.
+    /// `POST /pub/<symbol>` to an HTTP server (nchan) over one keep-alive
+    /// connection, each request waiting for its response: nginx served
+    /// pipelined requests only as new bytes arrived (~1 per packet), and
+    /// eight publishers in parallel left nchan idle for seconds on this
+    /// machine; one sequential publisher kept up.
     HttpPublish(SocketAddr),
 }
 
@@ -53,7 +49,7 @@ pub struct Feed {
     sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
-    acks: Vec<JoinHandle<anyhow::Result<u64>>>,
+    publisher: Option<JoinHandle<anyhow::Result<u64>>>,
 }
 
 impl Feed {
@@ -87,40 +83,26 @@ impl Feed {
                             (&out).write_all(buf.as_bytes())
                         })
                     })?;
-                (t, Vec::new())
+                (t, None)
             }
             Sink::HttpPublish(addr) => {
-                let mut queues = Vec::new();
-                let mut acks = Vec::new();
-                for i in 0..PUBLISHERS {
-                    let sock = TcpStream::connect(addr).context("connecting a publisher")?;
-                    sock.set_nodelay(true)?;
-                    let (tx, rx) = sync_channel::<Vec<String>>(1_024);
-                    queues.push(tx);
-                    acks.push(
-                        std::thread::Builder::new()
-                            .name(format!("publisher-{i}"))
-                            .spawn(move || publish(sock, &rx))?,
-                    );
-                }
+                let sock = TcpStream::connect(addr).context("connecting the publisher")?;
+                sock.set_nodelay(true)?;
+                // Bounded: a full queue holds the pacer back, so the achieved
+                // rate (reported) shows what the publisher could do.
+                let (tx, rx) = sync_channel::<Vec<String>>(1_024);
+                let publisher = std::thread::Builder::new()
+                    .name("publisher".into())
+                    .spawn(move || publish(sock, &rx))?;
                 let t = std::thread::Builder::new()
                     .name("feed".into())
                     .spawn(move || {
                         pace(&r, &s, &st, |due| {
-                            let mut batches: Vec<Vec<String>> = vec![Vec::new(); PUBLISHERS];
-                            for _ in 0..due {
-                                let (i, req) = gen.next_publish();
-                                batches[i % PUBLISHERS].push(req);
-                            }
-                            for (q, batch) in queues.iter().zip(batches) {
-                                if !batch.is_empty() && q.send(batch).is_err() {
-                                    return Err(ErrorKind::BrokenPipe.into());
-                                }
-                            }
-                            Ok(())
+                            let batch = (0..due).map(|_| gen.next_publish()).collect();
+                            tx.send(batch).map_err(|_| ErrorKind::BrokenPipe.into())
                         })
                     })?;
-                (t, acks)
+                (t, Some(publisher))
             }
         };
         Ok(Feed {
@@ -128,7 +110,7 @@ impl Feed {
             sent,
             stop,
             thread: Some(thread),
-            acks,
+            publisher: acks,
         })
     }
 
@@ -150,16 +132,14 @@ impl Feed {
             t.join()
                 .map_err(|_| anyhow::anyhow!("the feed thread panicked"))??;
         }
-        if self.acks.is_empty() {
-            return Ok(None);
+        match self.publisher.take() {
+            None => Ok(None),
+            Some(p) => {
+                Ok(Some(p.join().map_err(|_| {
+                    anyhow::anyhow!("the publisher panicked")
+                })??))
+            }
         }
-        let mut ok = 0;
-        for a in self.acks.drain(..) {
-            ok += a
-                .join()
-                .map_err(|_| anyhow::anyhow!("a publisher panicked"))??;
-        }
-        Ok(Some(ok))
     }
 }
 
@@ -323,9 +303,8 @@ impl Quotes {
         );
     }
 
-    /// One HTTP publish of the price message a client receives, stamped
-    /// now, and the symbol's index.
-    fn next_publish(&mut self) -> (usize, String) {
+    /// One HTTP publish of the price message a client receives, stamped now.
+    fn next_publish(&mut self) -> String {
         let (i, bid, ask) = self.step();
         let body = format!(
             r#"{{"type":"price","symbol":"{}","seq":{},"bid":{bid:.6},"bid_size":1000000,"bid_venue":"{VENUE}","ask":{ask:.6},"ask_size":1000000,"ask_venue":"{VENUE}","ts":{}}}"#,
@@ -333,12 +312,11 @@ impl Quotes {
             self.seq[i],
             crate::worker::unix_us()
         );
-        let req = format!(
+        format!(
             "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.symbols[i],
             body.len()
-        );
-        (i, req)
+        )
     }
 }
 
@@ -367,8 +345,7 @@ mod tests {
     #[test]
     fn publish_carries_a_price_the_client_decodes() {
         let mut q = Quotes::new(symbol_names(1), 7);
-        let (i, s) = q.next_publish();
-        assert_eq!(i, 0);
+        let s = q.next_publish();
         assert!(s.starts_with("POST /pub/S0000 HTTP/1.1\r\n"));
         let body = &s[s.find("\r\n\r\n").unwrap() + 4..];
         let len: usize = s
