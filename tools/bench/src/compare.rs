@@ -82,9 +82,12 @@ impl Kind {
     }
 }
 
-/// Why sockudo is not part of the comparison on this machine (see the
-/// tuning notes): recorded in every report that asks for it.
-pub const SOCKUDO_SKIPPED: &str = "sockudo is not measured: see tuning/README.md (Peers)";
+/// Why sockudo is not part of the comparison: it did not build here within
+/// the time allowed (details in tuning/README.md, Peers).
+pub const SOCKUDO_SKIPPED: &str = "not built: `cargo install sockudo` (5.2.0) first failed in the \
+     metrics-exporter-tcp build script (no protoc); with protobuf-compiler installed it was still \
+     compiling dependencies when stopped at the 18-minute cap on this shared 2-core machine; \
+     no Pusher adapter was written";
 
 /// Runs the comparison and writes its folder.
 pub fn main(args: &CompareArgs) -> anyhow::Result<()> {

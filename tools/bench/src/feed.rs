@@ -69,7 +69,7 @@ impl Feed {
         let stop = Arc::new(AtomicBool::new(false));
         let mut gen = Quotes::new(symbols, seed);
         let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
-        let (thread, acks) = match sink {
+        let (thread, publisher) = match sink {
             Sink::Lines(listener) => {
                 let out = accept_within(&listener, 30)?;
                 let t = std::thread::Builder::new()
@@ -110,7 +110,7 @@ impl Feed {
             sent,
             stop,
             thread: Some(thread),
-            publisher: acks,
+            publisher,
         })
     }
 
