@@ -281,18 +281,18 @@ fn start(
         Kind::Nchan => {
             let addr = free_port()?;
             let conf = dir.join("nginx.conf");
-            std::fs::create_dir_all(dir.join("nginx"))?;
-            std::fs::write(
-                &conf,
-                nginx_conf(addr, &args.nchan_module, &dir.join("nginx"), cfg),
-            )?;
+            let prefix = dir.join("nginx");
+            std::fs::create_dir_all(&prefix)?;
+            // nginx resolves relative paths against its prefix: give it absolute ones.
+            let prefix = std::fs::canonicalize(&prefix)?;
+            std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
             let spec = SpawnSpec {
                 bin: args.nginx_bin.clone(),
                 args: vec![
                     "-e".into(),
                     "stderr".into(),
                     "-p".into(),
-                    format!("{}/", dir.join("nginx").display()),
+                    format!("{}/", prefix.display()),
                     "-c".into(),
                     std::fs::canonicalize(&conf)?.display().to_string(),
                 ],
