@@ -127,11 +127,16 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     if !args.no_probe {
         eprintln!("== probe ({})", results::load_average());
         cmp.loads.push(("probe".into(), results::load_average()));
-        cmp.probe = Some(run_probe(&cfg, cmp.reports.first())?);
-        println!(
-            "{}",
-            results::probe_line(cmp.probe.as_ref().expect("just set"))
-        );
+        match run_probe(&cfg, cmp.reports.first()) {
+            Ok(p) => {
+                println!("{}", results::probe_line(&p));
+                cmp.probe = Some(p);
+            }
+            Err(e) => {
+                eprintln!("probe: {e:#}");
+                cmp.skipped.push(("probe".into(), format!("{e:#}")));
+            }
+        }
     }
     cmp.loads.push(("end".into(), results::load_average()));
     results::write(&dir, &cmp)?;
@@ -150,8 +155,10 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
                 (r.counts.price_bytes / r.counts.price_frames) as usize,
             )
         });
+    // Each probe connection takes two descriptors (both ends) in this process.
+    let fit = (crate::raise_nofile() as usize).saturating_sub(200) / 2;
     probe::run(&ProbeConfig {
-        connections: cfg.connections,
+        connections: cfg.connections.min(fit),
         frames_per_write: frames,
         payload_bytes: payload,
         duration_s: if cfg.duration_s > 0.0 {
