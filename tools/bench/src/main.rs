@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! main.rs      CLI, scenarios, the run's phases, /proc sampling, the report
-//! server.rs    --spawn-server, token minting, GET /v1/channels
+//! compare.rs   `compare`: one scenario against quotecast, the peers and the probe
+//! feed.rs      the generated quote feed (JSON lines or HTTP publish), paced
+//! probe.rs     `probe`: the physical limit of coalesced loopback writes
+//! results.rs   results/<scenario>-<ts>/: report.json, summary.md, plots
+//! svg.rs       hand-written SVG line charts
+//! server.rs    spawning servers, token minting, GET /v1/channels
 //! worker.rs    one mio (epoll) loop per thread over its connections
 //! ws.rs        the client side of RFC 6455 and byte-search decoding
 //! stats.rs     histograms and counters, merged across threads
@@ -14,14 +19,19 @@
 //! A run: open every connection (paced), subscribe, warm up, measure for
 //! `--duration` seconds, stop. Every loop is bounded in time.
 
+mod compare;
+mod feed;
+mod probe;
 mod procstat;
+mod results;
 mod server;
 mod stats;
+mod svg;
 mod worker;
 mod ws;
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -30,17 +40,66 @@ use stats::{Cadence, Counts, Percentiles, WorkerStats};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use worker::{Class, Plan, Settings, Shared, Target};
 
+/// `quotecast-bench [FLAGS]` runs one scenario against one quotecast;
+/// `compare` and `probe` are the other modes.
 #[derive(Parser, Debug)]
 #[command(
     version,
     about = "Load generator and latency harness for quotecast",
-    after_help = "Example: quotecast-bench --scenario hot --spawn-server --json hot.json"
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  quotecast-bench --scenario hot --spawn-server --json hot.json\n  \
+                  quotecast-bench compare --scenario desk\n  quotecast-bench probe --connections 2000"
 )]
+struct Top {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: Cli,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a scenario against quotecast, the peers and the probe on one feed;
+    /// write results/<scenario>-<timestamp>/ (report.json, summary.md, SVG plots).
+    Compare(Box<compare::CompareArgs>),
+    /// The physical limit probe alone: coalesced writes of pre-built frames.
+    Probe(ProbeArgs),
+}
+
+/// Flags of `probe`.
+#[derive(clap::Args, Debug)]
+struct ProbeArgs {
+    /// Loopback connections.
+    #[arg(long, default_value_t = 2_000)]
+    connections: usize,
+    /// Frames coalesced into one write.
+    #[arg(long, default_value_t = 8)]
+    frames_per_write: usize,
+    /// Payload bytes per frame.
+    #[arg(long, default_value_t = 150)]
+    payload_bytes: usize,
+    /// Seconds to write.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Core of the writer (server side).
+    #[arg(long, default_value_t = 0)]
+    writer_core: usize,
+    /// Core of the reader (client side).
+    #[arg(long, default_value_t = 1)]
+    reader_core: usize,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// The flags of one run (and of each server's run in `compare`).
+#[derive(Parser, Debug)]
 struct Cli {
     /// A named preset (flags given explicitly override it).
     #[arg(long, value_enum)]
@@ -123,6 +182,15 @@ struct Cli {
     /// --spawn-server: file for the server's log (stderr); default: discarded.
     #[arg(long)]
     server_log: Option<String>,
+    /// Ramp (compare only): feed rates to step through, quotes/s, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ramp_rates: Option<Vec<u64>>,
+    /// Ramp: seconds each step runs before it is measured.
+    #[arg(long, default_value_t = 1.5)]
+    ramp_settle: f64,
+    /// Ramp: seconds each step is measured.
+    #[arg(long, default_value_t = 3.0)]
+    ramp_step: f64,
 }
 
 /// Named workloads of issue 3.
@@ -141,7 +209,21 @@ enum Scenario {
     SlowMix,
     /// 10,000 connections opened within 5 s.
     Storm,
+    /// `desk` connections with the feed raised step by step (compare only):
+    /// the highest rate with healthy p99 < 50 ms.
+    Ramp,
 }
+
+impl Scenario {
+    /// Its name on the command line.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(|| "custom".into(), |v| v.get_name().to_string())
+    }
+}
+
+/// Rates the `ramp` scenario steps through unless --ramp-rates is given.
+const DEFAULT_RAMP: [u64; 7] = [1_000, 2_000, 5_000, 10_000, 20_000, 40_000, 80_000];
 
 /// Every knob of a run once the scenario and the flags are combined.
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +245,10 @@ struct RunConfig {
     sim_symbols: usize,
     sim_rate: u64,
     max_rate_hz: u32,
+    /// Feed rates of a ramp; empty: no ramp.
+    ramp_rates: Vec<u64>,
+    ramp_settle_s: f64,
+    ramp_step_s: f64,
 }
 
 impl RunConfig {
@@ -176,6 +262,12 @@ impl RunConfig {
             Some(Scenario::Idle10k) => (10_000, 1, 200, 10, 5.0, 0.0, 0.0, 0.0),
             Some(Scenario::SlowMix) => (5_000, 10, 1_000, 10_000, 20.0, 0.02, 0.05, 0.0),
             Some(Scenario::Storm) => (10_000, 1, 200, 1_000, 5.0, 0.0, 0.0, 2_000.0),
+            Some(Scenario::Ramp) => (5_000, 10, 1_000, 1_000, 0.0, 0.0, 0.0, 0.0),
+        };
+        let ramp_rates = match (&cli.ramp_rates, cli.scenario) {
+            (Some(r), _) => r.clone(),
+            (None, Some(Scenario::Ramp)) => DEFAULT_RAMP.to_vec(),
+            (None, _) => Vec::new(),
         };
         let default_pin = (cli.spawn_server && cores >= 2).then_some(1);
         RunConfig {
@@ -196,6 +288,9 @@ impl RunConfig {
             sim_symbols: cli.sim_symbols.unwrap_or(p.2),
             sim_rate: cli.sim_rate.unwrap_or(p.3),
             max_rate_hz: cli.max_rate_hz.unwrap_or(60),
+            ramp_rates,
+            ramp_settle_s: cli.ramp_settle,
+            ramp_step_s: cli.ramp_step,
         }
     }
 }
@@ -308,6 +403,8 @@ struct TimePoint {
     phase: &'static str,
     ready: usize,
     prices_per_s: f64,
+    /// Flushes received by healthy connections per second.
+    flushes_per_s: f64,
     server_cpu_pct: Option<f64>,
     server_rss_kib: Option<u64>,
     gen_cpu_pct: Option<f64>,
@@ -352,6 +449,8 @@ struct ConnReport {
 
 #[derive(Debug, Clone, Serialize)]
 struct ServerInfo {
+    /// quotecast, tokio-broadcast, nchan or sockudo.
+    kind: String,
     addr: SocketAddr,
     spawned: bool,
     pinned_core: Option<usize>,
@@ -368,6 +467,12 @@ struct Report {
     window_s: f64,
     connections: ConnReport,
     latency_healthy: Percentiles,
+    /// (percentile, µs) points of the healthy latency distribution.
+    latency_curve: Vec<(f64, u64)>,
+    /// The steps of a ramp, in order; empty outside a ramp.
+    ramp: Vec<RampStep>,
+    /// Quotes the harness's feed sent per second in the window.
+    feed_quotes_per_s: Option<f64>,
     latency_slow: Percentiles,
     throughput: Throughput,
     cadence: Cadence,
@@ -380,9 +485,39 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let top = Top::parse();
+    match &top.cmd {
+        Some(Cmd::Compare(args)) => compare::main(args),
+        Some(Cmd::Probe(args)) => probe_main(args),
+        None => single(&top.run),
+    }
+}
+
+fn probe_main(a: &ProbeArgs) -> anyhow::Result<()> {
+    raise_nofile();
+    let r = probe::run(&probe::ProbeConfig {
+        connections: a.connections,
+        frames_per_write: a.frames_per_write,
+        payload_bytes: a.payload_bytes,
+        duration_s: a.duration,
+        writer_core: Some(a.writer_core),
+        reader_core: Some(a.reader_core),
+    })?;
+    println!("{}", results::probe_line(&r));
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
+    }
+    Ok(())
+}
+
+/// The run's configuration, the open-files limit raised, the generator
+/// pinned (by default to core 1 when the harness starts the servers).
+fn prepare(cli: &Cli, spawns: bool) -> RunConfig {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cfg = RunConfig::resolve(&cli, cores);
+    let mut cfg = RunConfig::resolve(cli, cores);
+    if spawns && cores >= 2 {
+        cfg.pin_core = cfg.pin_core.or(Some(1));
+    }
     let nofile = raise_nofile();
     if (cfg.connections as u64) + 64 > nofile {
         eprintln!(
@@ -393,20 +528,35 @@ fn main() -> anyhow::Result<()> {
     if let Some(core) = cfg.pin_core {
         core_affinity::set_for_current(core_affinity::CoreId { id: core });
     }
+    cfg
+}
+
+/// One scenario against one quotecast fed by its own simulator.
+fn single(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = prepare(cli, cli.spawn_server);
+    if !cfg.ramp_rates.is_empty() {
+        bail!("a ramp needs the harness's feed: run it with `quotecast-bench compare --scenario ramp`");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started_unix_ms = worker::unix_us() / 1000;
 
     let mut spawned = None;
     let (addr, host, path, token, server_pid) = if cli.spawn_server {
-        let s = server::spawn(&server::SpawnSpec {
-            bin: cli.server_bin.clone(),
-            sim_symbols: cfg.sim_symbols,
-            sim_rate: cfg.sim_rate,
-            max_rate_hz: cfg.max_rate_hz,
-            core: (cores >= 2).then_some(cli.server_core),
-            log: cli.server_log.clone(),
-        })?;
+        let secret = server::new_secret();
+        let mut spec = server::SpawnSpec::quotecast(
+            &cli.server_bin,
+            &secret,
+            cfg.max_rate_hz,
+            server::QuotecastFeed::Sim {
+                symbols: cfg.sim_symbols,
+                rate: cfg.sim_rate,
+            },
+        );
+        spec.core = (cores >= 2).then_some(cli.server_core);
+        spec.log = cli.server_log.clone();
+        let s = server::spawn(&spec)?;
         let ttl = Duration::from_secs_f64(cli.connect_timeout + cfg.duration_s + 3_600.0);
-        let token = server::mint(&s.secret, ttl)?;
+        let token = server::mint(&secret, ttl)?;
         let info = (
             s.addr,
             s.addr.to_string(),
@@ -429,7 +579,14 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s: &server::Spawned| s.pinned.then_some(cli.server_core));
 
     let symbols = server::fetch_symbols(addr, &token)?;
-    let report = run(&cli, &cfg, addr, host, path, token, server_pid, &symbols);
+    let plans = build_plans(&cfg, &symbols, &quotecast_subscribe);
+    let target = Target {
+        addr,
+        host,
+        path,
+        token,
+    };
+    let report = run(cli, &cfg, target, plans, server_pid, symbols.len(), None);
     if let Some(mut s) = spawned {
         s.stop();
     }
@@ -446,17 +603,22 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    cli: &Cli,
-    cfg: &RunConfig,
-    addr: SocketAddr,
-    host: String,
-    path: String,
-    token: String,
-    server_pid: Option<u32>,
-    symbols: &[String],
-) -> anyhow::Result<Report> {
+/// How one connection subscribes to its symbols: the text frames it sends
+/// after the upgrade and the upgrade path, when the server's default is not it.
+type Subscribe = dyn Fn(&[&str]) -> (Vec<Vec<u8>>, Option<String>);
+
+/// quotecast's (and the tokio peer's) `subscribe` op on the default path.
+fn quotecast_subscribe(symbols: &[&str]) -> (Vec<Vec<u8>>, Option<String>) {
+    let op = serde_json::json!({
+        "op": "subscribe", "id": 1, "channel": "prices", "symbols": symbols,
+    });
+    (vec![op.to_string().into_bytes()], None)
+}
+
+/// One plan per connection: its class (dead and slow shares shuffled in)
+/// and its symbols, drawn with the run's seed so every server of a
+/// comparison gets the same draw.
+fn build_plans(cfg: &RunConfig, symbols: &[String], subscribe: &Subscribe) -> Vec<Plan> {
     let n = cfg.connections;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let n_dead = ((n as f64) * cfg.dead_share).round() as usize;
@@ -470,30 +632,53 @@ fn run(
         .collect();
     classes.shuffle(&mut rng);
     let zipf = cfg.zipf.then(|| Zipf::new(symbols.len()));
-    let mut per_thread: Vec<Vec<Plan>> = (0..cfg.threads).map(|_| Vec::new()).collect();
-    for (i, class) in classes.iter().enumerate() {
-        let picked = draw_symbols(symbols, cfg.symbols_per_conn, zipf.as_ref(), &mut rng);
-        let op = serde_json::json!({
-            "op": "subscribe", "id": 1, "channel": "prices", "symbols": picked,
-        });
-        per_thread[i % cfg.threads].push(Plan {
-            class: *class,
-            subscribe: op.to_string().into_bytes(),
-        });
-    }
+    classes
+        .into_iter()
+        .map(|class| {
+            let picked = draw_symbols(symbols, cfg.symbols_per_conn, zipf.as_ref(), &mut rng);
+            let (subscribe, path) = subscribe(&picked);
+            Plan {
+                class,
+                subscribe,
+                path,
+            }
+        })
+        .collect()
+}
 
-    let target = Arc::new(Target {
-        addr,
-        host,
-        path,
-        token,
-    });
+/// One run against a server already listening: connect, subscribe, warm up,
+/// measure (or step through `cfg.ramp_rates` on `feed`), stop.
+fn run(
+    cli: &Cli,
+    cfg: &RunConfig,
+    target: Target,
+    plans: Vec<Plan>,
+    server_pid: Option<u32>,
+    n_symbols: usize,
+    feed: Option<&feed::Feed>,
+) -> anyhow::Result<Report> {
+    let n = plans.len();
+    let count = |c: Class| plans.iter().filter(|p| p.class == c).count();
+    let (n_healthy, n_slow, n_dead) = (
+        count(Class::Healthy),
+        count(Class::Slow),
+        count(Class::Dead),
+    );
+    let mut per_thread: Vec<Vec<Plan>> = (0..cfg.threads).map(|_| Vec::new()).collect();
+    for (i, plan) in plans.into_iter().enumerate() {
+        per_thread[i % cfg.threads].push(plan);
+    }
+    let addr = target.addr;
+
+    let target = Arc::new(target);
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(worker::CONNECTING),
+        step: AtomicUsize::new(worker::NO_STEP),
         ..Shared::default()
     });
+    let ramp_s = cfg.ramp_rates.len() as f64 * (cfg.ramp_settle_s + cfg.ramp_step_s);
     let total_budget =
-        cli.connect_timeout + cfg.warmup_s + cfg.duration_s + cli.handshake_timeout + 30.0;
+        cli.connect_timeout + cfg.warmup_s + cfg.duration_s + ramp_s + cli.handshake_timeout + 30.0;
     let deadline = Instant::now() + Duration::from_secs_f64(total_budget);
     let threads = cfg.threads as f64;
     let settings = Settings {
@@ -558,15 +743,25 @@ fn run(
     let gen_w0 = procstat::sample(None);
     let w0 = Instant::now();
     shared.phase.store(worker::MEASURE, Ordering::Relaxed);
-    sampler.sleep(
-        Duration::from_secs_f64(cfg.duration_s),
-        &shared,
-        t0,
-        "measure",
-        &mut timeline,
-    );
+    let feed_sent0 = feed.map(feed::Feed::sent);
+    let mut ramp_windows = Vec::new();
+    match feed.filter(|_| !cfg.ramp_rates.is_empty()) {
+        None => sampler.sleep(
+            Duration::from_secs_f64(cfg.duration_s),
+            &shared,
+            t0,
+            "measure",
+            &mut timeline,
+        ),
+        Some(feed) => {
+            ramp_windows = ramp(cfg, feed, &shared, &mut sampler, t0, &mut timeline);
+        }
+    }
     shared.phase.store(worker::DONE, Ordering::Relaxed);
     let window_s = w0.elapsed().as_secs_f64();
+    let feed_quotes_per_s = feed
+        .zip(feed_sent0)
+        .map(|(f, s0)| (f.sent() - s0) as f64 / window_s);
     let server_w1 = server_pid.and_then(|p| procstat::sample(Some(p)));
     let gen_w1 = procstat::sample(None);
 
@@ -602,15 +797,16 @@ fn run(
             addr,
             spawned: false,
             pinned_core: None,
-            symbols: symbols.len(),
+            kind: "quotecast".into(),
+            symbols: n_symbols,
             max_rate_hz,
         },
         window_s,
         connections: ConnReport {
             planned: n,
-            healthy: classes.iter().filter(|c| **c == Class::Healthy).count(),
+            healthy: n_healthy,
             slow: n_slow,
-            dead: n_dead.min(n),
+            dead: n_dead,
             ready: shared.ready.load(Ordering::Relaxed),
             failed: shared.failed.load(Ordering::Relaxed),
             connect_phase_s,
@@ -619,6 +815,23 @@ fn run(
             subscribe: Percentiles::of(&stats.subscribe),
         },
         latency_healthy: Percentiles::of(&stats.latency),
+        latency_curve: stats::curve(&stats.latency),
+        ramp: ramp_windows
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let latency = stats
+                    .steps
+                    .get(i)
+                    .map_or_else(|| Percentiles::of(&stats::histogram()), Percentiles::of);
+                RampStep {
+                    within_target: latency.count > 0 && latency.p99_us < worker::LATENCY_TARGET_US,
+                    latency,
+                    window: w,
+                }
+            })
+            .collect(),
+        feed_quotes_per_s,
         latency_slow: Percentiles::of(&stats.latency_slow),
         throughput: Throughput {
             price_frames_per_s: per_s(c.price_frames),
@@ -675,6 +888,7 @@ struct Sampler {
     last_server: Option<procstat::ProcSample>,
     last_gen: Option<procstat::ProcSample>,
     last_prices: u64,
+    last_flushes: u64,
 }
 
 impl Sampler {
@@ -687,6 +901,7 @@ impl Sampler {
             last_server: pid.and_then(|p| procstat::sample(Some(p))),
             last_gen: procstat::sample(None),
             last_prices: 0,
+            last_flushes: 0,
         }
     }
 
@@ -709,11 +924,13 @@ impl Sampler {
             Some((b?.cpu_s - a?.cpu_s) / dt_s * 100.0)
         };
         let prices = shared.price_frames.load(Ordering::Relaxed);
+        let flushes = shared.flushes.load(Ordering::Relaxed);
         out.push(TimePoint {
             t_s: t0.elapsed().as_secs_f64(),
             phase,
             ready: shared.ready.load(Ordering::Relaxed),
             prices_per_s: (prices - self.last_prices) as f64 / dt_s,
+            flushes_per_s: (flushes - self.last_flushes) as f64 / dt_s,
             server_cpu_pct: pct(self.last_server, server),
             server_rss_kib: server.map(|s| s.rss_kib),
             gen_cpu_pct: pct(self.last_gen, gen),
@@ -721,6 +938,7 @@ impl Sampler {
         self.last_server = server;
         self.last_gen = gen;
         self.last_prices = prices;
+        self.last_flushes = flushes;
     }
 
     /// Sleeps `d` in short steps, sampling as it goes.
@@ -743,6 +961,101 @@ impl Sampler {
     }
 }
 
+/// What one ramp step measured while it ran.
+#[derive(Debug, Clone, Serialize)]
+struct RampWindow {
+    /// Feed rate asked for, quotes/s.
+    rate: u64,
+    /// Feed rate achieved, quotes/s.
+    quotes_per_s: f64,
+    /// Prices delivered per second (all connections).
+    prices_per_s: f64,
+    server_cpu_pct: Option<f64>,
+    window_s: f64,
+}
+
+/// One ramp step with its healthy latency.
+#[derive(Debug, Clone, Serialize)]
+struct RampStep {
+    #[serde(flatten)]
+    window: RampWindow,
+    latency: Percentiles,
+    /// p99 < 50 ms.
+    within_target: bool,
+}
+
+impl Report {
+    /// The highest feed rate (achieved) of a ramp step with p99 < 50 ms.
+    fn capacity(&self) -> Option<f64> {
+        self.ramp
+            .iter()
+            .filter(|s| s.within_target)
+            .map(|s| s.window.quotes_per_s)
+            .max_by(f64::total_cmp)
+    }
+}
+
+/// Steps the feed through `cfg.ramp_rates`; stops after the first step whose
+/// healthy p99 is over the target (no higher rate would meet it).
+fn ramp(
+    cfg: &RunConfig,
+    feed: &feed::Feed,
+    shared: &Shared,
+    sampler: &mut Sampler,
+    t0: Instant,
+    timeline: &mut Vec<TimePoint>,
+) -> Vec<RampWindow> {
+    let mut out = Vec::new();
+    for (i, &rate) in cfg.ramp_rates.iter().enumerate() {
+        feed.set_rate(rate);
+        shared.step.store(worker::NO_STEP, Ordering::Relaxed);
+        sampler.sleep(
+            Duration::from_secs_f64(cfg.ramp_settle_s),
+            shared,
+            t0,
+            "settle",
+            timeline,
+        );
+        shared.step_prices.store(0, Ordering::Relaxed);
+        shared.step_late.store(0, Ordering::Relaxed);
+        let cpu0 = sampler.pid.and_then(|p| procstat::sample(Some(p)));
+        let (sent0, prices0) = (feed.sent(), shared.price_frames.load(Ordering::Relaxed));
+        let w0 = Instant::now();
+        shared.step.store(i, Ordering::Relaxed);
+        sampler.sleep(
+            Duration::from_secs_f64(cfg.ramp_step_s),
+            shared,
+            t0,
+            "step",
+            timeline,
+        );
+        shared.step.store(worker::NO_STEP, Ordering::Relaxed);
+        let dt = w0.elapsed().as_secs_f64();
+        let cpu1 = sampler.pid.and_then(|p| procstat::sample(Some(p)));
+        let prices = shared.step_prices.load(Ordering::Relaxed);
+        let late = shared.step_late.load(Ordering::Relaxed);
+        let w = RampWindow {
+            rate,
+            quotes_per_s: (feed.sent() - sent0) as f64 / dt,
+            prices_per_s: (shared.price_frames.load(Ordering::Relaxed) - prices0) as f64 / dt,
+            server_cpu_pct: cpu0
+                .zip(cpu1)
+                .map(|(a, b)| (b.cpu_s - a.cpu_s) / dt * 100.0),
+            window_s: dt,
+        };
+        eprintln!(
+            "ramp step {rate}/s: sent {:.0}/s, delivered {:.0}/s, {late} of {prices} later than 50 ms",
+            w.quotes_per_s, w.prices_per_s
+        );
+        out.push(w);
+        // p99 < target means at most 1% late; no prices at all is a failure too.
+        if prices == 0 || late * 100 > prices {
+            break;
+        }
+    }
+    out
+}
+
 fn print_summary(r: &Report) {
     let c = &r.connections;
     let t = &r.throughput;
@@ -750,10 +1063,10 @@ fn print_summary(r: &Report) {
     let name = r
         .config
         .scenario
-        .and_then(|s| s.to_possible_value())
-        .map_or("custom".to_string(), |v| v.get_name().to_string());
+        .map_or("custom".to_string(), Scenario::name);
     println!(
-        "scenario  {name}: {} conns x {} of {} symbols{}, window {:.1} s, server {}{}",
+        "server    {}\nscenario  {name}: {} conns x {} of {} symbols{}, window {:.1} s, server {}{}",
+        r.server.kind,
         c.planned,
         r.config.symbols_per_conn,
         r.server.symbols,
@@ -771,6 +1084,20 @@ fn print_summary(r: &Report) {
     println!("handshake {}", c.handshake.line_ms());
     println!("subscribe {}", c.subscribe.line_ms());
     println!("latency   {}", r.latency_healthy.line_ms());
+    for s in &r.ramp {
+        println!(
+            "ramp      {:>6}/s -> {:>8.0} prices/s  {}",
+            s.window.rate,
+            s.window.prices_per_s,
+            s.latency.line_ms()
+        );
+    }
+    if !r.ramp.is_empty() {
+        println!(
+            "capacity  {} quotes/s at p99 < 50 ms",
+            r.capacity().map_or("none".into(), |c| format!("{c:.0}"))
+        );
+    }
     if r.latency_slow.count > 0 {
         println!("  slow    {}", r.latency_slow.line_ms());
     }

@@ -22,6 +22,11 @@ pub fn sample(pid: Option<u32>) -> Option<ProcSample> {
     })
 }
 
+/// utime + stime of the calling thread, in seconds (`/proc/thread-self/stat`).
+pub fn thread_cpu_s() -> Option<f64> {
+    cpu_seconds(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
+}
+
 /// utime + stime of a `/proc/<pid>/stat` line, in seconds.
 fn cpu_seconds(stat: &str) -> Option<f64> {
     // The command name (field 2) may hold spaces; fields count after its ')'.

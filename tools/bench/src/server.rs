@@ -10,29 +10,93 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The environment variable quotecast reads its HS256 secret from.
 pub const SECRET_ENV: &str = "QUOTECAST_JWT_HS256_SECRET";
 
-/// What `--spawn-server` starts.
+/// How a spawned server shows it is ready.
+pub enum Ready {
+    /// It prints `PREFIX<addr>` on stdout (quotecast, the tokio peer).
+    Line(&'static str),
+    /// It accepts connections on this address (nginx).
+    Port(SocketAddr),
+}
+
+/// A server process to start.
 pub struct SpawnSpec {
-    /// The `quotecast` binary.
+    /// The binary.
     pub bin: String,
-    /// Simulated symbols.
-    pub sim_symbols: usize,
-    /// Simulated venue quotes per second.
-    pub sim_rate: u64,
-    /// Most flushes per second per connection.
-    pub max_rate_hz: u32,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// How to tell it is listening.
+    pub ready: Ready,
     /// Core to pin the server to with `taskset` (when it is installed).
     pub core: Option<usize>,
     /// Where the server's stderr goes.
     pub log: Option<String>,
 }
 
+impl SpawnSpec {
+    /// `quotecast serve` on a free loopback port, one shard, with `secret`,
+    /// fed by its simulator or, with `replay`, by `tcp:ADDR` over `symbols`.
+    pub fn quotecast(
+        bin: &str,
+        secret: &str,
+        max_rate_hz: u32,
+        feed: QuotecastFeed<'_>,
+    ) -> SpawnSpec {
+        let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--shards", "1"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--max-rate-hz".into(), max_rate_hz.to_string()]);
+        match feed {
+            QuotecastFeed::Sim { symbols, rate } => args.extend([
+                "--sim-symbols".into(),
+                symbols.to_string(),
+                "--sim-rate".into(),
+                rate.to_string(),
+            ]),
+            QuotecastFeed::Replay { addr, symbols } => args.extend([
+                "--replay".into(),
+                format!("tcp:{addr}"),
+                "--symbols".into(),
+                symbols.join(","),
+                "--venues".into(),
+                crate::feed::VENUE.into(),
+            ]),
+        }
+        SpawnSpec {
+            bin: bin.to_string(),
+            args,
+            env: vec![(SECRET_ENV.into(), secret.into())],
+            ready: Ready::Line("quotecast listening on "),
+            core: None,
+            log: None,
+        }
+    }
+}
+
+/// Where a spawned quotecast gets its quotes.
+pub enum QuotecastFeed<'a> {
+    /// Its own simulator.
+    Sim {
+        /// Simulated symbols.
+        symbols: usize,
+        /// Venue quotes per second.
+        rate: u64,
+    },
+    /// The harness's feed over TCP.
+    Replay {
+        /// The feed's listening address.
+        addr: SocketAddr,
+        /// The symbol universe.
+        symbols: &'a [String],
+    },
+}
+
 /// A server this run started; SIGTERMed on [`Spawned::stop`] or drop.
 pub struct Spawned {
     child: Child,
-    /// The address it printed.
+    /// The address it listens on.
     pub addr: SocketAddr,
-    /// Its secret, to mint tokens with.
-    pub secret: String,
     /// Whether it was pinned with taskset.
     pub pinned: bool,
 }
@@ -68,19 +132,14 @@ impl Drop for Spawned {
     }
 }
 
-/// Starts the server on a free loopback port with a random secret and waits
-/// (up to 30 s) for its `quotecast listening on ADDR` line.
+/// A fresh random secret (hex).
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts the server and waits (up to 30 s) until it is ready.
 pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
-    if !std::path::Path::new(&spec.bin).is_file() {
-        bail!(
-            "no server binary at {} (build it with cargo build --release, or pass --server-bin)",
-            spec.bin
-        );
-    }
-    let secret: String = {
-        let bytes: [u8; 32] = rand::random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    };
     let taskset = spec
         .core
         .filter(|_| Command::new("taskset").arg("-V").output().is_ok());
@@ -92,14 +151,8 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         }
         None => Command::new(&spec.bin),
     };
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--shards", "1"])
-        .arg("--sim-symbols")
-        .arg(spec.sim_symbols.to_string())
-        .arg("--sim-rate")
-        .arg(spec.sim_rate.to_string())
-        .arg("--max-rate-hz")
-        .arg(spec.max_rate_hz.to_string())
-        .env(SECRET_ENV, &secret)
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     match &spec.log {
@@ -113,18 +166,24 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
     }
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {} (build it: cargo build --release)", spec.bin))?;
+        .with_context(|| format!("starting {}", spec.bin))?;
     let stdout = child.stdout.take().context("server stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = match spec.ready {
+        Ready::Line(p) => Some(p),
+        Ready::Port(_) => None,
+    };
     std::thread::Builder::new()
         .name("server-stdout".into())
         .spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("quotecast listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
-                    break;
+            if let Some(prefix) = prefix {
+                for line in lines.by_ref() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = line.strip_prefix(prefix) {
+                        let _ = tx.send(addr.trim().to_string());
+                        break;
+                    }
                 }
             }
             // Keep draining so the server never blocks on a full pipe.
@@ -133,26 +192,38 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
     let mut spawned = Spawned {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        secret,
         pinned: taskset.is_some(),
     };
     // Bounded: 30 s, and over as soon as the server exits.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let line = loop {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            break line;
+    let addr = loop {
+        match spec.ready {
+            Ready::Line(_) => {
+                if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                    break line
+                        .parse()
+                        .with_context(|| format!("server printed a bad address {line:?}"))?;
+                }
+            }
+            Ready::Port(addr) => {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                    break addr;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         if let Ok(Some(status)) = spawned.child.try_wait() {
-            bail!("the server exited before listening ({status}); see --server-log");
+            bail!(
+                "{} exited before listening ({status}); see its log",
+                spec.bin
+            );
         }
         if Instant::now() >= deadline {
             spawned.stop();
-            bail!("the server did not print its address within 30 s");
+            bail!("{} was not listening within 30 s", spec.bin);
         }
     };
-    spawned.addr = line
-        .parse()
-        .with_context(|| format!("server printed a bad address {line:?}"))?;
+    spawned.addr = addr;
     Ok(spawned)
 }
 

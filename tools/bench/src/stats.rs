@@ -34,6 +34,8 @@ pub struct WorkerStats {
     pub close_codes: BTreeMap<u16, u64>,
     /// Connection failures by reason (whole run).
     pub failures: BTreeMap<String, u64>,
+    /// Healthy latency per ramp step.
+    pub steps: Vec<Histogram<u64>>,
 }
 
 /// Plain counters of a run.
@@ -88,6 +90,7 @@ impl WorkerStats {
             counts: Counts::default(),
             close_codes: BTreeMap::new(),
             failures: BTreeMap::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -128,6 +131,12 @@ impl WorkerStats {
         c.gen_stall_max_us = c.gen_stall_max_us.max(d.gen_stall_max_us);
         for (k, v) in o.close_codes {
             *self.close_codes.entry(k).or_default() += v;
+        }
+        if self.steps.len() < o.steps.len() {
+            self.steps.resize_with(o.steps.len(), histogram);
+        }
+        for (a, b) in self.steps.iter_mut().zip(&o.steps) {
+            add(a, b);
         }
         for (k, v) in o.failures {
             *self.failures.entry(k).or_default() += v;
@@ -184,6 +193,22 @@ impl Percentiles {
             self.count
         )
     }
+}
+
+/// Points (percentile, µs) of `h` for a percentile plot: 0, 50, 75, 90,
+/// 95, 99 ... up to 99.999 and the maximum, on a log scale of 1/(1-q).
+pub fn curve(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![(0.0, h.min())];
+    for k in 1..=20 {
+        // 1 - 10^(-k/4): 43.8%, 68.4%, 82.2%, 90%, ... 99.999%.
+        let q = 1.0 - 10f64.powf(-(k as f64) / 4.0);
+        out.push((q * 100.0, h.value_at_quantile(q)));
+    }
+    out.push((100.0, h.max()));
+    out
 }
 
 /// Flush cadence of the healthy connections that received prices.

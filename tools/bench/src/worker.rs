@@ -43,7 +43,22 @@ pub struct Shared {
     pub price_frames: AtomicU64,
     /// `max_rate_hz` announced in the server's `welcome`; 0 until seen.
     pub max_rate_hz: AtomicU64,
+    /// Ramp step whose latency histogram healthy prices also go to;
+    /// [`NO_STEP`] between steps (and outside a ramp).
+    pub step: AtomicUsize,
+    /// Healthy prices of the current ramp step (the ramp resets it).
+    pub step_prices: AtomicU64,
+    /// ... of which later than [`LATENCY_TARGET_US`].
+    pub step_late: AtomicU64,
+    /// Flushes received by healthy connections so far, for the timeline.
+    pub flushes: AtomicU64,
 }
+
+/// The latency target of the capacity figure: p99 under 50 ms.
+pub const LATENCY_TARGET_US: u64 = 50_000;
+
+/// [`Shared::step`] when no ramp step is being measured.
+pub const NO_STEP: usize = usize::MAX;
 
 /// How a connection reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +71,16 @@ pub enum Class {
     Dead,
 }
 
-/// One connection to open: how it reads and the subscribe op it sends.
+/// One connection to open: how it reads and how it subscribes.
 pub struct Plan {
     /// How it reads.
     pub class: Class,
-    /// The subscribe op (JSON text).
-    pub subscribe: Vec<u8>,
+    /// Text frames to send once upgraded (quotecast's subscribe op); empty when
+    /// the upgrade path itself subscribes (nchan), and then the connection is
+    /// ready at the `101`.
+    pub subscribe: Vec<Vec<u8>>,
+    /// Upgrade path of this connection, when not the target's.
+    pub path: Option<String>,
 }
 
 /// Where to connect and how to authenticate.
@@ -109,8 +128,9 @@ struct Conn {
     state: State,
     class: Class,
     started: Instant,
-    /// The op to send once upgraded, then the time it was sent.
-    subscribe: Option<Box<[u8]>>,
+    /// The frames to send once upgraded, then the time they were sent.
+    subscribe: Vec<Vec<u8>>,
+    path: Option<Box<str>>,
     sub_sent: Option<Instant>,
     expected_accept: Option<Box<str>>,
     /// Bytes waiting for the socket to accept them.
@@ -134,6 +154,7 @@ struct Ctx<'a> {
     now_us: u64,
     inflight: usize,
     live_prices: u64,
+    live_flushes: u64,
     rng: u64,
 }
 
@@ -213,7 +234,7 @@ impl Ctx<'_> {
         conn.expected_accept = Some(ws::accept_for(&key).into());
         conn.out = ws::upgrade_request(
             &self.target.host,
-            &self.target.path,
+            conn.path.as_deref().unwrap_or(&self.target.path),
             &key,
             &self.target.token,
         );
@@ -241,13 +262,15 @@ impl Ctx<'_> {
                 conn.state = State::Open;
                 conn.expected_accept = None;
                 conn.inbuf.drain(..head.len);
-                if let Some(op) = conn.subscribe.take() {
+                let ops = std::mem::take(&mut conn.subscribe);
+                let subscribes_by_path = ops.is_empty();
+                for op in ops {
                     let mask = self.mask();
                     ws::encode_client_frame(ws::OP_TEXT, &op, mask, &mut conn.out);
                     conn.sub_sent = Some(Instant::now());
-                    self.write_out(conn);
                 }
-                if conn.class == Class::Dead {
+                self.write_out(conn);
+                if conn.class == Class::Dead || subscribes_by_path {
                     conn.ready = true;
                     conn.inbuf = Vec::new();
                     self.shared.ready.fetch_add(1, Ordering::Relaxed);
@@ -347,13 +370,19 @@ impl Ctx<'_> {
                     counts.price_bytes += payload.len() as u64;
                     let latency = now.saturating_sub(ts).max(1);
                     match conn.class {
-                        Class::Healthy => self.stats.latency.saturating_record(latency),
+                        Class::Healthy => {
+                            self.stats.latency.saturating_record(latency);
+                            record_step(self.shared, &mut self.stats.steps, latency);
+                        }
                         Class::Slow | Class::Dead => {
                             self.stats.latency_slow.saturating_record(latency)
                         }
                     }
                 }
                 if new_flush {
+                    if conn.class == Class::Healthy {
+                        self.live_flushes += 1;
+                    }
                     if self.measuring && conn.class == Class::Healthy {
                         counts.flushes += 1;
                         conn.flushes += 1;
@@ -446,6 +475,7 @@ pub fn run(
         now_us: unix_us(),
         inflight: 0,
         live_prices: 0,
+        live_flushes: 0,
         rng: settings.seed | 1,
     };
     let now = Instant::now();
@@ -456,7 +486,8 @@ pub fn run(
             state: State::Pending,
             class: p.class,
             started: now,
-            subscribe: Some(p.subscribe.into_boxed_slice()),
+            subscribe: p.subscribe,
+            path: p.path.map(String::into_boxed_str),
             sub_sent: None,
             expected_accept: None,
             out: Vec::new(),
@@ -559,6 +590,12 @@ pub fn run(
                 .fetch_add(ctx.live_prices, Ordering::Relaxed);
             ctx.live_prices = 0;
         }
+        if ctx.live_flushes > 0 {
+            shared
+                .flushes
+                .fetch_add(ctx.live_flushes, Ordering::Relaxed);
+            ctx.live_flushes = 0;
+        }
     }
 
     for conn in &conns {
@@ -593,6 +630,22 @@ fn start(ctx: &mut Ctx<'_>, conn: &mut Conn, index: usize) {
         return ctx.close(conn, &io_reason(&e));
     }
     conn.sock = Some(sock);
+}
+
+/// Records a healthy price's latency into the current ramp step, if any.
+fn record_step(shared: &Shared, steps: &mut Vec<hdrhistogram::Histogram<u64>>, latency: u64) {
+    let step = shared.step.load(Ordering::Relaxed);
+    if step == NO_STEP {
+        return;
+    }
+    if steps.len() <= step {
+        steps.resize_with(step + 1, crate::stats::histogram);
+    }
+    steps[step].saturating_record(latency);
+    shared.step_prices.fetch_add(1, Ordering::Relaxed);
+    if latency > LATENCY_TARGET_US {
+        shared.step_late.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn record(h: &mut hdrhistogram::Histogram<u64>, d: Duration) {

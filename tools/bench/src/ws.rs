@@ -186,10 +186,16 @@ pub enum Kind {
     Other,
 }
 
-/// Classifies a server text message by its prefix.
+/// Classifies a server text message by its `"type"`: as the first key (prices,
+/// the fast path), else wherever it is (quotecast's acks sort their keys).
 pub fn classify(payload: &[u8]) -> Kind {
-    let Some(rest) = payload.strip_prefix(br#"{"type":""#) else {
-        return Kind::Other;
+    const KEY: &[u8] = br#""type":""#;
+    let rest = match payload.strip_prefix(b"{").and_then(|p| p.strip_prefix(KEY)) {
+        Some(rest) => rest,
+        None => match find(payload, KEY) {
+            Some(i) => &payload[i + KEY.len()..],
+            None => return Kind::Other,
+        },
     };
     let starts = |word: &[u8]| rest.starts_with(word) && rest.get(word.len()) == Some(&b'"');
     if starts(b"price") {
@@ -347,6 +353,11 @@ mod tests {
             Kind::Snapshot
         );
         assert_eq!(classify(br#"{"type":"prices"}"#), Kind::Other);
+        assert_eq!(
+            classify(br#"{"accepted":["A"],"channel":"prices","id":1,"type":"ack"}"#),
+            Kind::Ack
+        );
+        assert_eq!(classify(br#"{"id":1}"#), Kind::Other);
         assert_eq!(
             u64_field(
                 br#"{"type":"welcome","max_rate_hz":60}"#,

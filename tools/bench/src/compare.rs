@@ -1,0 +1,404 @@
+//! `quotecast-bench compare`: one scenario, the same generated feed and the
+//! same client against quotecast and each peer in turn, then the physical
+//! limit probe; the results go to `results/<scenario>-<timestamp>/`.
+//!
+//! Every server is started by the harness on a loopback port, pinned to the
+//! server core (0) with `taskset`; the generator runs pinned to core 1.
+//! - quotecast: `--replay tcp:<feed>` over the feed's symbols, venue `LP1`.
+//! - tokio-broadcast (tools/peers): `--feed tcp:<feed>`, same JSON lines.
+//! - nchan: nginx in one process (`master_process off`: the measured pid is
+//!   the one serving) with a generated config; the feed POSTs each price to `/pub/<symbol>`, clients
+//!   subscribe with one WebSocket on `/sub/<s1>,<s2>,...`.
+//! - sockudo: run when its binary is found (see `--sockudo-bin`); otherwise
+//!   it is listed as skipped with the reason.
+
+use crate::feed::{self, Feed, Sink};
+use crate::probe::{self, ProbeConfig, ProbeReport};
+use crate::results::{self, Comparison, Machine};
+use crate::server::{self, Ready, SpawnSpec, Spawned};
+use crate::worker::Target;
+use crate::{build_plans, prepare, quotecast_subscribe, run, Cli, Report, RunConfig};
+use anyhow::Context;
+use clap::ValueEnum;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Core the servers (and the probe's writer) are pinned to.
+pub const SERVER_CORE: usize = 0;
+
+/// Flags of `compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub run: Cli,
+    /// Servers to measure, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "quotecast,tokio,nchan,sockudo"
+    )]
+    pub servers: Vec<Kind>,
+    /// The tokio peer binary (cargo build --release -p quotecast-peers).
+    #[arg(long, default_value = "target/release/tokio-broadcast")]
+    pub peer_bin: String,
+    /// nginx with the nchan module (apt-get install nginx libnginx-mod-nchan).
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    pub nginx_bin: String,
+    /// The nchan module to load.
+    #[arg(long, default_value = "/usr/lib/nginx/modules/ngx_nchan_module.so")]
+    pub nchan_module: String,
+    /// Folder the run's folder is created in.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Skip the physical limit probe.
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
+/// A server of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// quotecast itself.
+    Quotecast,
+    /// The conventional tokio + tokio-tungstenite broadcast gateway.
+    Tokio,
+    /// nginx + nchan.
+    Nchan,
+    /// sockudo (Pusher protocol), when it could be built.
+    Sockudo,
+}
+
+impl Kind {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Quotecast => "quotecast",
+            Kind::Tokio => "tokio-broadcast",
+            Kind::Nchan => "nchan",
+            Kind::Sockudo => "sockudo",
+        }
+    }
+}
+
+/// Why sockudo is not part of the comparison: it did not build here within
+/// the time allowed (details in tuning/README.md, Peers).
+pub const SOCKUDO_SKIPPED: &str = "not built: `cargo install sockudo` (5.2.0) first failed in the \
+     metrics-exporter-tcp build script (no protoc); with protobuf-compiler installed it was still \
+     compiling dependencies when stopped at the 18-minute cap on this shared 2-core machine; \
+     no Pusher adapter was written";
+
+/// Runs the comparison and writes its folder.
+pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
+    let cfg = prepare(&args.run, true);
+    let scenario = cfg
+        .scenario
+        .map_or_else(|| "custom".to_string(), crate::Scenario::name);
+    let machine = Machine::read();
+    let dir = args.out.join(format!(
+        "{scenario}-{}",
+        results::timestamp(&machine.started_utc)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let symbols = feed::symbol_names(cfg.sim_symbols);
+    let mut cmp = Comparison::new(scenario, machine, cfg.clone());
+    for &kind in &args.servers {
+        if kind == Kind::Sockudo {
+            eprintln!("== sockudo: skipped ({SOCKUDO_SKIPPED})");
+            cmp.skipped
+                .push((kind.name().into(), SOCKUDO_SKIPPED.into()));
+            continue;
+        }
+        eprintln!("== {} ({})", kind.name(), results::load_average());
+        cmp.loads
+            .push((kind.name().to_string(), results::load_average()));
+        match run_server(kind, args, &cfg, &symbols, &dir) {
+            Ok(r) => {
+                crate::print_summary(&r);
+                cmp.reports.push(r);
+            }
+            Err(e) => {
+                eprintln!("{}: {e:#}", kind.name());
+                cmp.skipped.push((kind.name().into(), format!("{e:#}")));
+            }
+        }
+    }
+    if !args.no_probe {
+        eprintln!("== probe ({})", results::load_average());
+        cmp.loads.push(("probe".into(), results::load_average()));
+        match run_probe(&cfg, cmp.reports.first()) {
+            Ok(p) => {
+                println!("{}", results::probe_line(&p));
+                cmp.probe = Some(p);
+            }
+            Err(e) => {
+                eprintln!("probe: {e:#}");
+                cmp.skipped.push(("probe".into(), format!("{e:#}")));
+            }
+        }
+    }
+    cmp.loads.push(("end".into(), results::load_average()));
+    results::write(&dir, &cmp)?;
+    println!("results   {}", dir.display());
+    Ok(())
+}
+
+/// The probe sized like the run: its connections, and as many frames per
+/// write as quotecast coalesced per flush (at least 1), of its payload size.
+fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<ProbeReport> {
+    let (frames, payload) = quotecast
+        .filter(|r| r.server.kind == Kind::Quotecast.name() && r.counts.price_frames > 0)
+        .map_or((1, 150), |r| {
+            (
+                r.throughput.frames_per_flush.round().max(1.0) as usize,
+                (r.counts.price_bytes / r.counts.price_frames) as usize,
+            )
+        });
+    // Each probe connection takes two descriptors (both ends) in this process.
+    let fit = (crate::raise_nofile() as usize).saturating_sub(200) / 2;
+    probe::run(&ProbeConfig {
+        connections: cfg.connections.min(fit),
+        frames_per_write: frames,
+        payload_bytes: payload,
+        duration_s: if cfg.duration_s > 0.0 {
+            cfg.duration_s.min(10.0)
+        } else {
+            5.0
+        },
+        writer_core: Some(SERVER_CORE),
+        reader_core: cfg.pin_core,
+    })
+}
+
+/// A server started for one run, with the feed that drives it.
+struct Started {
+    server: Spawned,
+    feed: Feed,
+    target: Target,
+    /// Subscribe by op (quotecast protocol) or by upgrade path (nchan).
+    by_path: bool,
+}
+
+fn run_server(
+    kind: Kind,
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    dir: &Path,
+) -> anyhow::Result<Report> {
+    let rate = cfg.ramp_rates.first().copied().unwrap_or(cfg.sim_rate);
+    let log = dir.join(format!("{}.log", kind.name()));
+    let Started {
+        mut server,
+        mut feed,
+        target,
+        by_path,
+    } = start(kind, args, cfg, symbols, rate, dir, &log)?;
+    let plans = if by_path {
+        build_plans(cfg, symbols, &|picked: &[&str]| {
+            (Vec::new(), Some(format!("/sub/{}", picked.join(","))))
+        })
+    } else {
+        build_plans(cfg, symbols, &quotecast_subscribe)
+    };
+    let pid = server.pid();
+    let report = run(
+        &args.run,
+        cfg,
+        target,
+        plans,
+        Some(pid),
+        symbols.len(),
+        Some(&feed),
+    );
+    let feed_end = feed.stop();
+    let exit = server.stop();
+    let mut report = report?;
+    feed_end.context("the feed")?;
+    report.server.kind = kind.name().into();
+    report.server.spawned = true;
+    report.server.pinned_core = server.pinned.then_some(SERVER_CORE);
+    report.started_unix_ms = crate::worker::unix_us() / 1000;
+    if let Some(status) = exit.filter(|s| !s.success() && s.code().is_some()) {
+        eprintln!("{} exited with {status}", kind.name());
+    }
+    Ok(report)
+}
+
+fn start(
+    kind: Kind,
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    rate: u64,
+    dir: &Path,
+    log: &Path,
+) -> anyhow::Result<Started> {
+    let log = Some(log.display().to_string());
+    let seed = cfg.seed;
+    match kind {
+        Kind::Quotecast | Kind::Tokio => {
+            let (sink, feed_addr) = Feed::line_listener()?;
+            let secret = server::new_secret();
+            let mut spec = if kind == Kind::Quotecast {
+                SpawnSpec::quotecast(
+                    &args.run.server_bin,
+                    &secret,
+                    cfg.max_rate_hz,
+                    server::QuotecastFeed::Replay {
+                        addr: feed_addr,
+                        symbols,
+                    },
+                )
+            } else {
+                SpawnSpec {
+                    bin: args.peer_bin.clone(),
+                    args: vec![
+                        "--listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--feed".into(),
+                        format!("tcp:{feed_addr}"),
+                    ],
+                    env: Vec::new(),
+                    ready: Ready::Line("tokio-broadcast listening on "),
+                    core: None,
+                    log: None,
+                }
+            };
+            spec.core = Some(SERVER_CORE);
+            spec.log = log;
+            let server = server::spawn(&spec)?;
+            let feed = Feed::start(sink, symbols.to_vec(), rate, seed)?;
+            let ttl = Duration::from_secs(6 * 3_600);
+            let token = server::mint(&secret, ttl)?;
+            let target = Target {
+                addr: server.addr,
+                host: server.addr.to_string(),
+                path: "/v1/ws".into(),
+                token,
+            };
+            Ok(Started {
+                server,
+                feed,
+                target,
+                by_path: false,
+            })
+        }
+        Kind::Nchan => {
+            let addr = free_port()?;
+            let conf = dir.join("nginx.conf");
+            let prefix = dir.join("nginx");
+            std::fs::create_dir_all(&prefix)?;
+            // nginx resolves relative paths against its prefix: give it absolute ones.
+            let prefix = std::fs::canonicalize(&prefix)?;
+            std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
+            let spec = SpawnSpec {
+                bin: args.nginx_bin.clone(),
+                args: vec![
+                    "-e".into(),
+                    "stderr".into(),
+                    "-p".into(),
+                    format!("{}/", prefix.display()),
+                    "-c".into(),
+                    std::fs::canonicalize(&conf)?.display().to_string(),
+                ],
+                env: Vec::new(),
+                ready: Ready::Port(addr),
+                core: Some(SERVER_CORE),
+                log,
+            };
+            let server = server::spawn(&spec)?;
+            let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, seed)?;
+            Ok(Started {
+                target: Target {
+                    addr,
+                    host: addr.to_string(),
+                    path: "/sub/".into(),
+                    token: String::new(),
+                },
+                server,
+                feed,
+                by_path: true,
+            })
+        }
+        Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
+    }
+}
+
+/// A loopback port free right now.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// nginx as one process, nchan keeping only the latest
+/// message per channel, publish and WebSocket subscribe locations.
+fn nginx_conf(addr: SocketAddr, module: &str, prefix: &Path, cfg: &RunConfig) -> String {
+    let p = prefix.display();
+    let conns = cfg.connections + 1_000;
+    format!(
+        r#"# Generated by quotecast-bench compare: nchan peer.
+load_module {module};
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {p}/nginx.pid;
+error_log stderr warn;
+events {{
+    worker_connections {conns};
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
+    nchan_max_reserved_memory 512M;
+    nchan_message_buffer_length 1;
+    nchan_message_timeout 60s;
+    server {{
+        listen {addr} backlog=4096;
+        location ~ ^/pub/(.+)$ {{
+            nchan_publisher http;
+            nchan_channel_id $1;
+        }}
+        location ~ ^/sub/(.+)$ {{
+            nchan_subscriber websocket;
+            nchan_channel_id $1;
+            nchan_channel_id_split_delimiter ",";
+            nchan_subscriber_first_message newest;
+        }}
+    }}
+}}
+"#,
+        nofile = conns * 2 + 1_000,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn nginx_conf_has_both_locations_and_the_port() {
+        let cli = Cli::parse_from(["b", "--scenario", "hot"]);
+        let cfg = RunConfig::resolve(&cli, 2);
+        let c = nginx_conf(
+            "127.0.0.1:18123".parse().unwrap(),
+            "/m.so",
+            Path::new("/tmp/x"),
+            &cfg,
+        );
+        assert!(c.contains("listen 127.0.0.1:18123 backlog=4096;"));
+        assert!(c.contains("nchan_publisher http;"));
+        assert!(c.contains("nchan_subscriber websocket;"));
+        assert!(c.contains("worker_connections 3000;"));
+        assert!(c.starts_with("# Generated"));
+    }
+}

@@ -1,0 +1,388 @@
+//! The feed the harness drives into every server of a comparison: one venue
+//! (`LP1`) quoting `symbols` in a seeded random walk, paced to a rate that the
+//! ramp can change while it runs. Every quote moves the price, so each quote
+//! is one price update for quotecast and for the peers alike.
+//!
+//! Two sinks: JSON lines over a TCP connection the server makes to us
+//! (quotecast's `--replay tcp:HOST:PORT`, the tokio peer's `--feed`), or one
+//! HTTP `POST /pub/<symbol>` per update carrying the price message itself
+//! (nchan, which relays bodies and has no aggregator).
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The one venue of the generated feed.
+pub const VENUE: &str = "LP1";
+
+/// Pacing tick: quotes due are sent in one write every tick.
+const TICK: Duration = Duration::from_millis(1);
+
+/// `n` symbol names, `S0000` .. .
+pub fn symbol_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("S{i:04}")).collect()
+}
+
+/// Where the quotes go.
+pub enum Sink {
+    /// JSON lines to the first client of this listener.
+    Lines(TcpListener),
+    /// `POST /pub/<symbol>` to an HTTP server (nchan) over one keep-alive
+    /// connection, each request waiting for its response: nginx served
+    /// pipelined requests only as new bytes arrived (~1 per packet), and
+    /// eight publishers in parallel left nchan idle for seconds on this
+    /// machine; one sequential publisher kept up.
+    HttpPublish(SocketAddr),
+}
+
+/// A running feed. Dropping it stops the thread.
+pub struct Feed {
+    rate: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+    publisher: Option<JoinHandle<anyhow::Result<u64>>>,
+}
+
+impl Feed {
+    /// A line sink on a free loopback port; returns it and its address for the
+    /// server's command line.
+    pub fn line_listener() -> anyhow::Result<(Sink, SocketAddr)> {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let addr = l.local_addr()?;
+        Ok((Sink::Lines(l), addr))
+    }
+
+    /// Starts sending at `rate` quotes/s. A line sink waits (up to 30 s) for
+    /// the server to connect; call it after spawning the server.
+    pub fn start(sink: Sink, symbols: Vec<String>, rate: u64, seed: u64) -> anyhow::Result<Feed> {
+        let rate = Arc::new(AtomicU64::new(rate));
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut gen = Quotes::new(symbols, seed);
+        let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
+        let (thread, publisher) = match sink {
+            Sink::Lines(listener) => {
+                let out = accept_within(&listener, 30)?;
+                let t = std::thread::Builder::new()
+                    .name("feed".into())
+                    .spawn(move || {
+                        pace(&r, &s, &st, |due| {
+                            let mut buf = String::new();
+                            for _ in 0..due {
+                                gen.next_line(&mut buf);
+                            }
+                            (&out).write_all(buf.as_bytes())
+                        })
+                    })?;
+                (t, None)
+            }
+            Sink::HttpPublish(addr) => {
+                let sock = TcpStream::connect(addr).context("connecting the publisher")?;
+                sock.set_nodelay(true)?;
+                // Bounded: a full queue holds the pacer back, so the achieved
+                // rate (reported) shows what the publisher could do.
+                let (tx, rx) = sync_channel::<Vec<String>>(1_024);
+                let publisher = std::thread::Builder::new()
+                    .name("publisher".into())
+                    .spawn(move || publish(sock, &rx))?;
+                let t = std::thread::Builder::new()
+                    .name("feed".into())
+                    .spawn(move || {
+                        pace(&r, &s, &st, |due| {
+                            let batch = (0..due).map(|_| gen.next_publish()).collect();
+                            tx.send(batch).map_err(|_| ErrorKind::BrokenPipe.into())
+                        })
+                    })?;
+                (t, Some(publisher))
+            }
+        };
+        Ok(Feed {
+            rate,
+            sent,
+            stop,
+            thread: Some(thread),
+            publisher,
+        })
+    }
+
+    /// Changes the rate from the next tick on.
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// Quotes sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops the feed; returns an error the feed ended with, and the HTTP
+    /// publishes answered 2xx (publish sink).
+    pub fn stop(&mut self) -> anyhow::Result<Option<u64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the feed thread panicked"))??;
+        }
+        match self.publisher.take() {
+            None => Ok(None),
+            Some(p) => {
+                Ok(Some(p.join().map_err(|_| {
+                    anyhow::anyhow!("the publisher panicked")
+                })??))
+            }
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn accept_within(listener: &TcpListener, secs: u64) -> anyhow::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false)?;
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).context("waiting for the server to connect to the feed"),
+        }
+    }
+}
+
+/// Sends each queued request and reads its response before the next; returns
+/// the 2xx answers. Ends when the feed drops its queue.
+fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u64> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::with_capacity(4_096);
+    let mut ok = 0;
+    for batch in rx.iter() {
+        for req in batch {
+            sock.write_all(req.as_bytes()).context("publishing")?;
+            buf.clear();
+            // Bounded: a response is small and the socket has a read timeout.
+            let status = loop {
+                if let Some(status) = response_status(&buf) {
+                    break status;
+                }
+                let mut chunk = [0u8; 2_048];
+                let n = sock
+                    .read(&mut chunk)
+                    .context("reading a publish response")?;
+                anyhow::ensure!(n > 0 && buf.len() < 64 * 1024, "publish connection closed");
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            if (200..300).contains(&status) {
+                ok += 1;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// The status of a complete HTTP response (head and `Content-Length` body) in `raw`.
+fn response_status(raw: &[u8]) -> Option<u16> {
+    let head = crate::ws::find(raw, b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&raw[..head]).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (raw.len() >= head + 4 + len).then_some(status)
+}
+
+/// Sends what is due every [`TICK`] through `send` until `stop`.
+fn pace(
+    rate: &AtomicU64,
+    sent: &AtomicU64,
+    stop: &AtomicBool,
+    mut send: impl FnMut(u64) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut owed = 0.0f64;
+    let mut last = Instant::now();
+    let mut next = last + TICK;
+    // Bounded by `stop`, which the owner sets (and sets on drop).
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+        }
+        next += TICK;
+        let now = Instant::now();
+        let r = rate.load(Ordering::Relaxed) as f64;
+        // After a stall, catch up at most 50 ms worth: a burst, not a flood.
+        owed = (owed + r * (now - last).as_secs_f64()).min(r * 0.05 + 1.0);
+        last = now;
+        let due = owed.floor() as u64;
+        owed -= due as f64;
+        if due == 0 {
+            continue;
+        }
+        match send(due) {
+            Ok(()) => {}
+            // The server went away (stopped): the feed ends quietly.
+            Err(e) if stop.load(Ordering::Relaxed) || e.kind() == ErrorKind::BrokenPipe => {
+                return Ok(());
+            }
+            Err(e) => return Err(e).context("writing the feed"),
+        }
+        sent.fetch_add(due, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// The seeded quote stream.
+struct Quotes {
+    symbols: Vec<String>,
+    mid: Vec<f64>,
+    seq: Vec<u64>,
+    rng: StdRng,
+    next: usize,
+}
+
+impl Quotes {
+    fn new(symbols: Vec<String>, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mid = symbols
+            .iter()
+            .map(|_| rng.random_range(1.0..200.0))
+            .collect();
+        let seq = vec![0; symbols.len()];
+        Quotes {
+            symbols,
+            mid,
+            seq,
+            rng,
+            next: 0,
+        }
+    }
+
+    /// The next symbol (round robin: every symbol gets rate / symbols per
+    /// second) with a moved mid; returns (index, bid, ask).
+    fn step(&mut self) -> (usize, f64, f64) {
+        let i = self.next;
+        self.next = (self.next + 1) % self.symbols.len();
+        let up = self.rng.random_bool(0.5);
+        let m = &mut self.mid[i];
+        *m *= if up { 1.0001 } else { 0.9999 };
+        let half = *m * 0.00005;
+        self.seq[i] += 1;
+        (i, *m - half, *m + half)
+    }
+
+    /// One JSON line of the replay format.
+    fn next_line(&mut self, out: &mut String) {
+        let (i, bid, ask) = self.step();
+        let _ = writeln!(
+            out,
+            r#"{{"symbol":"{}","venue":"{VENUE}","bid":{bid:.6},"bid_size":1000000,"ask":{ask:.6},"ask_size":1000000}}"#,
+            self.symbols[i]
+        );
+    }
+
+    /// One HTTP publish of the price message a client receives, stamped now.
+    fn next_publish(&mut self) -> String {
+        let (i, bid, ask) = self.step();
+        let body = format!(
+            r#"{{"type":"price","symbol":"{}","seq":{},"bid":{bid:.6},"bid_size":1000000,"bid_venue":"{VENUE}","ask":{ask:.6},"ask_size":1000000,"ask_venue":"{VENUE}","ts":{}}}"#,
+            self.symbols[i],
+            self.seq[i],
+            crate::worker::unix_us()
+        );
+        format!(
+            "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.symbols[i],
+            body.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_replay_quotes_that_always_move() {
+        let mut q = Quotes::new(symbol_names(2), 7);
+        let mut s = String::new();
+        for _ in 0..4 {
+            q.next_line(&mut s);
+        }
+        let lines: Vec<serde_json::Value> = s
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["symbol"], "S0000");
+        assert_eq!(lines[1]["symbol"], "S0001");
+        assert_eq!(lines[0]["venue"], VENUE);
+        assert_ne!(lines[0]["bid"], lines[2]["bid"]);
+        assert!(lines[0]["bid"].as_f64() < lines[0]["ask"].as_f64());
+    }
+
+    #[test]
+    fn publish_carries_a_price_the_client_decodes() {
+        let mut q = Quotes::new(symbol_names(1), 7);
+        let s = q.next_publish();
+        assert!(s.starts_with("POST /pub/S0000 HTTP/1.1\r\n"));
+        let body = &s[s.find("\r\n\r\n").unwrap() + 4..];
+        let len: usize = s
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len);
+        assert_eq!(crate::ws::classify(body.as_bytes()), crate::ws::Kind::Price);
+        assert_eq!(crate::ws::price_seq_ts(body.as_bytes()).unwrap().0, 1);
+        assert_eq!(
+            response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"),
+            Some(202)
+        );
+        assert_eq!(
+            response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\no"),
+            None
+        );
+    }
+
+    #[test]
+    fn paced_feed_sends_about_its_rate() {
+        let (sink, addr) = Feed::line_listener().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all.iter().filter(|&&b| b == b'\n').count() as u64
+        });
+        let mut feed = Feed::start(sink, symbol_names(10), 2_000, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        feed.stop().unwrap();
+        let sent = feed.sent();
+        drop(feed);
+        let got = client.join().unwrap();
+        assert_eq!(got, sent);
+        assert!((700..=1_300).contains(&sent), "{sent}");
+    }
+}

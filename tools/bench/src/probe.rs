@@ -1,0 +1,257 @@
+//! The physical limit probe: how many coalesced socket writes of pre-built
+//! WebSocket frames this machine does per second over loopback, with no
+//! protocol logic at all. One writer thread (the "server", pinned to one core)
+//! writes `frames_per_write` price-sized frames per connection per round in
+//! one `write(2)`; one reader thread (the "client", pinned to another core)
+//! drains every connection with epoll. The report divides the writer's CPU
+//! time (from `/proc/thread-self/stat`) by its writes: the cost of one write.
+
+use crate::procstat;
+use anyhow::Context;
+use mio::{Events, Interest, Poll, Token};
+use serde::Serialize;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeConfig {
+    /// Loopback connections.
+    pub connections: usize,
+    /// Frames coalesced into each write (quotecast's prices per flush).
+    pub frames_per_write: usize,
+    /// Payload bytes of one frame (a quotecast price is ~150).
+    pub payload_bytes: usize,
+    /// How long the writer runs, seconds.
+    pub duration_s: f64,
+    /// Core of the writer (the server side).
+    pub writer_core: Option<usize>,
+    /// Core of the reader (the client side).
+    pub reader_core: Option<usize>,
+}
+
+/// What the probe measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// The configuration it ran with.
+    pub config: ProbeConfig,
+    /// Wall time the writer ran, seconds.
+    pub window_s: f64,
+    /// Successful writes per second.
+    pub writes_per_s: f64,
+    /// Whole frames written per second.
+    pub frames_per_s: f64,
+    /// Bytes the reader received per second.
+    pub read_bytes_per_s: f64,
+    /// Writes refused with `EAGAIN` (the reader's buffers were full).
+    pub would_block: u64,
+    /// Writer CPU per successful write, µs.
+    pub cpu_us_per_write: f64,
+    /// Writer CPU over the window, % of one core.
+    pub writer_cpu_pct: f64,
+    /// Reader CPU over the window, % of one core.
+    pub reader_cpu_pct: f64,
+}
+
+/// One pre-built server text frame carrying a price-shaped JSON payload of
+/// `payload_bytes` (padded in the `venue` field).
+pub fn price_frame(payload_bytes: usize) -> Vec<u8> {
+    let head =
+        r#"{"type":"price","symbol":"EURUSD","seq":918273,"bid":1.08412,"ask":1.08415,"venue":""#;
+    let tail = r#"","ts":1763769600123456}"#;
+    let pad = payload_bytes.saturating_sub(head.len() + tail.len());
+    let payload = format!("{head}{}{tail}", "x".repeat(pad));
+    let mut frame = Vec::with_capacity(payload.len() + 4);
+    frame.push(0x81);
+    if payload.len() < 126 {
+        frame.push(payload.len() as u8);
+    } else {
+        frame.push(126);
+        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    frame.extend_from_slice(payload.as_bytes());
+    frame
+}
+
+/// Runs the probe; every loop ends at `duration_s` (plus a bounded drain).
+pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut servers = Vec::with_capacity(cfg.connections);
+    let mut clients = Vec::with_capacity(cfg.connections);
+    for i in 0..cfg.connections {
+        let c = TcpStream::connect(addr).with_context(|| format!("probe connection {i}"))?;
+        let (s, _) = listener.accept()?;
+        s.set_nonblocking(true)?;
+        s.set_nodelay(true)?;
+        c.set_nonblocking(true)?;
+        servers.push(s);
+        clients.push(mio::net::TcpStream::from_std(c));
+    }
+    let frame = price_frame(cfg.payload_bytes);
+    let batch: Vec<u8> = frame.repeat(cfg.frames_per_write.max(1));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let reader_stop = stop.clone();
+    let reader_core = cfg.reader_core;
+    let reader = std::thread::Builder::new()
+        .name("probe-reader".into())
+        .spawn(move || read_all(clients, reader_core, &reader_stop))?;
+
+    let writer_core = cfg.writer_core;
+    let duration = Duration::from_secs_f64(cfg.duration_s);
+    let writer = std::thread::Builder::new()
+        .name("probe-writer".into())
+        .spawn(move || write_all(servers, &batch, writer_core, duration))?;
+    let w = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("probe writer panicked"))??;
+    stop.store(true, Ordering::Relaxed);
+    let r = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("probe reader panicked"))??;
+
+    let per_s = |v: f64| v / w.window_s;
+    Ok(ProbeReport {
+        config: cfg.clone(),
+        window_s: w.window_s,
+        writes_per_s: per_s(w.writes as f64),
+        frames_per_s: per_s((w.bytes / frame.len() as u64) as f64),
+        read_bytes_per_s: r.bytes as f64 / r.window_s,
+        would_block: w.would_block,
+        cpu_us_per_write: if w.writes > 0 {
+            w.cpu_s * 1e6 / w.writes as f64
+        } else {
+            0.0
+        },
+        writer_cpu_pct: w.cpu_s / w.window_s * 100.0,
+        reader_cpu_pct: r.cpu_s / r.window_s * 100.0,
+    })
+}
+
+struct WriterTotals {
+    writes: u64,
+    bytes: u64,
+    would_block: u64,
+    cpu_s: f64,
+    window_s: f64,
+}
+
+fn pin(core: Option<usize>) {
+    if let Some(id) = core {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+}
+
+fn write_all(
+    mut servers: Vec<TcpStream>,
+    batch: &[u8],
+    core: Option<usize>,
+    duration: Duration,
+) -> anyhow::Result<WriterTotals> {
+    pin(core);
+    let cpu0 = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")?;
+    let t0 = Instant::now();
+    let mut t = WriterTotals {
+        writes: 0,
+        bytes: 0,
+        would_block: 0,
+        cpu_s: 0.0,
+        window_s: 0.0,
+    };
+    // Bounded by time: one round writes each connection once.
+    while t0.elapsed() < duration {
+        for s in servers.iter_mut() {
+            match s.write(batch) {
+                Ok(n) => {
+                    t.writes += 1;
+                    t.bytes += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => t.would_block += 1,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("probe write"),
+            }
+        }
+    }
+    t.window_s = t0.elapsed().as_secs_f64();
+    t.cpu_s = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0;
+    Ok(t)
+}
+
+struct ReaderTotals {
+    bytes: u64,
+    cpu_s: f64,
+    window_s: f64,
+}
+
+fn read_all(
+    mut clients: Vec<mio::net::TcpStream>,
+    core: Option<usize>,
+    stop: &AtomicBool,
+) -> anyhow::Result<ReaderTotals> {
+    pin(core);
+    let mut poll = Poll::new()?;
+    for (i, c) in clients.iter_mut().enumerate() {
+        poll.registry().register(c, Token(i), Interest::READABLE)?;
+    }
+    let mut events = Events::with_capacity(4096);
+    let mut buf = vec![0u8; 256 * 1024];
+    let cpu0 = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")?;
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    // Bounded: stops when the writer is done (the flag), or after an hour.
+    while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(3_600) {
+        poll.poll(&mut events, Some(Duration::from_millis(20)))?;
+        for ev in events.iter() {
+            let c = &mut clients[ev.token().0];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => bytes += n as u64,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e).context("probe read"),
+                }
+            }
+        }
+    }
+    Ok(ReaderTotals {
+        bytes,
+        cpu_s: procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0,
+        window_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_a_parseable_price_of_the_asked_size() {
+        let f = price_frame(150);
+        let (frame, used) = crate::ws::parse_frame(&f).unwrap().unwrap();
+        assert_eq!(used, f.len());
+        assert_eq!(frame.payload.len(), 150);
+        assert_eq!(crate::ws::classify(frame.payload), crate::ws::Kind::Price);
+        assert!(crate::ws::price_seq_ts(frame.payload).is_some());
+    }
+
+    #[test]
+    fn short_probe_moves_frames() {
+        let r = run(&ProbeConfig {
+            connections: 4,
+            frames_per_write: 3,
+            payload_bytes: 120,
+            duration_s: 0.2,
+            writer_core: None,
+            reader_core: None,
+        })
+        .unwrap();
+        assert!(r.writes_per_s > 0.0);
+        assert!((r.frames_per_s / r.writes_per_s - 3.0).abs() < 0.1);
+        assert!(r.read_bytes_per_s > 0.0);
+    }
+}

@@ -1,0 +1,591 @@
+//! The folder a comparison writes: `report.json` (everything), `summary.md`
+//! (the tables a reader compares), and SVG plots: latency percentile
+//! distribution per server, delivery cadence over time, and the ramp.
+
+use crate::probe::ProbeReport;
+use crate::svg::{self, Axis, RefLine, Series};
+use crate::{Report, RunConfig};
+use anyhow::Context;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The machine a comparison ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `model name` of /proc/cpuinfo.
+    pub cpu: String,
+    /// Cores the generator sees.
+    pub cores: usize,
+    /// `/proc/sys/kernel/osrelease`.
+    pub kernel: String,
+    /// Start of the comparison, UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started_utc: String,
+}
+
+impl Machine {
+    /// Reads /proc and the clock.
+    pub fn read() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown".into(), |(_, v)| v.trim().to_string());
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or("unknown".into(), |s| s.trim().to_string()),
+            started_utc: utc_now(),
+        }
+    }
+}
+
+/// Everything one `compare` measured.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    /// Scenario name.
+    pub scenario: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The resolved workload.
+    pub config: RunConfig,
+    /// One report per server that ran, in run order (quotecast first).
+    pub reports: Vec<Report>,
+    /// The physical limit probe.
+    pub probe: Option<ProbeReport>,
+    /// Servers that did not run, and why.
+    pub skipped: Vec<(String, String)>,
+    /// `/proc/loadavg` before each run (other builds share the machine).
+    pub loads: Vec<(String, String)>,
+}
+
+impl Comparison {
+    /// An empty comparison.
+    pub fn new(scenario: String, machine: Machine, config: RunConfig) -> Self {
+        Comparison {
+            scenario,
+            machine,
+            config,
+            reports: Vec::new(),
+            probe: None,
+            skipped: Vec::new(),
+            loads: Vec::new(),
+        }
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".into())
+}
+
+/// Now in UTC as `YYYY-MM-DDTHH:MM:SSZ` (civil date from the UNIX day count).
+pub fn utc_now() -> String {
+    let secs = crate::worker::unix_us() / 1_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// `2026-11-22T03:04:05Z` → `20261122T030405Z`, for folder names.
+pub fn timestamp(utc: &str) -> String {
+    utc.chars().filter(|c| *c != '-' && *c != ':').collect()
+}
+
+/// One line about a probe run.
+pub fn probe_line(p: &ProbeReport) -> String {
+    format!(
+        "probe     {} conns, {} frames/write of {} B: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
+        p.config.connections,
+        p.config.frames_per_write,
+        p.config.payload_bytes,
+        p.writes_per_s,
+        p.frames_per_s,
+        p.cpu_us_per_write,
+        p.writer_cpu_pct,
+        p.reader_cpu_pct,
+        p.would_block
+    )
+}
+
+/// Writes report.json, summary.md and the plots into `dir`.
+pub fn write(dir: &Path, c: &Comparison) -> anyhow::Result<()> {
+    let put = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    put("report.json", serde_json::to_string_pretty(c)?)?;
+    put("summary.md", summary(c))?;
+    put("latency.svg", latency_plot(c))?;
+    put("cadence.svg", cadence_plot(c))?;
+    if c.reports.iter().any(|r| !r.ramp.is_empty()) {
+        put("ramp.svg", ramp_plot(c))?;
+    }
+    Ok(())
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+/// Prices a non-conflating server would deliver per second: every quote to
+/// every reading (not dead) subscriber of its symbol.
+fn expected_per_s(r: &Report) -> Option<f64> {
+    let reading = r.connections.ready.saturating_sub(r.connections.dead) as f64;
+    let subs = reading * r.config.symbols_per_conn.min(r.server.symbols) as f64;
+    Some(r.feed_quotes_per_s? * subs / r.server.symbols.max(1) as f64)
+}
+
+/// Server CPU µs per delivered price.
+fn cpu_us_per_price(r: &Report) -> Option<f64> {
+    let rate = r.throughput.price_frames_per_s;
+    (rate > 0.0).then_some(r.server_proc.cpu_pct? / 100.0 * 1e6 / rate)
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+fn summary(c: &Comparison) -> String {
+    let cfg = &c.config;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {}: quotecast and its peers, {}\n",
+        c.scenario, c.machine.started_utc
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {}, {} cores, kernel {}. Each server pinned to core {} with `taskset`, \
+         the load generator (and the probe's reader) to core {}. Release builds.\n",
+        c.machine.cpu,
+        c.machine.cores,
+        c.machine.kernel,
+        crate::compare::SERVER_CORE,
+        cfg.pin_core.map_or("(unpinned)".into(), |c| c.to_string()),
+    );
+    let ramp = if cfg.ramp_rates.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", ramped through {:?} quotes/s ({} s settle + {} s measured per step)",
+            cfg.ramp_rates, cfg.ramp_settle_s, cfg.ramp_step_s
+        )
+    };
+    let _ = writeln!(
+        s,
+        "Workload: {} connections x {} of {} symbols ({}), {:.0}% dead, {:.0}% slow (read every {} ms); \
+         one generated feed of {} quotes/s{ramp} (one venue, every quote moves the price), \
+         the same for every server; window {} s after {} s warm-up.\n",
+        cfg.connections,
+        cfg.symbols_per_conn,
+        cfg.sim_symbols,
+        if cfg.zipf { "Zipf" } else { "uniform" },
+        cfg.dead_share * 100.0,
+        cfg.slow_share * 100.0,
+        cfg.slow_read_ms,
+        cfg.sim_rate,
+        cfg.duration_s,
+        cfg.warmup_s,
+    );
+    let loads: Vec<String> = c.loads.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(
+        s,
+        "Load average (1/5/15 min) before each run — the machine is shared with other builds: {}.\n",
+        loads.join("; ")
+    );
+
+    let _ = writeln!(s, "## What a trading client sees\n");
+    let _ = writeln!(
+        s,
+        "| server | feed sent/s | prices delivered/s | delivered share | latency p50 / p99 / p99.9 / max (ms) | deliveries/s per conn | gap p99 (ms) | server CPU | CPU µs per delivered price | RSS end (MiB) | handshake p99 (ms) | failed conns |"
+    );
+    let _ = writeln!(s, "|{}", " --- |".repeat(12));
+    for r in &c.reports {
+        let l = &r.latency_healthy;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {} | {} / {} / {} / {} | {:.1} | {} | {}% | {} | {} | {} | {} |",
+            r.server.kind,
+            opt(r.feed_quotes_per_s, 0),
+            r.throughput.price_frames_per_s,
+            expected_per_s(r)
+                .filter(|e| *e > 0.0)
+                .map_or("n/a".into(), |e| format!(
+                    "{:.0}%",
+                    r.throughput.price_frames_per_s / e * 100.0
+                )),
+            ms(l.p50_us),
+            ms(l.p99_us),
+            ms(l.p999_us),
+            ms(l.max_us),
+            r.cadence.mean_hz,
+            ms(r.cadence.gap.p99_us),
+            opt(r.server_proc.cpu_pct, 0),
+            opt(cpu_us_per_price(r), 2),
+            opt(r.server_proc.rss_end_kib.map(|k| k as f64 / 1024.0), 1),
+            ms(r.connections.handshake.p99_us),
+            r.connections.failed,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nLatency is `now - ts` of each price a healthy client receives: the age of the value \
+         when it arrives (its freshness). `ts` is stamped by the server when the quote reaches \
+         it (quotecast: the aggregator; tokio-broadcast: when it reads the line; nchan, which \
+         relays bodies: by the harness just before the HTTP publish). Delivered share = prices \
+         delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \
+         delivery carries the latest value) and the peers drop or lag. A delivery burst \
+         (prices < 1 ms apart) counts once in deliveries/s per connection.\n"
+    );
+    if let Some(q) = c.reports.iter().find(|r| r.server.kind == "quotecast") {
+        let _ = writeln!(s, "## Ratios (peer / quotecast)\n");
+        let _ = writeln!(
+            s,
+            "| server | p50 latency | p99 latency | prices delivered/s | CPU per delivered price |"
+        );
+        let _ = writeln!(s, "|{}", " --- |".repeat(5));
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}x", a / b)
+            } else {
+                "n/a".into()
+            }
+        };
+        for r in c.reports.iter().filter(|r| r.server.kind != "quotecast") {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.server.kind,
+                ratio(
+                    r.latency_healthy.p50_us as f64,
+                    q.latency_healthy.p50_us as f64
+                ),
+                ratio(
+                    r.latency_healthy.p99_us as f64,
+                    q.latency_healthy.p99_us as f64
+                ),
+                ratio(
+                    r.throughput.price_frames_per_s,
+                    q.throughput.price_frames_per_s
+                ),
+                match (cpu_us_per_price(r), cpu_us_per_price(q)) {
+                    (Some(a), Some(b)) => ratio(a, b),
+                    _ => "n/a".into(),
+                }
+            );
+        }
+        s.push('\n');
+        if let Some(p) = &c.probe {
+            let _ = writeln!(s, "## Physical limit (probe)\n");
+            let _ = writeln!(
+                s,
+                "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
+                 frames per write(2) to each of {} loopback connections, round after round, for \
+                 {:.1} s; one epoll reader on core {} drains them.\n",
+                crate::compare::SERVER_CORE,
+                p.config.frames_per_write,
+                p.config.payload_bytes,
+                p.config.connections,
+                p.window_s,
+                p.config
+                    .reader_core
+                    .map_or("(unpinned)".into(), |c| c.to_string()),
+            );
+            let _ = writeln!(
+                s,
+                "| | writes/s | frames/s | CPU µs per write | writer CPU |\n| --- | --- | --- | --- | --- |"
+            );
+            let _ = writeln!(
+                s,
+                "| probe | {:.0} | {:.0} | {:.2} | {:.0}% |",
+                p.writes_per_s, p.frames_per_s, p.cpu_us_per_write, p.writer_cpu_pct
+            );
+            for r in &c.reports {
+                // Each delivery burst the client sees is (at most) one server write.
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} ({:.0}% of probe) | {:.0} ({:.0}% of probe) | | {}% |",
+                    r.server.kind,
+                    r.throughput.flushes_per_s,
+                    r.throughput.flushes_per_s / p.writes_per_s.max(1e-9) * 100.0,
+                    r.throughput.price_frames_per_s,
+                    r.throughput.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
+                    opt(r.server_proc.cpu_pct, 0),
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nA server's share of the probe is its headroom only when it is saturated (CPU near \
+                 100%); below that it only delivers what the feed gives it.\n"
+            );
+        }
+    }
+    let ramped: Vec<&Report> = c.reports.iter().filter(|r| !r.ramp.is_empty()).collect();
+    if !ramped.is_empty() {
+        let _ = writeln!(s, "## Capacity at the latency target (ramp)\n");
+        let _ = writeln!(
+            s,
+            "| server | feed asked/s | feed sent/s | delivered/s | p50 / p99 (ms) | server CPU | p99 < 50 ms |"
+        );
+        let _ = writeln!(s, "|{}", " --- |".repeat(7));
+        for r in &ramped {
+            for st in &r.ramp {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {:.0} | {} / {} | {}% | {} |",
+                    r.server.kind,
+                    st.window.rate,
+                    st.window.quotes_per_s,
+                    st.window.prices_per_s,
+                    ms(st.latency.p50_us),
+                    ms(st.latency.p99_us),
+                    opt(st.window.server_cpu_pct, 0),
+                    if st.within_target { "yes" } else { "no" },
+                );
+            }
+        }
+        s.push('\n');
+        for r in &ramped {
+            let _ = writeln!(
+                s,
+                "- **{}**: capacity {} quotes/s at p99 < 50 ms",
+                r.server.kind,
+                r.capacity()
+                    .map_or("below the first step".into(), |c| format!("{c:.0}"))
+            );
+        }
+        s.push('\n');
+    }
+    if c.reports.iter().any(|r| r.latency_slow.count > 0) {
+        let _ = writeln!(s, "## Slow readers\n");
+        for r in &c.reports {
+            let _ = writeln!(
+                s,
+                "- {}: healthy p99 {} ms; slow p99 {} ms; lagging notices {}; close codes {:?}",
+                r.server.kind,
+                ms(r.latency_healthy.p99_us),
+                ms(r.latency_slow.p99_us),
+                r.counts.lagging,
+                r.close_codes
+            );
+        }
+        s.push('\n');
+    }
+    if c.reports
+        .iter()
+        .any(|r| r.server_proc.rss_growth_per_conn_bytes.is_some())
+    {
+        let _ = writeln!(s, "## Memory per connection\n");
+        for r in &c.reports {
+            let _ = writeln!(
+                s,
+                "- {}: {} B of server RSS per connected client ({} ready)",
+                r.server.kind,
+                opt(r.server_proc.rss_growth_per_conn_bytes, 0),
+                r.connections.ready
+            );
+        }
+        s.push('\n');
+    }
+    if !c.skipped.is_empty() {
+        let _ = writeln!(s, "## Not measured\n");
+        for (k, why) in &c.skipped {
+            let _ = writeln!(s, "- {k}: {why}");
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "## Plots\n\n![latency percentiles](latency.svg)\n\n![cadence](cadence.svg)\n"
+    );
+    if !ramped.is_empty() {
+        let _ = writeln!(s, "![ramp](ramp.svg)\n");
+    }
+    let _ = writeln!(
+        s,
+        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {}`.",
+        c.scenario
+    );
+    s
+}
+
+fn latency_plot(c: &Comparison) -> String {
+    // x: percentile on a log scale of 1/(1-q); 0 at the median side.
+    let xpos = |pct: f64| {
+        if pct >= 100.0 {
+            5.5
+        } else {
+            (1.0 / (1.0 - pct / 100.0)).log10()
+        }
+    };
+    let series: Vec<Series> = c
+        .reports
+        .iter()
+        .map(|r| Series {
+            name: r.server.kind.clone(),
+            points: r
+                .latency_curve
+                .iter()
+                .filter(|(p, _)| *p >= 50.0)
+                .map(|&(p, us)| (xpos(p), us as f64 / 1000.0))
+                .collect(),
+        })
+        .collect();
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold((f64::MAX, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let x = Axis {
+        label: "percentile (log scale of 1/(1-p))".into(),
+        log: false,
+        min: xpos(50.0),
+        max: 5.5,
+        ticks: [50.0, 90.0, 99.0, 99.9, 99.99, 99.999]
+            .into_iter()
+            .map(|p| (xpos(p), format!("{p}%")))
+            .chain([(5.5, "max".to_string())])
+            .collect(),
+    };
+    let y = Axis::auto(
+        "latency now - ts (ms, log)",
+        true,
+        if lo == f64::MAX { 0.1 } else { lo },
+        hi.max(1.0),
+    );
+    svg::chart(
+        &format!(
+            "{}: latency of received prices, healthy clients",
+            c.scenario
+        ),
+        &x,
+        &y,
+        &series,
+        &[RefLine {
+            y: 50.0,
+            label: "50 ms target".into(),
+        }],
+    )
+}
+
+fn cadence_plot(c: &Comparison) -> String {
+    let series: Vec<Series> = c
+        .reports
+        .iter()
+        .map(|r| {
+            let healthy = r.connections.healthy.max(1) as f64;
+            let t0 = r
+                .timeline
+                .iter()
+                .find(|p| p.phase != "connect" && p.phase != "warmup")
+                .map_or(0.0, |p| p.t_s);
+            Series {
+                name: r.server.kind.clone(),
+                points: r
+                    .timeline
+                    .iter()
+                    .filter(|p| p.phase != "connect" && p.phase != "warmup")
+                    .map(|p| (p.t_s - t0, p.flushes_per_s / healthy))
+                    .collect(),
+            }
+        })
+        .collect();
+    let tmax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(f64::from(c.config.max_rate_hz), f64::max);
+    svg::chart(
+        &format!(
+            "{}: deliveries per second per healthy connection",
+            c.scenario
+        ),
+        &Axis::auto("time in the measured window (s)", false, 0.0, tmax),
+        &Axis::auto("delivery bursts/s per connection", false, 0.0, ymax * 1.05),
+        &series,
+        &[RefLine {
+            y: f64::from(c.config.max_rate_hz),
+            label: format!("quotecast max_rate_hz {}", c.config.max_rate_hz),
+        }],
+    )
+}
+
+fn ramp_plot(c: &Comparison) -> String {
+    let series: Vec<Series> = c
+        .reports
+        .iter()
+        .filter(|r| !r.ramp.is_empty())
+        .map(|r| Series {
+            name: r.server.kind.clone(),
+            points: r
+                .ramp
+                .iter()
+                .filter(|s| s.latency.count > 0)
+                .map(|s| {
+                    (
+                        s.window.quotes_per_s.max(1.0),
+                        s.latency.p99_us as f64 / 1000.0,
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let fold = |f: fn(&(f64, f64)) -> f64, init: f64, pick: fn(f64, f64) -> f64| {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(f))
+            .fold(init, pick)
+    };
+    let (xlo, xhi) = (
+        fold(|p| p.0, f64::MAX, f64::min),
+        fold(|p| p.0, 1.0, f64::max),
+    );
+    let (ylo, yhi) = (
+        fold(|p| p.1, f64::MAX, f64::min),
+        fold(|p| p.1, 1.0, f64::max),
+    );
+    svg::chart(
+        &format!("{}: healthy p99 latency as the feed rate rises", c.scenario),
+        &Axis::auto("feed rate sent (quotes/s, log)", true, xlo.min(xhi), xhi),
+        &Axis::auto("p99 latency (ms, log)", true, ylo.min(yhi), yhi.max(60.0)),
+        &series,
+        &[RefLine {
+            y: 50.0,
+            label: "50 ms target".into(),
+        }],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_and_folder_stamp() {
+        let now = utc_now();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'));
+        assert_eq!(timestamp("2026-11-22T03:04:05Z"), "20261122T030405Z");
+    }
+}
