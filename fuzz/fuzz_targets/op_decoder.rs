@@ -1,7 +1,8 @@
 //! The client op decoder (simd-json) against serde_json as a reference.
 //!
-//! Checks: no panic; an accepted op is valid JSON whose `op`, `id`, `channel`
-//! and symbols are the ones decoded; the symbol cap holds; every refusal
+//! Checks: no panic; an accepted op is valid JSON whose `op`, `id`, `channel`,
+//! symbols, metrics, `window_ms`, `agg` and `since` are the ones decoded; the
+//! symbol cap holds; every refusal
 //! renders as a valid JSON error message.
 //!
 //! The decoder refuses repeated keys and objects over 32 members (simd-json
@@ -10,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quotecast::protocol::{parse_op, ClientOp};
+use quotecast::protocol::{parse_op, ClientOp, SubscribeOp};
 use serde_json::Value;
 
 const MAX_SYMBOLS: usize = 4;
@@ -20,6 +21,13 @@ fn strings(v: Option<&Value>) -> Option<Vec<String>> {
         .iter()
         .map(|s| s.as_str().map(String::from))
         .collect()
+}
+
+/// An unsigned integer as the decoder reads it: serde_json reads `-0` as a
+/// float, simd-json (and we) as the integer 0.
+fn uint(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| (v.as_f64() == Some(0.0)).then_some(0))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -36,21 +44,33 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) if e.to_string().contains("recursion limit") => return,
                 Err(e) => panic!("accepted an op serde_json refuses: {e}"),
             };
-            // serde_json reads `-0` as a float; simd-json (and we) as the integer 0.
-            let id = reference["id"]
-                .as_u64()
-                .or_else(|| (reference["id"].as_f64() == Some(0.0)).then_some(0));
+            let id = uint(&reference["id"]);
             let channel = reference["channel"].as_str().map(String::from);
             let symbols = strings(reference.get("symbols"));
             match op {
-                ClientOp::Subscribe {
+                ClientOp::Subscribe(SubscribeOp {
                     id: i,
                     channel: c,
                     symbols: s,
-                } => {
+                    metrics,
+                    filters,
+                    window_ms,
+                    agg,
+                    since,
+                }) => {
                     assert_eq!(reference["op"], "subscribe");
-                    assert!(s.len() <= MAX_SYMBOLS);
-                    assert_eq!((Some(i), Some(c), Some(s)), (id, channel, symbols));
+                    assert!(s.as_ref().is_none_or(|s| s.len() <= MAX_SYMBOLS));
+                    assert!(metrics.as_ref().is_none_or(|m| m.len() <= MAX_SYMBOLS));
+                    assert_eq!((Some(i), Some(c), s), (id, channel, symbols));
+                    assert_eq!(metrics, strings(reference.get("metrics")));
+                    assert_eq!(window_ms, uint(&reference["window_ms"]));
+                    assert_eq!(since, uint(&reference["since"]));
+                    assert_eq!(agg.as_deref(), reference["agg"].as_str());
+                    let want = reference["filters"].as_object().map_or(0, |f| f.len());
+                    assert_eq!(filters.len(), want);
+                    for (k, v) in &filters {
+                        assert_eq!(reference["filters"][k].as_str(), Some(v.as_str()));
+                    }
                 }
                 ClientOp::Unsubscribe {
                     id: i,
