@@ -2,10 +2,8 @@
 //! per-quote hot path: 200 symbols x 5 venues, simulator-shaped input.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quotecast::aggregator::BestPriceBook;
-use quotecast::channel::Catalogue;
 use quotecast::config::{ChannelsConfig, FeedConfig};
-use quotecast::feed::{self, sim::Sim, VenueQuote};
+use quotecast::parts::{universe, BestPriceBook, Catalogue, Sim, VenueQuote};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -20,7 +18,7 @@ fn on_quote(c: &mut Criterion) {
         sim_venues: VENUES,
         ..FeedConfig::default()
     };
-    let universe = feed::universe(&cfg);
+    let universe = universe(&cfg);
     let mut quotes: Vec<VenueQuote> = Vec::with_capacity(QUOTES);
     let catalogue = Catalogue::new(&ChannelsConfig::default()).expect("default catalogue");
     Sim::new(&cfg, &universe, &catalogue).generate(QUOTES, 0, &mut quotes);

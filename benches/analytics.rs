@@ -4,13 +4,11 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quotecast::channel::{Catalogue, ChannelId};
 use quotecast::config::ChannelsConfig;
-use quotecast::conflate::LatestTable;
-use quotecast::event::{MetricEvent, ReliableEvent};
-use quotecast::flush::ConnKey;
-use quotecast::reliable::{ReliableKey, ReliableStreams, Sequencer};
-use quotecast::window::{Agg, MetricStreams, WindowSpec, GRACE_US};
+use quotecast::parts::{
+    Agg, Catalogue, ChannelId, ConnKey, LatestTable, MetricEvent, MetricStreams, ReliableEvent,
+    ReliableKey, ReliableStreams, Sequencer, WindowSpec, GRACE_US,
+};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -42,7 +40,7 @@ fn window_flush(c: &mut Criterion) {
         .collect();
     assert_eq!(channels.len(), 4);
     let tenants: Vec<Arc<str>> = (0..TENANTS).map(|t| format!("t{t}").into()).collect();
-    let mut streams = MetricStreams::new(cat.clone(), 0, &[WINDOW_MS]);
+    let mut streams = MetricStreams::new(cat.clone(), &[WINDOW_MS]);
     let mut table = LatestTable::default();
     let start_us = 1_000_000 * WINDOW_US;
     let mut outputs = 0;

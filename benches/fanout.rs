@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use quotecast::conflate::{Latest, LatestTable, StreamId, Subscriptions};
-use quotecast::ring::BestPrice;
-use quotecast::symbol::{SymbolId, Universe, VenueId};
-use quotecast::topic::TopicIndex;
+use quotecast::parts::{
+    BestPrice, Latest, LatestTable, StreamId, Subscriptions, SymbolId, TopicIndex, Universe,
+    VenueId,
+};
 use quotecast::{frame, protocol};
 use std::hint::black_box;
 
@@ -51,7 +51,10 @@ fn conflation(c: &mut Criterion) {
         .map(|i| {
             let mut s = Subscriptions::default();
             for k in 0..10 {
-                s.add(StreamId((i as u32 * 7 + k * 97) % STREAMS), 0);
+                s.add(
+                    StreamId::price(SymbolId((i as u32 * 7 + k * 97) % STREAMS)),
+                    0,
+                );
             }
             s
         })
@@ -66,7 +69,7 @@ fn conflation(c: &mut Criterion) {
             seq += 1;
             for s in 0..STREAMS {
                 table.publish(
-                    StreamId(s),
+                    StreamId::price(SymbolId(s)),
                     Latest {
                         seq,
                         ts_us: seq,
@@ -94,13 +97,13 @@ fn topics(c: &mut Criterion) {
             || {
                 let mut t = TopicIndex::default();
                 for conn in 0..1_000 {
-                    t.subscribe(StreamId(7), conn);
+                    t.subscribe(StreamId::metric(7), conn);
                 }
                 t
             },
             |t| {
-                t.subscribe(StreamId(7), 5_000);
-                black_box(t.unsubscribe(StreamId(7), 500))
+                t.subscribe(StreamId::metric(7), 5_000);
+                black_box(t.unsubscribe(StreamId::metric(7), 500))
             },
             BatchSize::SmallInput,
         )

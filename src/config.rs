@@ -587,7 +587,7 @@ impl Config {
         {
             return Err(ConfigError::Universe("too many symbols or venues".into()));
         }
-        crate::channel::Catalogue::new(&self.channels)?;
+        crate::model::channel::Catalogue::new(&self.channels)?;
         self.auth.validate()?;
         for (tenant, t) in &self.tenants {
             if let Some(pattern) = t.symbols.iter().find(|p| !is_symbol_pattern(p)) {

@@ -6,59 +6,63 @@
 //!
 //! # Layout, in data-path order
 //!
+//! Each folder depends only on the ones above it (`config`, `clock`, `auth`,
+//! `model`, `frame` and `protocol` are leaves every stage may use).
+//!
 //! | module | owns |
 //! | --- | --- |
-//! | [`config`] | `Config` with serde defaults and `validate()` |
-//! | [`channel`] | the channel catalogue: kinds, roles, metrics |
-//! | [`symbol`] | symbols and venues interned to small integers |
-//! | [`feed`] | the `Feed` seam: simulator and JSON-lines replay |
-//! | [`event`] | metric and reliable events (feed or `POST /v1/publish`), validated |
-//! | [`aggregator`] | venue quotes → best bid/ask per symbol, `seq`, `ts`; events → rings |
-//! | [`ring`] | one SPSC ring per shard, fixed-size records |
-//! | [`shard`] | executor per core: drains its ring each tick, owns its connections |
-//! | [`conflate`] | latest-value table + per-connection last-sent `seq` (the dirty set) |
-//! | [`window`] | per-tenant metric windows → one latest-value stream per (agg, metric) |
-//! | [`reliable`] | reliable streams: `seq`, bounded history, replay with `since` |
-//! | [`topic`] | stream → subscribed connections |
-//! | [`flush`] | the flush scheduler: a timing wheel enforcing `max_rate_hz` |
-//! | [`frame`] | encode a value ONCE into a complete WebSocket frame; read client frames |
-//! | [`http`] | routes on the port: upgrade, healthz, channels, status |
-//! | [`admission`] | node-wide connection caps per IP and per tenant (429) |
-//! | [`auth`] | token verification (shared with `quotecast token`) |
-//! | [`entitle`] | tenant symbol entitlements, narrowed by the token's `symbols` |
-//! | [`conn`] | one connection: ops in, flushes out, limits, close codes |
-//! | [`isolate`] | a panic in one connection's task ends that connection, not the shard |
-//! | [`subscribe`] | subscribe/unsubscribe for each channel kind, permissions |
-//! | [`publish`] | `POST /v1/publish`: validated events to the aggregator |
-//! | [`echo`] | test-only `/v1/echo` route for the Autobahn suite (`server.echo_route`) |
-//! | [`protocol`] | client ops and server messages (the PROTOCOL.md contract) |
-//! | [`server`] | process wiring and the shard supervisor |
-//! | [`watch`] | the terminal client behind `quotecast watch` |
+//! | `config`, `clock` | `Config` with serde defaults and `validate()`; the one wall clock |
+//! | [`auth`] | token verification and minting (shared with `quotecast token`) |
+//! | `model` | symbols, quotes, the channel catalogue, validated events |
+//! | [`frame`], [`protocol`] | WebSocket frames encoded once and read; the JSON wire contract |
+//! | `feed/` | the `Feed` seam: simulator and JSON-lines replay |
+//! | `ingest/` | aggregator thread: best bid/ask book, reliable `seq`, one SPSC ring per shard |
+//! | `fanout/` | latest-value table, stream → subscribers, flush wheel, per-connection outbox |
+//! | `analytics/` | per-tenant metric windows, reliable history and replay |
+//! | `session/` | a client's claims, limits, ops, subscribe/unsubscribe per channel kind |
+//! | `shard/` | one executor per core: drains its ring each tick, owns its sessions |
+//! | `net/` | listener, HTTP routes and upgrade, connection caps, the connection task |
+//! | `app/` | process wiring and the shard supervisor |
+//! | `cli/` | `quotecast watch`, the terminal client |
 #![deny(missing_docs)]
 
-pub mod admission;
-pub mod aggregator;
+mod analytics;
+mod app;
 pub mod auth;
-pub mod channel;
+mod cli;
+mod clock;
 pub mod config;
-pub mod conflate;
-pub mod conn;
-pub mod echo;
-pub mod entitle;
-pub mod event;
-pub mod feed;
-pub mod flush;
+mod fanout;
+mod feed;
 pub mod frame;
-pub mod http;
-pub mod isolate;
+mod ingest;
+mod model;
+mod net;
 pub mod protocol;
-pub mod publish;
-pub mod reliable;
-pub mod ring;
-pub mod server;
-pub mod shard;
-pub mod subscribe;
-pub mod symbol;
-pub mod topic;
-pub mod watch;
-pub mod window;
+mod session;
+mod shard;
+
+pub use app::{run, Ready};
+pub use cli::watch;
+
+/// The HTTP request parsing the server runs before any route (fuzz targets).
+pub mod http {
+    pub use crate::net::http::{check_upgrade, parse_head, HeadError, Request};
+}
+
+/// Hot-path parts that benchmarks and fuzz targets drive directly, outside a
+/// running server. Not a stable API.
+pub mod parts {
+    pub use crate::analytics::reliable::ReliableStreams;
+    pub use crate::analytics::window::{Agg, MetricStreams, WindowSpec, GRACE_US};
+    pub use crate::fanout::latest::{Latest, LatestTable, StreamId, Subscriptions};
+    pub use crate::fanout::topic::TopicIndex;
+    pub use crate::fanout::wheel::ConnKey;
+    pub use crate::feed::{sim::Sim, universe};
+    pub use crate::ingest::book::BestPriceBook;
+    pub use crate::ingest::sequencer::{ReliableKey, Sequencer};
+    pub use crate::model::channel::{Catalogue, ChannelId};
+    pub use crate::model::event::{MetricEvent, ReliableEvent};
+    pub use crate::model::quote::{BestPrice, VenueQuote};
+    pub use crate::model::symbol::{SymbolId, Universe, VenueId};
+}

@@ -147,7 +147,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     cfg.validate().context("invalid configuration")?;
     let watch = args.watch;
-    quotecast::server::run(cfg, move |ready| {
+    quotecast::run(cfg, move |ready| {
         println!("quotecast listening on {}", ready.addr);
         let _ = std::io::stdout().flush();
         if let Some(symbols) = watch {

@@ -5,14 +5,14 @@
 //! error code. Server messages are written as JSON bytes; the hot one, `price`,
 //! is written by hand into a reused buffer.
 
-use crate::ring::BestPrice;
-use crate::symbol::Universe;
+use crate::model::quote::BestPrice;
+use crate::model::symbol::Universe;
 use serde::Serialize;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 use std::io::Write;
 
-pub use crate::channel::PRICES;
+pub use crate::model::channel::PRICES;
 
 /// Error codes of PROTOCOL.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +272,7 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
 /// Reads `filters`: an object of dimension → string, sorted by dimension.
 fn filters(v: &BorrowedValue) -> Option<Vec<(String, String)>> {
     let obj = v.as_object()?;
-    if obj.len() > crate::event::MAX_DIMS {
+    if obj.len() > crate::model::event::MAX_DIMS {
         return None;
     }
     let mut pairs = obj
@@ -536,7 +536,7 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::symbol::{SymbolId, VenueId};
+    use crate::model::symbol::{SymbolId, VenueId};
 
     fn parse(s: &str) -> Result<ClientOp, OpError> {
         parse_op(&mut s.as_bytes().to_vec(), 10)

@@ -8,7 +8,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use quotecast::conflate::{Latest, LatestTable, StreamId, Subscriptions};
+use quotecast::parts::{Latest, LatestTable, StreamId, Subscriptions};
 use std::collections::BTreeMap;
 
 const STREAMS: u8 = 6;
@@ -25,7 +25,7 @@ enum Op {
 
 /// The frame of a value names its stream and seq, so a flush can be decoded.
 fn frame(stream: StreamId, seq: u64) -> Bytes {
-    Bytes::from(format!("{}:{};", stream.0, seq))
+    Bytes::from(format!("{}:{};", stream.number(), seq))
 }
 
 #[derive(Default)]
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         };
         match op {
             Op::Publish { stream, seq, ts } => {
-                let s = StreamId(u32::from(stream % STREAMS));
+                let s = StreamId::metric(u32::from(stream % STREAMS));
                 let seq = u64::from(seq);
                 let value = Latest {
                     seq,
@@ -57,27 +57,27 @@ fuzz_target!(|data: &[u8]| {
                     frame: frame(s, seq),
                     payload_at: 0,
                 };
-                let newer = latest.get(&s.0).is_none_or(|&(old, _)| seq > old);
+                let newer = latest.get(&s.number()).is_none_or(|&(old, _)| seq > old);
                 assert_eq!(
                     table.publish(s, value),
                     newer,
                     "publish of seq {seq} on {s:?}"
                 );
                 if newer {
-                    latest.insert(s.0, (seq, ts.into()));
+                    latest.insert(s.number(), (seq, ts.into()));
                 }
             }
             Op::Subscribe { client, stream } => {
                 let c = &mut clients[usize::from(client) % CLIENTS];
-                let s = StreamId(u32::from(stream % STREAMS));
+                let s = StreamId::metric(u32::from(stream % STREAMS));
                 // As `conn` does: the snapshot carries the latest value, if any.
                 let snapshot = table.get(s).map_or(0, |l| l.seq);
                 let added = c.subs.add(s, snapshot);
-                assert_eq!(added, !c.sent.contains_key(&s.0));
+                assert_eq!(added, !c.sent.contains_key(&s.number()));
                 if added {
-                    c.sent.insert(s.0, snapshot);
+                    c.sent.insert(s.number(), snapshot);
                     if snapshot > 0 {
-                        let seen = c.seen.entry(s.0).or_default();
+                        let seen = c.seen.entry(s.number()).or_default();
                         assert!(snapshot >= *seen, "snapshot went back in seq");
                         *seen = snapshot;
                     }
@@ -85,12 +85,12 @@ fuzz_target!(|data: &[u8]| {
             }
             Op::Unsubscribe { client, stream } => {
                 let c = &mut clients[usize::from(client) % CLIENTS];
-                let s = StreamId(u32::from(stream % STREAMS));
-                assert_eq!(c.subs.remove(s), c.sent.remove(&s.0).is_some());
+                let s = StreamId::metric(u32::from(stream % STREAMS));
+                assert_eq!(c.subs.remove(s), c.sent.remove(&s.number()).is_some());
             }
             Op::Clear { client } => {
                 let c = &mut clients[usize::from(client) % CLIENTS];
-                let mut cleared: Vec<u32> = c.subs.clear().iter().map(|s| s.0).collect();
+                let mut cleared: Vec<u32> = c.subs.clear().iter().map(|s| s.number()).collect();
                 cleared.sort_unstable();
                 assert_eq!(
                     cleared,

@@ -4,36 +4,16 @@
 //! plain mutable state. Adapters: [`sim`] (the default, a seeded simulator)
 //! and [`replay`] (JSON lines from a file or a TCP peer).
 
-use crate::channel::Catalogue;
 use crate::config::{Config, FeedConfig, FeedKind};
-use crate::symbol::{SymbolId, Universe, VenueId};
+use crate::model::channel::Catalogue;
+use crate::model::quote::VenueQuote;
+use crate::model::symbol::Universe;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub mod replay;
 pub mod sim;
-
-/// One venue's two-sided quote for one symbol: the unit the aggregator folds
-/// into a best price. `Copy` so batches move through reused buffers.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct VenueQuote {
-    /// The symbol quoted.
-    pub symbol: SymbolId,
-    /// The venue quoting it.
-    pub venue: VenueId,
-    /// Price the venue buys at.
-    pub bid: f64,
-    /// Quantity available at `bid`.
-    pub bid_size: f64,
-    /// Price the venue sells at.
-    pub ask: f64,
-    /// Quantity available at `ask`.
-    pub ask_size: f64,
-    /// Venue or receive time, microseconds since the UNIX epoch. Informational:
-    /// liveness is judged by when the aggregator received the quote.
-    pub ts_us: u64,
-}
 
 /// A source of venue quotes, driven by the aggregator thread.
 pub trait Feed: Send {
@@ -44,7 +24,7 @@ pub trait Feed: Send {
 
     /// Appends the metric and reliable events that arrived with the quotes
     /// of the last `poll`; feeds without events add nothing.
-    fn poll_events(&mut self, _out: &mut Vec<crate::event::Event>) {}
+    fn poll_events(&mut self, _out: &mut Vec<crate::model::event::Event>) {}
 
     /// Input lines or messages dropped as malformed so far, for the status
     /// page; feeds that cannot receive bad input report 0.
@@ -108,17 +88,10 @@ pub fn largest_window_us(config: &Config) -> u64 {
         * 1_000
 }
 
-/// Microseconds since the UNIX epoch: the clock of every `ts` the server
-/// publishes, so clients can measure end-to-end latency against their own.
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::symbol::VenueId;
 
     #[test]
     fn universe_defaults_to_simulated_names() {

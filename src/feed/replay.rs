@@ -14,10 +14,12 @@
 //! of buffering without limit. Bad lines are counted and logged (at most once
 //! a second) and never stop the feed. At end of input the feed stays idle.
 
-use super::{now_us, Feed, VenueQuote};
-use crate::channel::Catalogue;
-use crate::event::{self, Event, EventRules};
-use crate::symbol::Universe;
+use super::Feed;
+use crate::clock::now_us;
+use crate::model::channel::Catalogue;
+use crate::model::event::{self, Event, EventRules};
+use crate::model::quote::VenueQuote;
+use crate::model::symbol::Universe;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fs::File;
@@ -264,6 +266,7 @@ impl Replay {
         })
     }
 
+    #[cfg(test)]
     /// The reader's counters, for the status page and tests.
     pub fn stats(&self) -> Arc<ReplayStats> {
         self.stats.clone()
@@ -440,7 +443,7 @@ fn skip_line<R: BufRead>(reader: &mut R) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::symbol::{SymbolId, VenueId};
+    use crate::model::symbol::{SymbolId, VenueId};
     use std::io::Write;
     use std::net::TcpListener;
 

@@ -12,17 +12,20 @@
 //! Alongside the quotes, [`desk`] simulates a few tenants' trading desks at
 //! the simulated mids: the analytics and reliable events of `poll_events`.
 
-use super::{now_us, Feed, VenueQuote};
-use crate::channel::Catalogue;
+use super::Feed;
+use crate::clock::now_us;
 use crate::config::FeedConfig;
-use crate::event::Event;
-use crate::symbol::{SymbolId, Universe, VenueId};
+use crate::model::channel::Catalogue;
+use crate::model::event::Event;
+use crate::model::quote::VenueQuote;
+use crate::model::symbol::{SymbolId, Universe, VenueId};
 use desk::{Desks, Traded, TRADED_SYMBOLS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io;
 use std::time::{Duration, Instant};
 
+mod book;
 mod desk;
 
 /// How a simulated instrument trades.
@@ -366,8 +369,8 @@ impl Feed for Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregator::BestPriceBook;
     use crate::feed::universe;
+    use crate::ingest::book::BestPriceBook;
 
     fn sim(seed: u64, symbols: usize, venues: usize, rate: u64) -> (Sim, Universe) {
         sim_with_events(

@@ -15,8 +15,9 @@
 //! Everything depends only on the seed, the mids passed in and the number
 //! of steps: the wall clock only decides how many steps are due.
 
-use crate::channel::{Catalogue, ChannelId, ALERTS, NOTIFICATIONS, SESSIONS};
-use crate::event::{Event, MetricEvent, ReliableEvent};
+use super::book::{Book, Level, Position, CRITICAL_PCT, WARNING_PCT};
+use crate::model::channel::{Catalogue, ChannelId, ALERTS, NOTIFICATIONS, SESSIONS};
+use crate::model::event::{Event, MetricEvent, ReliableEvent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -41,11 +42,6 @@ const TRADE_LOTS: [f64; 5] = [1.0, 1.0, 2.0, 3.0, 5.0];
 const LOSS_LIMIT: f64 = 0.004;
 /// One-day 99 % VaR per unit of exposure (2.33 σ, σ = 0.6 % a day).
 const VAR_PER_EXPOSURE: f64 = 2.33 * 0.006;
-/// Alert thresholds, percent of a limit, and how far below a threshold a
-/// level must fall before it can be raised again.
-const WARNING_PCT: f64 = 80.0;
-const CRITICAL_PCT: f64 = 95.0;
-const HYSTERESIS_PCT: f64 = 10.0;
 /// Largest change of a book's appetite per trade.
 const BIAS_STEP: f64 = 0.06;
 /// Mean seconds a session runs, pauses, or waits before the next one starts.
@@ -116,107 +112,6 @@ struct Channels {
     alerts: Option<ChannelId>,
     sessions: Option<ChannelId>,
     notifications: Option<ChannelId>,
-}
-
-/// How close something is to its limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
-    Normal,
-    Warning,
-    Critical,
-}
-
-impl Level {
-    /// The level at `pct` of a limit when it was `self`: thresholds going
-    /// up, thresholds less the hysteresis going down.
-    fn next(self, pct: f64) -> Level {
-        let up = if pct >= CRITICAL_PCT {
-            Level::Critical
-        } else if pct >= WARNING_PCT {
-            Level::Warning
-        } else {
-            Level::Normal
-        };
-        let stays = match self {
-            Level::Critical if pct >= CRITICAL_PCT - HYSTERESIS_PCT => Level::Critical,
-            Level::Warning | Level::Critical if pct >= WARNING_PCT - HYSTERESIS_PCT => {
-                Level::Warning
-            }
-            _ => Level::Normal,
-        };
-        up.max(stays)
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-struct Position {
-    qty: f64,
-    /// Average price of the open quantity.
-    avg: f64,
-    realized: f64,
-}
-
-impl Position {
-    /// Books a fill of `qty` (signed) at `price`.
-    fn fill(&mut self, qty: f64, price: f64) {
-        if self.qty == 0.0 || self.qty.signum() == qty.signum() {
-            self.avg = (self.avg * self.qty + price * qty) / (self.qty + qty);
-        } else {
-            let closed = qty.abs().min(self.qty.abs());
-            self.realized += closed * (price - self.avg) * self.qty.signum();
-            if qty.abs() > self.qty.abs() {
-                self.avg = price;
-            }
-        }
-        self.qty += qty;
-        if self.qty == 0.0 {
-            self.avg = 0.0;
-        }
-    }
-
-    fn unrealized(&self, mid: f64) -> f64 {
-        self.qty * (mid - self.avg)
-    }
-}
-
-struct Book {
-    name: &'static str,
-    desk: &'static str,
-    /// Universe index and lot size of each symbol traded.
-    symbols: Vec<(usize, f64)>,
-    positions: Vec<Position>,
-    /// Exposure limit: every position at its largest, at the start mids.
-    limit: f64,
-    /// Drifting appetite in [-1, 1]: > 0 leans to buying.
-    bias: f64,
-    risk_level: Level,
-    loss_level: Level,
-}
-
-impl Book {
-    fn exposure(&self, mids: &[f64]) -> f64 {
-        self.symbols
-            .iter()
-            .zip(&self.positions)
-            .map(|(&(s, _), p)| p.qty.abs() * mids[s])
-            .sum()
-    }
-
-    fn pnl(&self, mids: &[f64]) -> (f64, f64) {
-        self.symbols
-            .iter()
-            .zip(&self.positions)
-            .fold((0.0, 0.0), |(r, u), (&(s, _), p)| {
-                (r + p.realized, u + p.unrealized(mids[s]))
-            })
-    }
-
-    fn dims(&self) -> Vec<(String, String)> {
-        vec![
-            ("book".into(), self.name.into()),
-            ("desk".into(), self.desk.into()),
-        ]
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -620,7 +515,7 @@ fn round2(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::config::ChannelsConfig;
-    use crate::event::{parse_event, EventRules};
+    use crate::model::event::{parse_event, EventRules};
     use std::collections::{BTreeMap, HashMap};
 
     fn catalogue() -> Catalogue {

@@ -1,0 +1,177 @@
+//! Reliable channels (`alerts`, `sessions`, `notifications`) on a shard:
+//! never conflated, never skipped, replayable.
+//!
+//! The aggregator thread gives each message its stream's next `seq` and
+//! encodes it ONCE into a complete frame
+//! ([`crate::ingest::sequencer::Sequencer`]); every shard gets
+//! the same `Arc` and keeps it in that stream's bounded history
+//! ([`ReliableStreams`]), so `subscribe` with `since` replays from the shard
+//! the client is on, and the replay and the live messages that follow come
+//! from one thread: no gap, no duplicate.
+
+use crate::fanout::wheel::ConnKey;
+use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// What a `subscribe` to a reliable stream gets before live messages.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// False when the history no longer covers `since`: the client missed
+    /// messages and gets `snapshot` (what the history still holds) instead.
+    pub recovered: bool,
+    /// The stream's last `seq` at the time of the subscribe.
+    pub last_seq: u64,
+    /// Messages after `since`, in order (replay when `recovered`).
+    pub messages: Vec<Arc<ReliableMsg>>,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    history: VecDeque<Arc<ReliableMsg>>,
+    last_seq: u64,
+    subscribers: Vec<ConnKey>,
+}
+
+/// One shard's reliable streams: bounded history and subscribers of each.
+#[derive(Debug)]
+pub struct ReliableStreams {
+    streams: HashMap<ReliableKey, Stream>,
+    keep_max: usize,
+    keep_us: u64,
+}
+
+impl ReliableStreams {
+    /// Keeps at most `keep_max` messages, none older than `keep_us`, per stream.
+    pub fn new(keep_max: usize, keep_us: u64) -> Self {
+        ReliableStreams {
+            streams: HashMap::new(),
+            keep_max: keep_max.max(1),
+            keep_us,
+        }
+    }
+
+    /// Appends a message to its stream's history; returns the subscribers to
+    /// hand it to.
+    pub fn on_message(&mut self, msg: Arc<ReliableMsg>, now_us: u64) -> &[ConnKey] {
+        let stream = self.streams.entry(msg.key.clone()).or_default();
+        stream.last_seq = stream.last_seq.max(msg.seq);
+        stream.history.push_back(msg);
+        while stream.history.len() > self.keep_max {
+            stream.history.pop_front();
+        }
+        trim_older(&mut stream.history, now_us.saturating_sub(self.keep_us));
+        &stream.subscribers
+    }
+
+    /// Adds `conn` to `key`'s subscribers and returns what it must be sent
+    /// first: with `since`, the messages after it (or the retained history
+    /// with `recovered: false` when the history does not reach back to it).
+    pub fn subscribe(&mut self, key: &ReliableKey, conn: ConnKey, since: Option<u64>) -> Replay {
+        let stream = self.streams.entry(key.clone()).or_default();
+        if !stream.subscribers.contains(&conn) {
+            stream.subscribers.push(conn);
+        }
+        let last_seq = stream.last_seq;
+        let Some(since) = since else {
+            return Replay {
+                recovered: true,
+                last_seq,
+                messages: Vec::new(),
+            };
+        };
+        let first = stream.history.front().map_or(last_seq + 1, |m| m.seq);
+        let recovered = since <= last_seq && since + 1 >= first;
+        let messages = stream
+            .history
+            .iter()
+            .filter(|m| !recovered || m.seq > since)
+            .cloned()
+            .collect();
+        Replay {
+            recovered,
+            last_seq,
+            messages,
+        }
+    }
+
+    /// Removes `conn` from `key`'s subscribers.
+    pub fn unsubscribe(&mut self, key: &ReliableKey, conn: ConnKey) {
+        if let Some(stream) = self.streams.get_mut(key) {
+            stream.subscribers.retain(|c| *c != conn);
+        }
+    }
+
+    /// Drops messages past their age and streams with neither history nor
+    /// subscribers. Runs from housekeeping.
+    pub fn prune(&mut self, now_us: u64) {
+        let oldest = now_us.saturating_sub(self.keep_us);
+        self.streams.retain(|_, s| {
+            trim_older(&mut s.history, oldest);
+            !s.history.is_empty() || !s.subscribers.is_empty()
+        });
+    }
+
+    /// Subscriptions across streams.
+    pub fn subscriptions(&self) -> usize {
+        self.streams.values().map(|s| s.subscribers.len()).sum()
+    }
+}
+
+fn trim_older(history: &mut VecDeque<Arc<ReliableMsg>>, oldest_us: u64) {
+    while history.front().is_some_and(|m| m.ts_us < oldest_us) {
+        history.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChannelsConfig;
+    use crate::ingest::sequencer::{tests::alert, Sequencer};
+    use crate::model::channel::Catalogue;
+
+    #[test]
+    fn since_replays_exactly_what_was_missed_or_says_it_cannot() {
+        let cat = Catalogue::new(&ChannelsConfig::default()).unwrap();
+        let mut seq = Sequencer::default();
+        let mut shard = ReliableStreams::new(3, 1_000);
+        let key = ReliableKey {
+            tenant: "t1".into(),
+            channel: cat.find("alerts").unwrap().0,
+            sub: None,
+        };
+        let conn = ConnKey {
+            index: 0,
+            generation: 1,
+        };
+        for n in 1..=5 {
+            let msg = Arc::new(seq.stamp(alert(&cat, "t1", n), &cat, 100 + n));
+            assert!(shard.on_message(msg, 100 + n).is_empty());
+        }
+        // History keeps seq 3..=5.
+        let seqs = |r: &Replay| r.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let r = shard.subscribe(&key, conn, Some(3));
+        assert!(r.recovered);
+        assert_eq!((seqs(&r), r.last_seq), (vec![4, 5], 5));
+        let r = shard.subscribe(&key, conn, Some(2));
+        assert!(r.recovered, "since=2 needs 3.. which is all retained");
+        assert_eq!(seqs(&r), vec![3, 4, 5]);
+        let r = shard.subscribe(&key, conn, Some(1));
+        assert!(!r.recovered);
+        assert_eq!(seqs(&r), vec![3, 4, 5], "the snapshot is what is retained");
+        let r = shard.subscribe(&key, conn, Some(9));
+        assert!(!r.recovered, "a since from the future is not covered");
+        assert!(shard.subscribe(&key, conn, None).messages.is_empty());
+        assert_eq!(shard.subscriptions(), 1);
+
+        let next = Arc::new(seq.stamp(alert(&cat, "t1", 6), &cat, 106));
+        assert_eq!(shard.on_message(next, 106), &[conn]);
+        shard.prune(2_000);
+        let r = shard.subscribe(&key, conn, Some(5));
+        assert!(!r.recovered, "everything aged out");
+        shard.unsubscribe(&key, conn);
+        shard.prune(2_000);
+        assert_eq!(shard.subscriptions(), 0);
+    }
+}

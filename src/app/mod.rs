@@ -1,0 +1,216 @@
+//! Process wiring: feed → aggregator thread → one ring per shard → shard
+//! executors (one per core), plus the supervisor that drains on SIGTERM/SIGINT
+//! and fails loudly when a shard dies.
+
+mod supervisor;
+
+use crate::auth::{self, MintRequest, SecretSource, Verifier};
+use crate::config::{Config, JwtAlg};
+use crate::feed;
+use crate::ingest::aggregator::{self, Aggregator};
+use crate::ingest::ring::{self, RingConsumer};
+use crate::ingest::stats::AggregatorStats;
+use crate::model::channel::Catalogue;
+use crate::model::symbol::Universe;
+use crate::net::admission::Admission;
+use crate::net::{http, listener, Gateway};
+use crate::shard::{self, Node, ShardHandle};
+use anyhow::{bail, Context};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use supervisor::{ExitGuard, ShardEvent};
+
+/// What [`run`] hands its caller once every shard accepts connections.
+pub struct Ready {
+    /// The address the shards listen on (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// A 12-hour TRADER token signed with the server's HS256 secret, for a
+    /// local `watch` client started alongside the server; `None` when
+    /// `auth.algorithms` does not list HS256.
+    pub local_token: Option<String>,
+}
+
+/// Runs the server until SIGTERM/SIGINT has drained it. `on_ready` is called
+/// once every shard accepts connections.
+pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
+    config.validate()?;
+    raise_memlock_limit();
+    let hs256 = match config.auth.allows(JwtAlg::HS256) {
+        true => Some(auth::load_hs256_secret(&config.auth).context("loading the HS256 secret")?),
+        false => None,
+    };
+    let secret = hs256.as_ref().map(|(secret, _)| secret.as_slice());
+    let verifier = Verifier::from_config(&config.auth, secret).context("loading the token keys")?;
+    let universe = Arc::new(feed::universe(&config.feed));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let shards = match config.server.shards {
+        0 => cores.len().max(1),
+        n => n,
+    };
+
+    let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
+    let agg_stats = Arc::new(AggregatorStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let catalogue = Arc::new(Catalogue::new(&config.channels)?);
+    let feed =
+        feed::open(&config, universe.clone(), catalogue.clone()).context("opening the feed")?;
+    let (publisher, published) = mpsc::channel();
+    let agg = Aggregator::new(
+        &universe,
+        &config.feed,
+        catalogue.clone(),
+        producers,
+        agg_stats.clone(),
+    );
+    let aggregator = aggregator::spawn(agg, feed, published, stop.clone(), None)
+        .context("starting the aggregator thread")?;
+
+    let listen = config.server.listen;
+    let local_token = secret.map(|secret| {
+        auth::mint_hs256(
+            secret,
+            &MintRequest {
+                sub: "local".into(),
+                tenant: "local".into(),
+                roles: vec!["TRADER".into(), "ADMIN".into()],
+                ttl: Duration::from_secs(12 * 3600),
+                symbols: None,
+            },
+        )
+    });
+    let node = Arc::new(Node::new(
+        config,
+        universe.clone(),
+        catalogue,
+        verifier,
+        shards,
+        agg_stats,
+    ));
+    let gateway = Arc::new(Gateway {
+        admission: Admission::new(
+            node.config.server.max_connections_per_ip,
+            node.config.server.max_connections_per_tenant,
+        ),
+        node: node.clone(),
+        publisher,
+    });
+
+    let (events_tx, events) = mpsc::channel();
+    let mut bound = listen;
+    for (id, ring) in consumers.into_iter().enumerate() {
+        // Shard i runs on core i. On a tuned box the first cores are kept for
+        // IRQs and the aggregator; see tuning/README.md for isolating them.
+        let core = cores.get(id % cores.len().max(1)).copied();
+        spawn_shard(id, core, bound, gateway.clone(), ring, events_tx.clone())?;
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(ShardEvent::Bound(Ok(addr))) => bound = addr,
+            Ok(ShardEvent::Bound(Err(e))) => bail!("shard-{id} could not listen on {bound}: {e}"),
+            Ok(ShardEvent::Exited(_, exit)) => bail!("shard-{id} {exit} while starting"),
+            Err(_) => bail!("shard-{id} did not start within 30 s"),
+        }
+    }
+    tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
+    if let (Some((_, SecretSource::Dev)), Some(token)) = (&hs256, &local_token) {
+        print_dev_banner(bound, token, &universe);
+    }
+    on_ready(Ready {
+        addr: bound,
+        local_token,
+    });
+
+    let outcome = supervisor::supervise(&node, &events, shards);
+    stop.store(true, Ordering::Relaxed);
+    let _ = aggregator.join();
+    outcome
+}
+
+fn spawn_shard(
+    id: usize,
+    core: Option<core_affinity::CoreId>,
+    listen: SocketAddr,
+    gateway: Arc<Gateway>,
+    ring: RingConsumer,
+    events: mpsc::Sender<ShardEvent>,
+) -> anyhow::Result<()> {
+    let io_memory = gateway.node.config.server.io_memory_kib * 1024;
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name(&format!("shard-{id}"))
+        .io_memory(io_memory)
+        .spawn(move || async move {
+            let mut guard = ExitGuard::new(id, events.clone());
+            if let Some(core) = core {
+                if !core_affinity::set_for_current(core) {
+                    tracing::warn!("shard-{id}: could not pin to core {}", core.id);
+                }
+            }
+            let listener = match glommio::net::TcpListener::bind(listen) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = events.send(ShardEvent::Bound(Err(e.into())));
+                    guard.finished();
+                    return;
+                }
+            };
+            let addr = listener.local_addr().map_err(std::io::Error::from);
+            let _ = events.send(ShardEvent::Bound(addr));
+            let handle = ShardHandle::new(id, gateway.node.clone());
+            // The shard never names HTTP: the listener runs the handler given here.
+            let accept = glommio::spawn_local({
+                let handle = handle.clone();
+                async move {
+                    let cfg = gateway.node.config.server.clone();
+                    listener::accept_loop(listener, &cfg, |stream| {
+                        http::serve(handle.clone(), gateway.clone(), stream)
+                    })
+                    .await
+                }
+            });
+            shard::run(handle, ring).await;
+            drop(accept);
+            guard.finished();
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "starting shard-{id}: {e} (if io_uring memory is refused, raise `ulimit -l`; see tuning/)"
+            )
+        })?;
+    Ok(())
+}
+
+/// glommio registers io_uring memory that counts against RLIMIT_MEMLOCK;
+/// raise the soft limit to the hard one so more shards fit.
+fn raise_memlock_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+        }
+    }
+}
+
+fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe) {
+    let symbols = universe
+        .symbols()
+        .iter()
+        .take(4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!(
+        "\n*** DEV MODE: no {} and no auth.hs256_secret_file, so this process made up a random \
+         secret. Tokens below die with it. Never run production like this. ***\n\
+         dev token (sub=local tenant=local roles=TRADER,ADMIN, 12h):\n  {token}\n\
+         watch live prices in another terminal:\n  \
+         cargo run --release -- watch --url ws://{addr}/v1/ws --token {token} {symbols}\n",
+        auth::SECRET_ENV
+    );
+}

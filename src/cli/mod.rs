@@ -1,0 +1,3 @@
+//! The command-line tools that ship in the binary besides `serve`.
+
+pub mod watch;

@@ -1,0 +1,319 @@
+//! Conflation: the latest-value table of a shard and each connection's
+//! subscriptions with the last `seq` it was sent.
+//!
+//! A connection's dirty set is not a queue: it is every subscription whose
+//! stream's latest `seq` is ahead of the `seq` last sent. A flush reads the
+//! latest frame of each, so a slow client only ever gets the newest value and
+//! nothing per connection grows with the update rate.
+
+use crate::model::symbol::SymbolId;
+use bytes::Bytes;
+
+/// A latest-value stream: a symbol's best price, or one metric value of a
+/// tenant's window computation. Each kind is numbered densely from 0, so
+/// tables indexed by stream stay small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(u32);
+
+/// What a [`StreamId`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A symbol's best bid/ask (`prices`).
+    Price,
+    /// One (agg, metric) value of a window computation (`metrics.*`).
+    Metric,
+}
+
+impl StreamId {
+    /// The top bit tells a metric stream from a price stream.
+    const METRIC: u32 = 1 << 31;
+
+    /// The price stream of `symbol`.
+    pub fn price(symbol: SymbolId) -> Self {
+        StreamId(symbol.0 & !Self::METRIC)
+    }
+
+    /// Metric stream number `n` (allocated by the window computations).
+    pub fn metric(n: u32) -> Self {
+        StreamId(n | Self::METRIC)
+    }
+
+    /// Which kind of stream this is.
+    pub fn kind(self) -> StreamKind {
+        if self.0 & Self::METRIC == 0 {
+            StreamKind::Price
+        } else {
+            StreamKind::Metric
+        }
+    }
+
+    /// The symbol of a price stream.
+    pub fn symbol(self) -> Option<SymbolId> {
+        (self.kind() == StreamKind::Price).then_some(SymbolId(self.0))
+    }
+
+    /// The number of the stream within its kind.
+    pub fn number(self) -> u32 {
+        self.0 & !Self::METRIC
+    }
+}
+
+/// A dense table per stream kind, indexed by [`StreamId::number`].
+#[derive(Debug)]
+pub struct PerStream<T> {
+    prices: Vec<T>,
+    metrics: Vec<T>,
+}
+
+impl<T> Default for PerStream<T> {
+    fn default() -> Self {
+        PerStream {
+            prices: Vec::new(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> PerStream<T> {
+    /// The entry of `stream`, if the table reaches it.
+    pub fn get(&self, stream: StreamId) -> Option<&T> {
+        self.side(stream.kind()).get(stream.number() as usize)
+    }
+
+    /// The entry of `stream`, if the table reaches it, for changing.
+    pub fn get_mut(&mut self, stream: StreamId) -> Option<&mut T> {
+        self.side_mut(stream.kind())
+            .get_mut(stream.number() as usize)
+    }
+
+    /// The entry of `stream`, growing the table to reach it.
+    pub fn entry(&mut self, stream: StreamId) -> &mut T {
+        let side = self.side_mut(stream.kind());
+        let i = stream.number() as usize;
+        if i >= side.len() {
+            side.resize_with(i + 1, T::default);
+        }
+        &mut side[i]
+    }
+
+    fn side(&self, kind: StreamKind) -> &Vec<T> {
+        match kind {
+            StreamKind::Price => &self.prices,
+            StreamKind::Metric => &self.metrics,
+        }
+    }
+
+    fn side_mut(&mut self, kind: StreamKind) -> &mut Vec<T> {
+        match kind {
+            StreamKind::Price => &mut self.prices,
+            StreamKind::Metric => &mut self.metrics,
+        }
+    }
+}
+
+/// The newest value of one stream, already encoded as a shared frame.
+#[derive(Clone, Debug)]
+pub struct Latest {
+    /// Strictly increasing per stream.
+    pub seq: u64,
+    /// Microsecond UNIX time at which the aggregator published it.
+    pub ts_us: u64,
+    /// The complete WebSocket frame every subscriber is sent.
+    pub frame: Bytes,
+    /// Where the JSON object starts inside `frame` (after the frame header).
+    pub payload_at: usize,
+}
+
+impl Latest {
+    /// The JSON object alone, for snapshots.
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[self.payload_at..]
+    }
+}
+
+/// The latest value of every stream on one shard, indexed by [`StreamId`].
+#[derive(Debug, Default)]
+pub struct LatestTable {
+    slots: PerStream<Option<Latest>>,
+}
+
+impl LatestTable {
+    /// Stores a newer value; an older or equal `seq` is ignored (returns false).
+    pub fn publish(&mut self, stream: StreamId, latest: Latest) -> bool {
+        let slot = self.slots.entry(stream);
+        match slot {
+            Some(old) if old.seq >= latest.seq => false,
+            _ => {
+                *slot = Some(latest);
+                true
+            }
+        }
+    }
+
+    /// Forgets `stream` (its last subscriber left); the id may be reused.
+    pub fn clear(&mut self, stream: StreamId) {
+        if let Some(slot) = self.slots.get_mut(stream) {
+            *slot = None;
+        }
+    }
+
+    /// The newest value of `stream`, if any.
+    pub fn get(&self, stream: StreamId) -> Option<&Latest> {
+        self.slots.get(stream)?.as_ref()
+    }
+}
+
+/// What one flush collected from a connection's dirty subscriptions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    /// Frames appended.
+    pub frames: u64,
+    /// Values replaced before they were sent (gaps in `seq`).
+    pub skipped: u64,
+    /// Oldest `ts_us` among the frames appended (for latency accounting).
+    pub oldest_ts_us: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sub {
+    stream: StreamId,
+    sent_seq: u64,
+}
+
+/// One connection's subscriptions, each with the last `seq` it was sent.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    subs: Vec<Sub>,
+}
+
+impl Subscriptions {
+    /// Adds `stream`, treating everything up to `sent_seq` as already sent
+    /// (the snapshot). Returns false if it was already subscribed.
+    pub fn add(&mut self, stream: StreamId, sent_seq: u64) -> bool {
+        if self.contains(stream) {
+            return false;
+        }
+        self.subs.push(Sub { stream, sent_seq });
+        true
+    }
+
+    /// Removes `stream`; returns false if it was not subscribed.
+    pub fn remove(&mut self, stream: StreamId) -> bool {
+        match self.subs.iter().position(|s| s.stream == stream) {
+            Some(i) => {
+                self.subs.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `stream` is subscribed.
+    pub fn contains(&self, stream: StreamId) -> bool {
+        self.subs.iter().any(|s| s.stream == stream)
+    }
+
+    /// Whether any subscribed stream satisfies `pred`.
+    pub fn any(&self, pred: impl Fn(StreamId) -> bool) -> bool {
+        self.subs.iter().any(|s| pred(s.stream))
+    }
+
+    /// Number of subscriptions.
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// Removes every subscription, returning the streams.
+    pub fn clear(&mut self) -> Vec<StreamId> {
+        self.subs.drain(..).map(|s| s.stream).collect()
+    }
+
+    /// Removes the subscriptions whose stream satisfies `pred`, returning them.
+    pub fn remove_where(&mut self, pred: impl Fn(StreamId) -> bool) -> Vec<StreamId> {
+        let mut removed = Vec::new();
+        self.subs.retain(|s| {
+            let hit = pred(s.stream);
+            if hit {
+                removed.push(s.stream);
+            }
+            !hit
+        });
+        removed
+    }
+
+    /// Appends the latest frame of every stream that moved since it was last
+    /// sent to `out`, and marks it sent. Linear in the number of subscriptions.
+    pub fn collect_dirty(&mut self, table: &LatestTable, out: &mut Vec<u8>) -> Collected {
+        let mut c = Collected {
+            oldest_ts_us: u64::MAX,
+            ..Collected::default()
+        };
+        for sub in &mut self.subs {
+            let Some(latest) = table.get(sub.stream) else {
+                continue;
+            };
+            if latest.seq <= sub.sent_seq {
+                continue;
+            }
+            if sub.sent_seq > 0 {
+                c.skipped += latest.seq - sub.sent_seq - 1;
+            }
+            sub.sent_seq = latest.seq;
+            out.extend_from_slice(&latest.frame);
+            c.frames += 1;
+            c.oldest_ts_us = c.oldest_ts_us.min(latest.ts_us);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latest(seq: u64) -> Latest {
+        Latest {
+            seq,
+            ts_us: seq * 10,
+            frame: Bytes::from(format!("F{seq};")),
+            payload_at: 1,
+        }
+    }
+
+    #[test]
+    fn only_the_latest_value_is_sent_and_gaps_are_counted() {
+        let mut table = LatestTable::default();
+        let mut subs = Subscriptions::default();
+        let (a, b) = (StreamId::price(SymbolId(0)), StreamId::metric(3));
+        table.publish(a, latest(1));
+        assert!(subs.add(a, 1), "subscribed after the snapshot of seq 1");
+        assert!(subs.add(b, 0));
+        assert!(!subs.add(b, 0));
+        let mut out = Vec::new();
+        assert_eq!(subs.collect_dirty(&table, &mut out).frames, 0);
+
+        for seq in 2..=5 {
+            table.publish(a, latest(seq));
+        }
+        table.publish(b, latest(1));
+        let c = subs.collect_dirty(&table, &mut out);
+        assert_eq!(out, b"F5;F1;");
+        assert_eq!((c.frames, c.skipped, c.oldest_ts_us), (2, 3, 10));
+
+        out.clear();
+        assert_eq!(subs.collect_dirty(&table, &mut out).frames, 0);
+        assert!(
+            !table.publish(a, latest(4)),
+            "older values never replace newer"
+        );
+        assert!(subs.remove(a));
+        table.publish(a, latest(9));
+        assert_eq!(subs.collect_dirty(&table, &mut out).frames, 0);
+        assert_eq!(table.get(a).map(Latest::payload), Some(&b"9;"[..]));
+    }
+}

@@ -1,0 +1,334 @@
+//! A connection as the pub/sub core sees it: what it must be sent next and
+//! when it may be sent.
+//!
+//! The outbox never holds a queue of latest values: each flush copies the
+//! control frames waiting (acks, pongs, errors, pings), the reliable frames
+//! in order, and then the latest frame of every dirty subscription into one
+//! reused buffer for ONE socket write. Frames are shared `Bytes`; the copy
+//! costs far less than the extra `send` calls a per-frame write would need.
+
+use super::latest::{LatestTable, Subscriptions};
+use super::wheel::{ConnKey, FlushWheel};
+use crate::frame::{self, close};
+use crate::protocol;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Control bytes a connection may have waiting before it counts as a slow consumer.
+const MAX_PENDING_CONTROL: usize = 1 << 20;
+/// A write buffer that grew past this is released after the flush.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
+
+/// One connection's pending output and flush state.
+pub struct Outbox {
+    key: ConnKey,
+    /// Latest-value subscriptions with the last `seq` sent on each.
+    subs: Subscriptions,
+    control: Vec<Bytes>,
+    control_bytes: usize,
+    /// Reliable frames waiting for the next flush, in order; never merged.
+    reliable: VecDeque<Bytes>,
+    reliable_bytes: usize,
+    /// Set when a subscribed stream changed since the last flush.
+    dirty: bool,
+    /// Set while the connection waits in the flush wheel.
+    scheduled: bool,
+    flush_ready: bool,
+    writing: bool,
+    next_flush_at: Instant,
+    /// Start of the write that first fell behind (took longer than a flush
+    /// interval), until the client has caught up: the slow-consumer clock.
+    behind_since: Option<Instant>,
+    lagging: bool,
+    pending_oldest_ts_us: u64,
+    waker: Option<Waker>,
+    close: Option<(u16, &'static str)>,
+    close_sent: bool,
+    reader_done: bool,
+    write_buf: Vec<u8>,
+}
+
+/// One write's worth of bytes, built under the shard borrow.
+pub struct Flush {
+    /// Everything to write, in order.
+    pub buf: Vec<u8>,
+    /// A close frame is in `buf` (or was sent before): no flush follows.
+    pub closing: bool,
+    /// When the connection started falling behind (this write, if it was not).
+    pub behind_since: Instant,
+    /// Latest-value frames in `buf`.
+    pub frames: u64,
+    /// Values conflated away since the last flush.
+    pub skipped: u64,
+}
+
+impl Outbox {
+    /// An empty outbox for the connection `key`, free to flush at once.
+    pub fn new(key: ConnKey, now: Instant) -> Self {
+        Outbox {
+            key,
+            subs: Subscriptions::default(),
+            control: Vec::new(),
+            control_bytes: 0,
+            reliable: VecDeque::new(),
+            reliable_bytes: 0,
+            dirty: false,
+            scheduled: false,
+            flush_ready: false,
+            writing: false,
+            next_flush_at: now,
+            behind_since: None,
+            lagging: false,
+            pending_oldest_ts_us: u64::MAX,
+            waker: None,
+            close: None,
+            close_sent: false,
+            reader_done: false,
+            write_buf: Vec::new(),
+        }
+    }
+
+    /// The connection this outbox belongs to.
+    pub fn key(&self) -> ConnKey {
+        self.key
+    }
+
+    /// The latest-value subscriptions.
+    pub fn subs(&self) -> &Subscriptions {
+        &self.subs
+    }
+
+    /// The latest-value subscriptions, for subscribing and unsubscribing.
+    pub fn subs_mut(&mut self) -> &mut Subscriptions {
+        &mut self.subs
+    }
+
+    /// Queues a control frame (sent ahead of values, not rate-capped).
+    pub fn push_control(&mut self, frame: Bytes) {
+        self.control_bytes += frame.len();
+        self.control.push(frame);
+        if self.control_bytes > MAX_PENDING_CONTROL {
+            self.request_close(close::SLOW_CONSUMER, "slow consumer");
+        }
+    }
+
+    /// Queues a JSON message as a control frame.
+    pub fn push_json(&mut self, json: &[u8]) {
+        self.push_control(frame::text(json));
+    }
+
+    /// Queues a replayed reliable frame. It is not counted against
+    /// `max_pending_reliable`: a replay is bounded by the history and shares
+    /// its frames, where live messages behind a stalled client are not.
+    pub fn push_replay(&mut self, frame: Bytes) {
+        if self.close.is_none() {
+            self.reliable.push_back(frame);
+        }
+    }
+
+    /// Queues a live reliable frame. Past `limit` pending bytes the connection is
+    /// closed with 4008 and the queue dropped: the client reconnects and
+    /// replays with `since` rather than being fed a gap.
+    pub fn push_reliable(&mut self, frame: Bytes, limit: usize) {
+        if self.close.is_some() {
+            return;
+        }
+        self.reliable_bytes += frame.len();
+        self.reliable.push_back(frame);
+        if self.reliable_bytes > limit {
+            self.reliable.clear();
+            self.reliable_bytes = 0;
+            self.request_close(close::SLOW_CONSUMER, "reliable backlog over limit");
+        }
+    }
+
+    /// Starts closing with `code`; the first close requested wins.
+    pub fn request_close(&mut self, code: u16, reason: &'static str) {
+        if self.close.is_none() {
+            self.close = Some((code, reason));
+        }
+    }
+
+    /// Whether a close was requested.
+    pub fn is_closing(&self) -> bool {
+        self.close.is_some()
+    }
+
+    /// Whether our close frame went out.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Remembers the writer's waker; the same task re-parks every flush, so
+    /// the clone is skipped when it would wake the same task.
+    fn park(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// Wakes the writer; the waker is kept for its next wait (a spurious
+    /// wake only makes it re-check its condition).
+    fn wake(&mut self) {
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Wakes the writer now if it has something due, or parks the connection
+    /// in the wheel until its next allowed flush.
+    pub fn request_flush(&mut self, wheel: &mut FlushWheel, now: Instant) {
+        if self.writing || self.flush_ready {
+            return;
+        }
+        let urgent = !self.control.is_empty()
+            || !self.reliable.is_empty()
+            || (self.close.is_some() && !self.close_sent);
+        if urgent || (self.dirty && now >= self.next_flush_at) {
+            self.flush_ready = true;
+            self.wake();
+        } else if self.dirty && !self.scheduled {
+            self.scheduled = true;
+            wheel.schedule(self.key, self.next_flush_at);
+        }
+    }
+
+    /// A subscribed stream changed: flush when the rate cap allows.
+    pub fn mark_dirty(&mut self, wheel: &mut FlushWheel, now: Instant) {
+        if !self.dirty {
+            self.dirty = true;
+            self.request_flush(wheel, now);
+        }
+    }
+
+    /// The wheel fired for this connection: its interval has passed.
+    pub fn wheel_fired(&mut self, wheel: &mut FlushWheel, now: Instant) {
+        self.scheduled = false;
+        self.request_flush(wheel, now);
+    }
+
+    /// Ready (true) when the writer has something to write, ready (false)
+    /// when the connection is done; otherwise parks the writer's waker.
+    pub fn poll_writer(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.flush_ready || (self.close.is_some() && !self.close_sent) {
+            Poll::Ready(true)
+        } else if self.reader_done && self.close_sent {
+            Poll::Ready(false)
+        } else {
+            self.park(cx.waker());
+            Poll::Pending
+        }
+    }
+
+    /// Ready once the client's side has finished reading (after our close).
+    pub fn poll_reader_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.reader_done {
+            Poll::Ready(())
+        } else {
+            self.park(cx.waker());
+            Poll::Pending
+        }
+    }
+
+    /// The client's side ended: close (if nothing else did) and wake the writer.
+    pub fn reader_finished(&mut self) {
+        self.reader_done = true;
+        self.request_close(close::NORMAL, "");
+        self.wake();
+    }
+
+    /// Builds the next flush: control frames, then reliable frames, then the
+    /// latest frame of every dirty subscription if the rate cap (`interval`)
+    /// allows, then a close frame if one was requested.
+    pub fn build_flush(&mut self, table: &LatestTable, interval: Duration, now: Instant) -> Flush {
+        let mut buf = std::mem::take(&mut self.write_buf);
+        buf.clear();
+        for f in self.control.drain(..) {
+            buf.extend_from_slice(&f);
+        }
+        self.control_bytes = 0;
+        // Reliable messages go out ahead of latest values and are not rate-capped.
+        for f in self.reliable.drain(..) {
+            buf.extend_from_slice(&f);
+        }
+        self.reliable_bytes = 0;
+        let (mut frames, mut skipped) = (0, 0);
+        if self.close.is_none() && self.dirty && now >= self.next_flush_at {
+            let c = self.subs.collect_dirty(table, &mut buf);
+            self.dirty = false;
+            self.next_flush_at = now + interval;
+            if c.frames > 0 {
+                self.pending_oldest_ts_us = c.oldest_ts_us;
+            }
+            let behind = self.behind_since.is_some();
+            if behind && c.skipped > 0 {
+                buf.extend_from_slice(&frame::text(&protocol::status_lagging(c.skipped)));
+                self.lagging = true;
+            } else if self.lagging && !behind {
+                buf.extend_from_slice(&frame::text(&protocol::status_ok()));
+                self.lagging = false;
+            }
+            (frames, skipped) = (c.frames, c.skipped);
+        }
+        let mut closing = false;
+        if let Some((code, reason)) = self.close {
+            if !self.close_sent {
+                buf.extend_from_slice(&frame::close_frame(code, reason));
+                self.close_sent = true;
+            }
+            closing = true;
+        }
+        self.flush_ready = false;
+        self.writing = true;
+        Flush {
+            buf,
+            closing,
+            behind_since: self.behind_since.unwrap_or(now),
+            frames,
+            skipped,
+        }
+    }
+
+    /// Records a finished write that `started` one flush `interval` ago at
+    /// most (else the connection is behind until `caught_up` says its kernel
+    /// queue drained), keeps the buffer for the next flush and schedules it.
+    /// Returns the `ts` of the oldest value the write carried.
+    pub fn finish_write(
+        &mut self,
+        mut buf: Vec<u8>,
+        started: Instant,
+        interval: Duration,
+        caught_up: impl FnOnce() -> bool,
+        wheel: &mut FlushWheel,
+        now: Instant,
+    ) -> Option<u64> {
+        self.writing = false;
+        if now.saturating_duration_since(started) > interval {
+            self.behind_since.get_or_insert(started);
+        } else if self.behind_since.is_some() && caught_up() {
+            // A client that drains a little now and then is still behind: it
+            // has caught up only once our kernel queue to it has drained.
+            self.behind_since = None;
+        }
+        let oldest_ts_us = std::mem::replace(&mut self.pending_oldest_ts_us, u64::MAX);
+        if buf.capacity() > KEEP_WRITE_BUFFER {
+            buf = Vec::new();
+        }
+        self.write_buf = buf;
+        self.request_flush(wheel, now);
+        (oldest_ts_us != u64::MAX).then_some(oldest_ts_us)
+    }
+
+    /// Behind for too long: asks to close as a slow consumer and returns the
+    /// close frame to append to the write in progress (none if one went out).
+    pub fn close_as_slow(&mut self) -> Option<Bytes> {
+        if self.close_sent {
+            return None;
+        }
+        self.request_close(close::SLOW_CONSUMER, "slow consumer");
+        self.close_sent = true;
+        Some(frame::close_frame(close::SLOW_CONSUMER, "slow consumer"))
+    }
+}

@@ -1,0 +1,131 @@
+//! The flush scheduler: a timing wheel of connections whose next flush is not
+//! due yet because of `max_rate_hz`.
+//!
+//! Every connection has the same minimum flush interval, so no due time is
+//! ever more than one interval ahead: a wheel of `interval / tick + 2` slots
+//! covers it, and scheduling and firing are O(1) per connection.
+
+use std::time::{Duration, Instant};
+
+/// A connection as the wheel knows it: its table index and a generation that
+/// tells a reused index apart from the connection that was scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnKey {
+    /// Index in the shard's connection table.
+    pub index: u32,
+    /// Generation of that slot when the connection was created.
+    pub generation: u32,
+}
+
+/// Timing wheel of pending flushes with `tick` resolution.
+#[derive(Debug)]
+pub struct FlushWheel {
+    origin: Instant,
+    tick: Duration,
+    slots: Vec<Vec<ConnKey>>,
+    /// Last tick whose slot was drained.
+    cursor: u64,
+}
+
+impl FlushWheel {
+    /// A wheel able to hold due times up to `horizon` ahead, at `tick` resolution.
+    pub fn new(now: Instant, tick: Duration, horizon: Duration) -> Self {
+        let tick = tick.max(Duration::from_micros(10));
+        let len = (horizon.as_nanos() / tick.as_nanos()) as usize + 2;
+        FlushWheel {
+            origin: now,
+            tick,
+            slots: vec![Vec::new(); len],
+            cursor: 0,
+        }
+    }
+
+    fn tick_of(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.origin).as_nanos() / self.tick.as_nanos()) as u64
+    }
+
+    /// Schedules `conn` to fire at or after `due` (rounded up to the next tick;
+    /// never fires early). Due times beyond the horizon are clamped to it.
+    pub fn schedule(&mut self, conn: ConnKey, due: Instant) {
+        let max = self.cursor + self.slots.len() as u64 - 1;
+        let due_tick = (self.tick_of(due) + 1).clamp(self.cursor + 1, max);
+        let len = self.slots.len() as u64;
+        self.slots[(due_tick % len) as usize].push(conn);
+    }
+
+    /// Moves every connection due by `now` into `out`.
+    pub fn drain_due(&mut self, now: Instant, out: &mut Vec<ConnKey>) {
+        let now_tick = self.tick_of(now);
+        let len = self.slots.len() as u64;
+        let last = now_tick.min(self.cursor + len);
+        while self.cursor < last {
+            self.cursor += 1;
+            out.append(&mut self.slots[(self.cursor % len) as usize]);
+        }
+        self.cursor = self.cursor.max(now_tick);
+    }
+
+    /// Connections waiting in the wheel.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slots.iter().map(Vec::len).sum()
+    }
+
+    /// Whether no connection is waiting.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Vec::is_empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(index: u32) -> ConnKey {
+        ConnKey {
+            index,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn fires_at_or_after_due_never_before() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut w = FlushWheel::new(t0, ms, 17 * ms);
+        w.schedule(key(1), t0 + 5 * ms);
+        w.schedule(key(2), t0 + 16 * ms + ms / 2);
+        let mut out = Vec::new();
+        w.drain_due(t0 + 4 * ms, &mut out);
+        assert!(out.is_empty());
+        w.drain_due(t0 + 6 * ms, &mut out);
+        assert_eq!(out, vec![key(1)]);
+        out.clear();
+        w.drain_due(t0 + 16 * ms, &mut out);
+        assert!(out.is_empty(), "16.5 ms is not due at 16 ms");
+        w.drain_due(t0 + 17 * ms, &mut out);
+        assert_eq!(out, vec![key(2)]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn past_and_far_due_times_are_clamped_and_long_gaps_drain_everything() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut w = FlushWheel::new(t0, ms, 10 * ms);
+        let mut out = Vec::new();
+        w.drain_due(t0 + 3 * ms, &mut out);
+        w.schedule(key(1), t0);
+        w.schedule(key(2), t0 + 500 * ms);
+        assert_eq!(w.len(), 2);
+        w.drain_due(t0 + 4 * ms, &mut out);
+        assert_eq!(out, vec![key(1)]);
+        w.drain_due(t0 + 10_000 * ms, &mut out);
+        assert_eq!(out, vec![key(1), key(2)]);
+        w.schedule(key(3), t0 + 10_001 * ms);
+        out.clear();
+        w.drain_due(t0 + 10_003 * ms, &mut out);
+        assert_eq!(out, vec![key(3)]);
+    }
+}

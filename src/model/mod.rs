@@ -1,0 +1,8 @@
+//! The values that travel the data path, shared by every stage: the symbol
+//! universe, quotes and best prices, the channel catalogue and validated
+//! events.
+
+pub mod channel;
+pub mod event;
+pub mod quote;
+pub mod symbol;

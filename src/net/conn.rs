@@ -1,0 +1,177 @@
+//! One upgraded WebSocket connection: a reader (client frames → the shard)
+//! and a writer (one socket write per flush the shard builds), running
+//! concurrently on the shard that accepted it.
+
+use super::socket;
+use crate::auth::Claims;
+use crate::fanout::wheel::ConnKey;
+use crate::frame::{self, close, FrameReader};
+use crate::shard::ShardHandle;
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use glommio::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+/// How long the server waits for the client's close reply before cutting TCP.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs an upgraded connection until it closes: sends `welcome`, then reads
+/// ops and writes flushes concurrently on this shard.
+///
+/// A panic in either half costs this connection only (glommio would
+/// otherwise unwind out of the executor and end the shard): it is closed
+/// with 1011 and its state removed. After a panic the only state left
+/// half-updated is this connection's, which is removed here; the shard's
+/// `RefCell` borrow is released by the unwinding itself.
+pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
+    let fd = stream.as_raw_fd();
+    let key = shard.open(claims);
+    // The halves stay here, outside the caught future, so the socket is
+    // still open when the 1011 close is written.
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let served = futures_lite::future::zip(
+        read_loop(&shard, key, &mut rd, leftover),
+        write_loop(&shard, key, &mut wr, fd),
+    );
+    if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
+        let msg = panic_message(payload.as_ref());
+        tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
+        socket::send_now(
+            fd,
+            &frame::close_frame(close::INTERNAL_ERROR, "internal error"),
+        );
+    }
+    shard.remove(key);
+}
+
+/// The message a panic carried, for the log.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+async fn read_loop(
+    shard: &ShardHandle,
+    key: ConnKey,
+    rd: &mut ReadHalf<TcpStream>,
+    leftover: Vec<u8>,
+) {
+    let cfg = &shard.node().config.server;
+    let mut reader = FrameReader::new(cfg.max_message_bytes).with_max_fragments(cfg.max_fragments);
+    reader.extend(&leftover);
+    let mut chunk = [0u8; 1024];
+    'conn: loop {
+        loop {
+            match reader.next_message() {
+                Ok(Some(msg)) => {
+                    if !shard.on_message(key, msg) {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shard.on_frame_error(key, e);
+                    break 'conn;
+                }
+            }
+        }
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        shard.received(key);
+        reader.extend(&chunk[..n]);
+    }
+    shard.reader_finished(key);
+}
+
+async fn write_loop(
+    shard: &ShardHandle,
+    key: ConnKey,
+    wr: &mut WriteHalf<TcpStream>,
+    fd: std::os::fd::RawFd,
+) {
+    let slow_timeout = shard.node().config.server.slow_consumer_timeout();
+    while shard.writer_ready(key).await {
+        let started = Instant::now();
+        let Some(mut flush) = shard.build_flush(key, started) else {
+            break;
+        };
+        let written = write_watched(
+            shard,
+            key,
+            wr,
+            &mut flush.buf,
+            flush.behind_since,
+            slow_timeout,
+        )
+        .await;
+        shard.finish_write(key, flush.buf, started, || socket::unsent_bytes(fd));
+        if !written {
+            break;
+        }
+        if flush.closing || shard.close_sent(key) {
+            // After our close frame: give the client a moment to answer
+            // before cutting TCP.
+            let _ = glommio::timer::timeout(CLOSE_GRACE, async {
+                shard.reader_done(key).await;
+                Ok(())
+            })
+            .await;
+            break;
+        }
+    }
+    // Shutdown (not close) ends the reader's pending read so the connection
+    // can finish.
+    socket::shutdown(fd);
+}
+
+/// Writes `buf` completely. A connection behind since `behind_since` for
+/// `slow_timeout` is a slow consumer: a close 4008 is appended behind the
+/// frames already queued, and after another `slow_timeout` the write is given
+/// up (returns false).
+async fn write_watched(
+    shard: &ShardHandle,
+    key: ConnKey,
+    wr: &mut WriteHalf<TcpStream>,
+    buf: &mut Vec<u8>,
+    behind_since: Instant,
+    slow_timeout: Duration,
+) -> bool {
+    let mut pos = 0;
+    let mut marked_slow = false;
+    while pos < buf.len() {
+        let deadline = behind_since + slow_timeout * if marked_slow { 2 } else { 1 };
+        // Fast path: a client that keeps up takes the bytes at once, so no
+        // timer is armed (a timer per flush would cost more than the send).
+        let step = match futures_lite::future::poll_once(wr.write(&buf[pos..])).await {
+            Some(done) => Some(done),
+            None => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                glommio::timer::timeout(left, async { Ok(wr.write(&buf[pos..]).await) })
+                    .await
+                    .ok()
+            }
+        };
+        match step {
+            Some(Ok(0)) | Some(Err(_)) => return false,
+            Some(Ok(n)) => pos += n,
+            None if marked_slow => return false,
+            None => {
+                marked_slow = true;
+                tracing::info!(conn = ?key, "behind for {slow_timeout:?}: closing as slow consumer (4008)");
+                if let Some(close) = shard.close_as_slow(key) {
+                    buf.extend_from_slice(&close);
+                }
+            }
+        }
+    }
+    true
+}

@@ -1,0 +1,66 @@
+//! A test-only echo route, `/v1/echo`, served only with `server.echo_route`
+//! (`serve --echo-route`). It runs on the same listener, handshake,
+//! [`FrameReader`], limits and frame encoders as `/v1/ws`, so the Autobahn
+//! conformance suite (`tools/autobahn`) exercises the WebSocket layer that
+//! production connections use. Off by default; never enable it in production.
+
+use super::upgrade::switching_protocols;
+use crate::config::ServerConfig;
+use crate::frame::{self, close, FrameReader, Incoming};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::net::Shutdown;
+use std::time::Duration;
+
+/// How long the server waits for the client to close its side after our close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Answers the upgrade (already checked; `accept` is its key) and echoes
+/// until the close handshake.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    accept: &str,
+    leftover: Vec<u8>,
+    cfg: &ServerConfig,
+) {
+    if stream.write_all(&switching_protocols(accept)).await.is_ok() {
+        run(stream, leftover, cfg.max_message_bytes, cfg.max_fragments).await;
+    }
+}
+
+/// Echoes every text and binary message back as one frame, answers pings,
+/// and ends with a close handshake: the client's close code echoed, or ours
+/// (1002, 1007, 1009) when its frames break RFC 6455 or the size or fragment caps.
+async fn run(mut stream: TcpStream, leftover: Vec<u8>, max_message: usize, max_fragments: usize) {
+    let mut reader = FrameReader::new(max_message).with_max_fragments(max_fragments);
+    reader.extend(&leftover);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let close_frame = loop {
+        let reply = match reader.next_message() {
+            Ok(Some(Incoming::Text(text))) => frame::text(&text),
+            Ok(Some(Incoming::Binary(bytes))) => frame::binary(&bytes),
+            Ok(Some(Incoming::Ping(payload))) => frame::pong(&payload),
+            Ok(Some(Incoming::Pong)) => continue,
+            Ok(Some(Incoming::Close(code))) => {
+                break frame::close_frame(code.unwrap_or(close::NORMAL), "")
+            }
+            Err(e) => break frame::close_frame(e.close_code(), &e.to_string()),
+            Ok(None) => match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    reader.extend(&chunk[..n]);
+                    continue;
+                }
+            },
+        };
+        if stream.write_all(&reply).await.is_err() {
+            return;
+        }
+    };
+    if stream.write_all(&close_frame).await.is_ok() {
+        // Half-close, then let the client read our close and hang up first.
+        let _ = stream.shutdown(Shutdown::Write).await;
+        let drain = async { while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {} };
+        futures_lite::future::or(drain, glommio::timer::sleep(CLOSE_GRACE)).await;
+    }
+}

@@ -1,0 +1,45 @@
+//! Responses: each complete, each closing the connection.
+
+use crate::auth::AuthError;
+
+/// A complete HTTP response that closes the connection.
+pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let extra = if status == 426 {
+        "Sec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\nCache-Control: no-store\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A JSON error response `{"error":..,"reason":..}`.
+pub fn json_error(status: u16, error: &str, reason: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": error, "reason": reason }).to_string();
+    response(status, "application/json", &body)
+}
+
+/// The `401` response for a refused token.
+pub fn unauthorized(err: &AuthError) -> Vec<u8> {
+    response(401, "application/json", &err.json_body())
+}

@@ -1,0 +1,121 @@
+//! The read-only documents: `/healthz`, `/v1/channels` and `/v1/status`.
+
+use super::response::{json_error, response};
+use super::{authenticate, Request};
+use crate::clock;
+use crate::model::channel::ChannelKind;
+use crate::net::Gateway;
+use crate::shard::{Node, ShardStats};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// `GET /healthz`: 503 while draining. A stale feed keeps 200: every node
+/// shares the feed, so a 503 would take the whole fleet out of rotation for
+/// what clients are told anyway.
+pub(super) fn healthz(node: &Node) -> Vec<u8> {
+    if node.is_draining() {
+        response(503, "text/plain", "draining")
+    } else if node.feed_stale_since(clock::now_us()).is_some() {
+        response(200, "text/plain", "degraded: feed_stale")
+    } else {
+        response(200, "text/plain", "ok")
+    }
+}
+
+/// `GET /v1/channels`: the catalogue, for any valid token.
+pub(super) fn channels(gateway: &Gateway, req: &Request) -> Vec<u8> {
+    match authenticate(gateway, req) {
+        Err(e) => super::response::unauthorized(&e),
+        Ok(_) => response(200, "application/json", &channels_json(&gateway.node)),
+    }
+}
+
+/// `GET /v1/status`: the node's figures, for ADMIN tokens.
+pub(super) fn status(gateway: &Gateway, req: &Request) -> Vec<u8> {
+    match authenticate(gateway, req) {
+        Err(e) => super::response::unauthorized(&e),
+        Ok(c) if !c.has_role("ADMIN") => json_error(403, "forbidden", "needs the ADMIN role"),
+        Ok(_) => response(200, "application/json", &status_json(&gateway.node)),
+    }
+}
+
+/// The catalogue as `/v1/channels` serves it.
+fn channels_json(shared: &Node) -> String {
+    let channels: Vec<_> = shared
+        .catalogue
+        .iter()
+        .map(|(_, c)| {
+            let mut entry = serde_json::json!({
+                "name": c.name, "kind": c.kind.as_str(), "roles": c.roles,
+            });
+            match c.kind {
+                ChannelKind::Prices => entry["symbols"] = shared.universe.symbols().into(),
+                ChannelKind::Metrics => {
+                    entry["metrics"] = c.metrics.clone().into();
+                    entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();
+                }
+                ChannelKind::Reliable { .. } => {}
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({ "channels": channels }).to_string()
+}
+
+/// The `/v1/status` document.
+fn status_json(node: &Node) -> String {
+    let shards: Vec<_> = node
+        .shard_stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| shard_json(s, i))
+        .collect();
+    let sum = |f: fn(&ShardStats) -> &AtomicU64| -> u64 {
+        node.shard_stats.iter().map(|s| f(s).load(Relaxed)).sum()
+    };
+    let agg = node.aggregator.snapshot();
+    serde_json::json!({
+        "connections": sum(|s| &s.connections),
+        "subscriptions": {
+            "latest": sum(|s| &s.subscriptions),
+            "reliable": sum(|s| &s.reliable_subscriptions),
+        },
+        "analytics": {
+            "window_specs": sum(|s| &s.window_specs),
+            "metric_events": sum(|s| &s.metric_events),
+            "late_metric_events": sum(|s| &s.late_metric_events),
+        },
+        "draining": node.is_draining(),
+        "feed": {
+            "stale": node.feed_stale_since(clock::now_us()).is_some(),
+            "last_quote_ms": agg.last_quote_us / 1_000,
+        },
+        "aggregator": {
+            "quotes": agg.quotes,
+            "published": agg.published,
+            "rejected": agg.rejected,
+            "feed_input_errors": agg.feed_input_errors,
+            "overruns": agg.overruns,
+            "events": agg.events,
+        },
+        "shards": shards,
+    })
+    .to_string()
+}
+
+fn shard_json(s: &ShardStats, shard: usize) -> serde_json::Value {
+    serde_json::json!({
+        "shard": shard,
+        "connections": s.connections.load(Relaxed),
+        "subscriptions": s.subscriptions.load(Relaxed),
+        "frames": s.frames.load(Relaxed),
+        "flushes": s.flushes.load(Relaxed),
+        "skipped": s.skipped.load(Relaxed),
+        "slow_closes": s.slow_closes.load(Relaxed),
+        "ring_to_socket_us": {
+            "p50": s.latency_p50_us.load(Relaxed),
+            "p99": s.latency_p99_us.load(Relaxed),
+            "p999": s.latency_p999_us.load(Relaxed),
+            "max": s.latency_max_us.load(Relaxed),
+        },
+    })
+}

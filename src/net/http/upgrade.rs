@@ -1,0 +1,93 @@
+//! `GET /v1/ws`: the WebSocket upgrade (RFC 6455 headers), the token, the
+//! connection caps, then the connection itself.
+
+use super::authenticate;
+use super::request::Request;
+use super::response::{json_error, unauthorized};
+use crate::auth::Claims;
+use crate::net::admission::Slot;
+use crate::net::{conn, Gateway};
+use crate::shard::ShardHandle;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+/// Checks the upgrade headers and returns the `Sec-WebSocket-Accept` value.
+pub fn check_upgrade(req: &Request) -> Result<String, Vec<u8>> {
+    if req.method != "GET" {
+        return Err(json_error(405, "method_not_allowed", "use GET"));
+    }
+    if !req.header_has_token("upgrade", "websocket")
+        || !req.header_has_token("connection", "upgrade")
+    {
+        return Err(json_error(
+            426,
+            "upgrade_required",
+            "expected a WebSocket upgrade",
+        ));
+    }
+    if req.header("sec-websocket-version") != Some("13") {
+        return Err(json_error(
+            426,
+            "upgrade_required",
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    let key = req
+        .header("sec-websocket-key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| json_error(400, "bad_request", "missing Sec-WebSocket-Key"))?;
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// The `101 Switching Protocols` response.
+pub fn switching_protocols(accept: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// An upgrade that passed every check, holding its connection slot.
+pub(super) struct Upgrade {
+    accept: String,
+    claims: Claims,
+    /// Given back when the connection ends.
+    _slot: Slot,
+}
+
+/// Checks the upgrade headers, the token and the connection caps; the
+/// refusal to send (400, 401, 426, 429) when one fails.
+pub(super) fn check(
+    gateway: &Gateway,
+    stream: &TcpStream,
+    req: &Request,
+) -> Result<Upgrade, Vec<u8>> {
+    let accept = check_upgrade(req)?;
+    let claims = authenticate(gateway, req).map_err(|e| unauthorized(&e))?;
+    let ip = stream
+        .peer_addr()
+        .map_err(|_| json_error(400, "bad_request", "peer address unavailable"))?
+        .ip();
+    let slot = gateway
+        .admission
+        .admit(ip, &claims.tenant)
+        .map_err(|refusal| json_error(429, "too_many_connections", refusal.as_str()))?;
+    Ok(Upgrade {
+        accept,
+        claims,
+        _slot: slot,
+    })
+}
+
+impl Upgrade {
+    /// Answers 101 and serves the connection until it closes.
+    pub(super) async fn run(self, shard: ShardHandle, mut stream: TcpStream, leftover: Vec<u8>) {
+        if stream
+            .write_all(&switching_protocols(&self.accept))
+            .await
+            .is_ok()
+        {
+            conn::run(shard, stream, self.claims, leftover).await;
+        }
+    }
+}

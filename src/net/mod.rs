@@ -1,0 +1,26 @@
+//! The network edge: the listener, HTTP routing and the WebSocket upgrade,
+//! connection caps, and the task that runs one upgraded connection.
+
+pub mod admission;
+mod conn;
+pub mod http;
+pub mod listener;
+mod socket;
+
+use crate::model::event::Event;
+use crate::shard::Node;
+use admission::Admission;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+/// What the network edge needs beyond the shard: the node context, the
+/// connection caps and the way to the aggregator for `POST /v1/publish`.
+pub struct Gateway {
+    /// The node context every shard shares.
+    pub node: Arc<Node>,
+    /// Open connections per IP and per tenant, across shards.
+    pub admission: Arc<Admission>,
+    /// Events accepted by `POST /v1/publish`, on their way to the aggregator
+    /// (one batch per request, so a request is published whole or not at all).
+    pub publisher: Sender<Vec<Event>>,
+}

@@ -1,0 +1,87 @@
+//! Carries out one client op and queues its reply.
+
+use super::state::Session;
+use super::subscribe::{subscribe, unsubscribe};
+use super::{Rules, Streams};
+use crate::auth::AuthError;
+use crate::clock;
+use crate::frame::close;
+use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
+use std::time::Instant;
+
+/// Parses `text` as a client op, applies the op rate limit, carries it out
+/// and queues the reply (or the error) in the session's outbox.
+pub fn handle_op(
+    session: &mut Session,
+    text: &mut [u8],
+    now: Instant,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) {
+    let cfg = &rules.config.server;
+    let parsed = protocol::parse_op(text, cfg.max_symbols_per_op);
+    if !session.ops.try_take(now) {
+        session.refused_in_row += 1;
+        let id = parsed.as_ref().ok().map(op_id);
+        let outbox = session.outbox_mut();
+        outbox.push_json(&OpError::new(id, ErrorCode::RateLimited, "too many ops").to_json());
+        if session.refused_in_row >= cfg.rate_limit_close_after {
+            session
+                .outbox_mut()
+                .request_close(close::RATE_LIMITED, "rate limited");
+        }
+        return;
+    }
+    session.refused_in_row = 0;
+    let reply = match parsed {
+        Err(e) => Err(e),
+        Ok(ClientOp::Ping { id }) => Ok(protocol::pong(id, clock::now_ms())),
+        Ok(ClientOp::Auth { id, token }) => refresh_token(session, id, &token, rules),
+        Ok(ClientOp::Subscribe(op)) => subscribe(session, op, streams, rules),
+        Ok(ClientOp::Unsubscribe {
+            id,
+            channel,
+            symbols,
+        }) => unsubscribe(session, id, &channel, symbols.as_deref(), streams, rules),
+    };
+    let outbox = session.outbox_mut();
+    match reply {
+        Ok(json) => outbox.push_json(&json),
+        Err(e) => outbox.push_json(&e.to_json()),
+    }
+}
+
+/// `auth`: a new token for the same `sub` and tenant extends the session.
+fn refresh_token(
+    session: &mut Session,
+    id: u64,
+    token: &str,
+    rules: Rules<'_>,
+) -> Result<Vec<u8>, OpError> {
+    let claims = rules.verifier.verify_now(token).map_err(|e| {
+        let code = match e {
+            AuthError::TokenExpired => ErrorCode::TokenExpired,
+            _ => ErrorCode::BadRequest,
+        };
+        OpError::new(Some(id), code, format!("token refused: {}", e.reason()))
+    })?;
+    let current = session.claims();
+    if claims.sub != current.sub || claims.tenant != current.tenant {
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::Forbidden,
+            "a refreshed token must have the same sub and tenant",
+        ));
+    }
+    let exp = session.extend_expiry(claims.exp);
+    Ok(protocol::auth_ack(id, exp.saturating_mul(1000)))
+}
+
+fn op_id(op: &ClientOp) -> u64 {
+    match op {
+        ClientOp::Subscribe(SubscribeOp { id, .. })
+        | ClientOp::Unsubscribe { id, .. }
+        | ClientOp::Ping { id }
+        | ClientOp::Auth { id, .. } => *id,
+    }
+}

@@ -1,0 +1,145 @@
+//! One client's session: its verified claims, entitlements and limits, its
+//! subscriptions beyond latest values, and its outbox.
+
+use super::rate::TokenBucket;
+use super::subscribe::MetricSub;
+use crate::auth::Claims;
+use crate::config::ServerConfig;
+use crate::fanout::latest::StreamKind;
+use crate::fanout::outbox::Outbox;
+use crate::fanout::wheel::ConnKey;
+use crate::frame::{self, close};
+use crate::ingest::sequencer::ReliableKey;
+use crate::model::symbol::SymbolId;
+use crate::protocol;
+use std::time::{Duration, Instant};
+
+/// The state of one connection's client, owned by its shard.
+pub struct Session {
+    claims: Claims,
+    /// Symbols the tenant and token may see ([`super::entitle`]); `None` = all.
+    allowed: Option<Vec<SymbolId>>,
+    outbox: Outbox,
+    /// One analytics subscription per `metrics.*` channel.
+    pub(super) metric_subs: Vec<MetricSub>,
+    /// Reliable streams subscribed.
+    pub(super) reliable_subs: Vec<ReliableKey>,
+    pub(super) ops: TokenBucket,
+    /// Limits client pings and pongs (`pings_per_sec`, `pings_burst`).
+    control: TokenBucket,
+    pub(super) refused_in_row: u32,
+    /// Whether this client was told `status: feed_stale` and not yet `ok`.
+    told_feed_stale: bool,
+    last_rx: Instant,
+    last_ping: Instant,
+}
+
+impl Session {
+    /// A new session for `claims` on connection `key`, limited by `cfg`.
+    pub fn new(
+        key: ConnKey,
+        claims: Claims,
+        allowed: Option<Vec<SymbolId>>,
+        cfg: &ServerConfig,
+        now: Instant,
+    ) -> Self {
+        Session {
+            claims,
+            allowed,
+            outbox: Outbox::new(key, now),
+            metric_subs: Vec::new(),
+            reliable_subs: Vec::new(),
+            ops: TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, now),
+            control: TokenBucket::new(cfg.pings_per_sec, cfg.pings_burst, now),
+            refused_in_row: 0,
+            told_feed_stale: false,
+            last_rx: now,
+            last_ping: now,
+        }
+    }
+
+    /// The connection's key in its shard.
+    pub fn key(&self) -> ConnKey {
+        self.outbox.key()
+    }
+
+    /// The verified token behind the session.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// Extends the session to a refreshed token's expiry.
+    pub(super) fn extend_expiry(&mut self, exp: u64) -> u64 {
+        self.claims.exp = self.claims.exp.max(exp);
+        self.claims.exp
+    }
+
+    /// What the client is sent next.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// What the client is sent next, for queuing and flushing.
+    pub fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    /// Whether the client may see `symbol`.
+    pub fn may_see(&self, symbol: SymbolId) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|list| list.binary_search(&symbol).is_ok())
+    }
+
+    /// The client sent bytes: it is alive.
+    pub fn received(&mut self, now: Instant) {
+        self.last_rx = now;
+    }
+
+    /// A client ping or pong: answered (pings) within `pings_per_sec`;
+    /// past it the connection is closed with 1008.
+    pub fn on_control_frame(&mut self, ping: Option<&[u8]>, now: Instant) {
+        if !self.control.try_take(now) {
+            self.outbox
+                .request_close(close::POLICY_VIOLATION, "control frame flood");
+        } else if let Some(payload) = ping {
+            self.outbox.push_control(frame::pong(payload));
+        }
+    }
+
+    /// Heartbeat, idle, token expiry and drain checks.
+    pub fn housekeeping(&mut self, now: Instant, now_s: u64, heartbeat: Duration, draining: bool) {
+        let outbox = &mut self.outbox;
+        if outbox.is_closing() {
+            return;
+        }
+        if draining {
+            outbox.request_close(close::GOING_AWAY, "server shutting down");
+        } else if self.claims.exp <= now_s {
+            outbox.push_json(&protocol::token_expired());
+            outbox.request_close(close::TOKEN_EXPIRED, "token expired");
+        } else if now.saturating_duration_since(self.last_rx) > heartbeat * 3 {
+            outbox.request_close(close::IDLE_TIMEOUT, "idle_timeout");
+        } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
+            self.last_ping = now;
+            outbox.push_control(frame::ping(b""));
+        }
+    }
+
+    /// Tells a `prices` subscriber once that the feed went stale (`since`
+    /// the last quote, UNIX ms), and `status: ok` once it is back.
+    pub fn note_feed(&mut self, stale_since: Option<u64>) {
+        let subscribed_to_prices = || self.outbox.subs().any(|s| s.kind() == StreamKind::Price);
+        match stale_since {
+            Some(since) if !self.told_feed_stale && subscribed_to_prices() => {
+                self.told_feed_stale = true;
+                self.outbox.push_json(&protocol::status_feed_stale(since));
+            }
+            None if self.told_feed_stale => {
+                self.told_feed_stale = false;
+                self.outbox.push_json(&protocol::status_ok());
+            }
+            _ => {}
+        }
+    }
+}

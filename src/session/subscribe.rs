@@ -1,0 +1,399 @@
+//! `subscribe` and `unsubscribe` for each kind of channel: permissions
+//! first, then the channel's own rules.
+//!
+//! - `prices`: per symbol, filtered by the session's entitlements; a
+//!   snapshot of the latest values, then live values.
+//! - `metrics.*`: one subscription per channel (a new `subscribe` to the same
+//!   channel replaces the old one); each metric is a latest-value stream of
+//!   the tenant's window computation; snapshot first.
+//! - reliable channels: the tenant's stream (or the user's, for
+//!   `notifications`); with `since`, a replay or a snapshot when the history
+//!   no longer covers it.
+
+use super::state::Session;
+use super::{Rules, Streams};
+use crate::analytics::window::{Agg, WindowSpec};
+use crate::clock;
+use crate::fanout::latest::{StreamId, StreamKind};
+use crate::frame;
+use crate::ingest::sequencer::ReliableKey;
+use crate::model::channel::{ChannelId, ChannelKind};
+use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
+use std::sync::Arc;
+
+/// A session's subscription to one `metrics.*` channel.
+#[derive(Clone, Debug)]
+pub struct MetricSub {
+    /// The window computation it reads.
+    pub spec: WindowSpec,
+    /// The aggregation.
+    pub agg: Agg,
+    /// Metric indexes in the channel, in the order subscribed.
+    pub metrics: Vec<u16>,
+    /// The latest-value stream of each metric.
+    pub streams: Vec<StreamId>,
+}
+
+/// Window size used when a `metrics.*` subscribe gives none (if configured).
+const DEFAULT_WINDOW_MS: u64 = 1_000;
+/// Aggregation used when a `metrics.*` subscribe gives none.
+const DEFAULT_AGG: Agg = Agg::Last;
+
+/// Looks the channel up and checks the session's roles against it.
+fn check_channel(
+    session: &Session,
+    id: u64,
+    channel: &str,
+    rules: Rules<'_>,
+) -> Result<(ChannelId, ChannelKind), OpError> {
+    let Some((channel_id, def)) = rules.catalogue.find(channel) else {
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::UnknownChannel,
+            format!("unknown channel {channel:?}"),
+        ));
+    };
+    if !def.admits(session.claims()) {
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::Forbidden,
+            format!(
+                "channel {channel} needs one of the roles {}",
+                def.roles.join(", ")
+            ),
+        ));
+    }
+    Ok((channel_id, def.kind))
+}
+
+/// Carries out a `subscribe`; queues the ack (and replay) and returns
+/// what goes after the ack (a snapshot, or the ack itself).
+pub(super) fn subscribe(
+    session: &mut Session,
+    op: SubscribeOp,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Result<Vec<u8>, OpError> {
+    let (channel, kind) = check_channel(session, op.id, &op.channel, rules)?;
+    match kind {
+        ChannelKind::Prices => {
+            let symbols = op.symbols.as_deref().ok_or_else(|| {
+                OpError::new(Some(op.id), ErrorCode::BadRequest, "missing field symbols")
+            })?;
+            Ok(subscribe_prices(
+                session,
+                op.id,
+                &op.channel,
+                symbols,
+                streams,
+                rules,
+            ))
+        }
+        ChannelKind::Metrics => subscribe_metrics(session, channel, op, streams, rules),
+        ChannelKind::Reliable { per_user } => {
+            Ok(subscribe_reliable(session, channel, per_user, &op, streams))
+        }
+    }
+}
+
+fn subscribe_prices(
+    session: &mut Session,
+    id: u64,
+    channel: &str,
+    symbols: &[String],
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Vec<u8> {
+    let max_subs = rules.config.server.max_subscriptions;
+    let index = session.key().index;
+    let mut subscribed: Vec<&str> = Vec::new();
+    let mut errors = Vec::new();
+    let mut snapshot_streams = Vec::new();
+    for name in symbols {
+        let refuse = |code: ErrorCode| SymbolError {
+            symbol: name.clone(),
+            code: code.as_str(),
+        };
+        let Some(symbol) = rules.universe.symbol_id(name) else {
+            errors.push(refuse(ErrorCode::UnknownSymbol));
+            continue;
+        };
+        if !session.may_see(symbol) {
+            errors.push(refuse(ErrorCode::NotEntitled));
+            continue;
+        }
+        let stream = StreamId::price(symbol);
+        let subs = session.outbox_mut().subs_mut();
+        if subs.contains(stream) {
+            subscribed.push(name);
+            continue;
+        }
+        if subs.len() >= max_subs {
+            errors.push(refuse(ErrorCode::TooManySubscriptions));
+            continue;
+        }
+        let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
+        subs.add(stream, sent_seq);
+        streams.topics.subscribe(stream, index);
+        subscribed.push(name);
+        snapshot_streams.push(stream);
+    }
+    // The ack goes first, then the snapshot, then (in later flushes) live values.
+    session
+        .outbox_mut()
+        .push_json(&protocol::subscribe_ack(id, channel, &subscribed, &errors));
+    snapshot(channel, &snapshot_streams, streams)
+}
+
+fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
+    protocol::snapshot(
+        channel,
+        of.iter()
+            .filter_map(|s| streams.table.get(*s))
+            .map(|l| l.payload()),
+    )
+}
+
+/// The window and aggregation a metrics subscribe asks for, checked.
+fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpError> {
+    let bad = |msg: String| OpError::new(Some(op.id), ErrorCode::BadRequest, msg);
+    let windows = &rules.config.channels.windows_ms;
+    let default_window = if windows.contains(&DEFAULT_WINDOW_MS) {
+        DEFAULT_WINDOW_MS
+    } else {
+        windows[0]
+    };
+    let window_ms = op.window_ms.unwrap_or(default_window);
+    if !windows.contains(&window_ms) {
+        return Err(bad(format!("window_ms must be one of {windows:?}")));
+    }
+    let agg = match op.agg.as_deref() {
+        None => DEFAULT_AGG,
+        Some(a) => Agg::parse(a).ok_or_else(|| {
+            bad("agg must be one of sum, avg, min, max, last, count, delta".into())
+        })?,
+    };
+    Ok((window_ms, agg))
+}
+
+fn subscribe_metrics(
+    session: &mut Session,
+    channel: ChannelId,
+    op: SubscribeOp,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Result<Vec<u8>, OpError> {
+    let def = rules.catalogue.get(channel);
+    let (window_ms, agg) = window_and_agg(&op, rules)?;
+    let wanted = op.metrics.unwrap_or_else(|| def.metrics.clone());
+    if wanted.is_empty() {
+        return Err(OpError::new(
+            Some(op.id),
+            ErrorCode::BadRequest,
+            "metrics is empty",
+        ));
+    }
+    let (known, unknown): (Vec<&String>, Vec<&String>) =
+        wanted.iter().partition(|m| def.metric_index(m).is_some());
+    let mut indexes: Vec<u16> = known.iter().filter_map(|m| def.metric_index(m)).collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    let spec = WindowSpec {
+        tenant: Arc::from(session.claims().tenant.as_str()),
+        channel,
+        window_ms,
+        filter: op.filters,
+    };
+    let replaced = session
+        .metric_subs
+        .iter()
+        .position(|m| m.spec.channel == channel)
+        .map(|i| session.metric_subs.swap_remove(i));
+    let replaced_len = replaced.as_ref().map_or(0, |m| m.streams.len());
+    let max_subs = rules.config.server.max_subscriptions;
+    if session.outbox().subs().len() - replaced_len + indexes.len() > max_subs {
+        session.metric_subs.extend(replaced);
+        return Err(OpError::new(
+            Some(op.id),
+            ErrorCode::TooManySubscriptions,
+            format!("at most {max_subs} subscriptions per connection"),
+        ));
+    }
+    if let Some(old) = replaced {
+        release_metric_sub(session, &old, streams);
+    }
+    let metric_streams =
+        streams
+            .metrics
+            .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table);
+    let index = session.key().index;
+    for &stream in &metric_streams {
+        let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
+        session.outbox_mut().subs_mut().add(stream, sent_seq);
+        streams.topics.subscribe(stream, index);
+    }
+    let names: Vec<&str> = indexes
+        .iter()
+        .map(|&m| def.metrics[usize::from(m)].as_str())
+        .collect();
+    let unknown: Vec<&str> = unknown.iter().map(|m| m.as_str()).collect();
+    session.outbox_mut().push_json(&protocol::metrics_ack(
+        op.id,
+        &def.name,
+        &names,
+        &unknown,
+        window_ms,
+        agg.as_str(),
+    ));
+    let reply = snapshot(&def.name, &metric_streams, streams);
+    session.metric_subs.push(MetricSub {
+        spec,
+        agg,
+        metrics: indexes,
+        streams: metric_streams,
+    });
+    Ok(reply)
+}
+
+fn subscribe_reliable(
+    session: &mut Session,
+    channel: ChannelId,
+    per_user: bool,
+    op: &SubscribeOp,
+    streams: &mut Streams,
+) -> Vec<u8> {
+    let claims = session.claims();
+    let stream = ReliableKey {
+        tenant: Arc::from(claims.tenant.as_str()),
+        channel,
+        sub: per_user.then(|| Arc::from(claims.sub.as_str())),
+    };
+    if !session.reliable_subs.contains(&stream) {
+        session.reliable_subs.push(stream.clone());
+    }
+    let replay = streams.reliable.subscribe(&stream, session.key(), op.since);
+    // The ack is a control frame, so it goes out ahead of the replay
+    // (or snapshot) queued here and of the live messages behind them.
+    let outbox = session.outbox_mut();
+    if replay.recovered {
+        for msg in &replay.messages {
+            outbox.push_replay(msg.frame.clone());
+        }
+    } else {
+        let snapshot = protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
+        outbox.push_replay(frame::text(&snapshot));
+    }
+    protocol::reliable_ack(
+        op.id,
+        &op.channel,
+        op.since,
+        replay.recovered,
+        replay.last_seq,
+    )
+}
+
+/// Carries out an `unsubscribe`: some or all symbols of `prices`, or the
+/// whole subscription of any other channel.
+pub(super) fn unsubscribe(
+    session: &mut Session,
+    id: u64,
+    channel: &str,
+    symbols: Option<&[String]>,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Result<Vec<u8>, OpError> {
+    let (channel_id, kind) = check_channel(session, id, channel, rules)?;
+    let names: Vec<String> = match kind {
+        ChannelKind::Prices => unsubscribe_prices(session, symbols, streams, rules),
+        ChannelKind::Metrics => {
+            let Some(i) = session
+                .metric_subs
+                .iter()
+                .position(|m| m.spec.channel == channel_id)
+            else {
+                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
+            };
+            let old = session.metric_subs.swap_remove(i);
+            release_metric_sub(session, &old, streams);
+            let def = rules.catalogue.get(channel_id);
+            old.metrics
+                .iter()
+                .map(|&m| def.metrics[usize::from(m)].clone())
+                .collect()
+        }
+        ChannelKind::Reliable { .. } => {
+            let Some(i) = session
+                .reliable_subs
+                .iter()
+                .position(|r| r.channel == channel_id)
+            else {
+                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
+            };
+            let stream = session.reliable_subs.swap_remove(i);
+            streams.reliable.unsubscribe(&stream, session.key());
+            vec![channel.to_owned()]
+        }
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Ok(protocol::unsubscribe_ack(id, channel, &names))
+}
+
+/// Drops the named `prices` symbols (all of them for `None`); returns the
+/// names actually dropped.
+fn unsubscribe_prices(
+    session: &mut Session,
+    symbols: Option<&[String]>,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Vec<String> {
+    let universe = rules.universe;
+    let index = session.key().index;
+    let subs = session.outbox_mut().subs_mut();
+    let removed = match symbols {
+        None => subs.remove_where(|s| s.kind() == StreamKind::Price),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| universe.symbol_id(n))
+            .map(StreamId::price)
+            .filter(|s| subs.remove(*s))
+            .collect(),
+    };
+    for stream in &removed {
+        streams.topics.unsubscribe(*stream, index);
+    }
+    removed
+        .iter()
+        .filter_map(|s| s.symbol())
+        .map(|s| universe.symbol_name(s).to_owned())
+        .collect()
+}
+
+/// Drops a metric subscription's streams from the session, the topic
+/// index and the window computations.
+fn release_metric_sub(session: &mut Session, sub: &MetricSub, streams: &mut Streams) {
+    let index = session.key().index;
+    let subs = session.outbox_mut().subs_mut();
+    for stream in &sub.streams {
+        subs.remove(*stream);
+        streams.topics.unsubscribe(*stream, index);
+    }
+    streams
+        .metrics
+        .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+}
+
+/// Releases everything a leaving session held in the shard's streams.
+pub fn release(session: &mut Session, streams: &mut Streams) {
+    let key = session.key();
+    for stream in session.outbox_mut().subs_mut().clear() {
+        streams.topics.unsubscribe(stream, key.index);
+    }
+    for sub in &session.metric_subs {
+        streams
+            .metrics
+            .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+    }
+    for stream in &session.reliable_subs {
+        streams.reliable.unsubscribe(stream, key);
+    }
+}

@@ -1,0 +1,109 @@
+//! How a shard's tasks reach its state: a `RefCell` borrowed only between
+//! awaits, never across one.
+
+use super::node::Node;
+use super::state::Shard;
+use crate::auth::Claims;
+use crate::fanout::outbox::Flush;
+use crate::fanout::wheel::ConnKey;
+use crate::frame::{FrameError, Incoming};
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A shard's state as its tasks hold it.
+#[derive(Clone)]
+pub struct ShardHandle {
+    inner: Rc<RefCell<Shard>>,
+    node: Arc<Node>,
+}
+
+impl ShardHandle {
+    /// A new, empty shard number `id` of `node`.
+    pub fn new(id: usize, node: Arc<Node>) -> Self {
+        ShardHandle {
+            inner: Rc::new(RefCell::new(Shard::new(id, node.clone()))),
+            node,
+        }
+    }
+
+    /// The node context.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Runs `f` on the shard state; `f` cannot await, so the borrow never
+    /// spans a suspension point.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.inner.borrow_mut())
+    }
+
+    /// Opens a session for an upgraded connection; returns its key.
+    pub fn open(&self, claims: Claims) -> ConnKey {
+        self.with(|s| s.open(claims))
+    }
+
+    /// The client sent bytes.
+    pub fn received(&self, key: ConnKey) {
+        self.with(|s| s.received(key, Instant::now()))
+    }
+
+    /// Handles one client message; false when the reader should stop.
+    pub fn on_message(&self, key: ConnKey, msg: Incoming) -> bool {
+        self.with(|s| s.on_message(key, msg, Instant::now()))
+    }
+
+    /// The client broke the WebSocket rules.
+    pub fn on_frame_error(&self, key: ConnKey, e: FrameError) {
+        self.with(|s| s.on_frame_error(key, e))
+    }
+
+    /// The client's side of the connection ended.
+    pub fn reader_finished(&self, key: ConnKey) {
+        self.with(|s| s.reader_finished(key))
+    }
+
+    /// Waits until the writer of `key` has something to do; false once the
+    /// connection is done.
+    pub async fn writer_ready(&self, key: ConnKey) -> bool {
+        std::future::poll_fn(|cx| self.with(|s| s.poll_writer(key, cx))).await
+    }
+
+    /// Waits until the client stopped reading (after our close frame).
+    pub async fn reader_done(&self, key: ConnKey) {
+        std::future::poll_fn(|cx| self.with(|s| s.poll_reader_done(key, cx))).await
+    }
+
+    /// Builds the next write of `key`; `None` once it is gone.
+    pub fn build_flush(&self, key: ConnKey, now: Instant) -> Option<Flush> {
+        self.with(|s| s.build_flush(key, now))
+    }
+
+    /// Records a finished write (see [`Shard::finish_write`]).
+    pub fn finish_write(
+        &self,
+        key: ConnKey,
+        buf: Vec<u8>,
+        started: Instant,
+        unsent: impl FnOnce() -> usize,
+    ) {
+        self.with(|s| s.finish_write(key, buf, started, unsent))
+    }
+
+    /// Whether `key` sent its close frame (or is gone).
+    pub fn close_sent(&self, key: ConnKey) -> bool {
+        self.with(|s| s.close_sent(key))
+    }
+
+    /// Closes `key` as a slow consumer; the close frame to append, if any.
+    pub fn close_as_slow(&self, key: ConnKey) -> Option<Bytes> {
+        self.with(|s| s.close_as_slow(key))
+    }
+
+    /// Removes a finished connection and its subscriptions.
+    pub fn remove(&self, key: ConnKey) {
+        self.with(|s| s.remove(key))
+    }
+}

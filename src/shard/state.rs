@@ -1,0 +1,427 @@
+//! The mutable state of one shard and what happens to it: ring records
+//! applied, windows closed, the flush wheel fired, housekeeping, and the
+//! connection events its network tasks report.
+
+use super::conns::ConnTable;
+use super::node::Node;
+use crate::analytics::reliable::ReliableStreams;
+use crate::analytics::window::MetricStreams;
+use crate::auth::Claims;
+use crate::clock;
+use crate::fanout::latest::{Latest, LatestTable, StreamId};
+use crate::fanout::outbox::{Flush, Outbox};
+use crate::fanout::topic::TopicIndex;
+use crate::fanout::wheel::{ConnKey, FlushWheel};
+use crate::frame::{self, close, FrameError, Incoming};
+use crate::ingest::ring::Update;
+use crate::protocol::{self, ErrorCode, OpError};
+use crate::session::{self, Session, Streams};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Counters a shard keeps locally and publishes to its [`super::ShardStats`].
+#[derive(Default, Debug, Clone, Copy)]
+struct Counters {
+    frames: u64,
+    flushes: u64,
+    skipped: u64,
+    slow_closes: u64,
+}
+
+/// The state of one shard; lives on its executor thread only.
+pub struct Shard {
+    id: usize,
+    conns: ConnTable,
+    streams: Streams,
+    /// Connections waiting for their next allowed flush.
+    wheel: FlushWheel,
+    /// Ring-to-socket latency in microseconds.
+    latency: Histogram<u64>,
+    counters: Counters,
+    /// Minimum gap between two flushes of one connection.
+    flush_interval: Duration,
+    node: Arc<Node>,
+    scratch: Vec<u8>,
+    due: Vec<ConnKey>,
+    changed: Vec<StreamId>,
+    connections_made: u64,
+    /// Whether the last housekeeping found the feed stale.
+    feed_stale: bool,
+}
+
+impl Shard {
+    /// An empty shard number `id` of `node`.
+    pub fn new(id: usize, node: Arc<Node>) -> Self {
+        let cfg = &node.config.server;
+        let channels = &node.config.channels;
+        let flush_interval = cfg.flush_interval();
+        Shard {
+            id,
+            conns: ConnTable::default(),
+            streams: Streams {
+                table: LatestTable::default(),
+                topics: TopicIndex::default(),
+                metrics: MetricStreams::new(node.catalogue.clone(), &channels.windows_ms),
+                reliable: ReliableStreams::new(
+                    channels.history_max,
+                    channels.history_secs.saturating_mul(1_000_000),
+                ),
+            },
+            wheel: FlushWheel::new(Instant::now(), cfg.tick(), flush_interval),
+            // 1 µs to 60 s at 3 significant figures; the bounds are constants.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .unwrap_or_else(|_| Histogram::new(3).expect("3 significant figures is valid")),
+            counters: Counters::default(),
+            flush_interval,
+            node,
+            scratch: Vec::with_capacity(512),
+            due: Vec::new(),
+            changed: Vec::new(),
+            connections_made: 0,
+            feed_stale: false,
+        }
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Applies one ring record. A price is encoded once, stored and its
+    /// subscribers marked dirty; a metric event goes into the windows; a
+    /// reliable message into its history and its subscribers' queues.
+    pub fn apply(&mut self, update: Update, now: Instant) {
+        match update {
+            Update::Price(price) => {
+                if self.feed_stale {
+                    self.check_feed_recovered(now);
+                }
+                protocol::write_price(&price, &self.node.universe, &mut self.scratch);
+                let frame = frame::text(&self.scratch);
+                let stream = StreamId::price(price.symbol);
+                let latest = Latest {
+                    seq: price.seq,
+                    ts_us: price.ts_us,
+                    payload_at: frame.len() - self.scratch.len(),
+                    frame,
+                };
+                if self.streams.table.publish(stream, latest) {
+                    self.mark_dirty(stream, now);
+                }
+            }
+            Update::Metric(event) => self.streams.metrics.on_event(event, clock::now_us()),
+            Update::Reliable(msg) => {
+                let limit = self.node.config.channels.max_pending_reliable;
+                let frame = msg.frame.clone();
+                for &key in self.streams.reliable.on_message(msg, clock::now_us()) {
+                    if let Some(session) = self.conns.get_mut(key) {
+                        let outbox = session.outbox_mut();
+                        outbox.push_reliable(frame.clone(), limit);
+                        outbox.request_flush(&mut self.wheel, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// On the first price after a stall, tells the subscribers `status: ok`
+    /// ahead of that price (control frames go first in a flush) instead of
+    /// waiting for housekeeping. A price republished by venue expiry while
+    /// the feed is still silent does not count.
+    fn check_feed_recovered(&mut self, now: Instant) {
+        if self.node.feed_stale_since(clock::now_us()).is_some() {
+            return;
+        }
+        self.feed_stale = false;
+        for session in self.conns.iter_mut() {
+            session.note_feed(None);
+            session.outbox_mut().request_flush(&mut self.wheel, now);
+        }
+    }
+
+    /// Closes the metric windows that are due and marks the subscribers of
+    /// every value that changed.
+    pub fn close_windows(&mut self, now: Instant) {
+        let mut changed = std::mem::take(&mut self.changed);
+        let streams = &mut self.streams;
+        streams
+            .metrics
+            .close_due(clock::now_us(), &mut streams.table, &mut changed);
+        for stream in changed.drain(..) {
+            self.mark_dirty(stream, now);
+        }
+        self.changed = changed;
+    }
+
+    fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
+        for &index in self.streams.topics.subscribers(stream) {
+            if let Some(session) = self.conns.by_index(index) {
+                session.outbox_mut().mark_dirty(&mut self.wheel, now);
+            }
+        }
+    }
+
+    /// Wakes the writers whose next flush has come due.
+    pub fn fire_wheel(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.drain_due(now, &mut due);
+        for key in due.drain(..) {
+            if let Some(session) = self.conns.get_mut(key) {
+                session.outbox_mut().wheel_fired(&mut self.wheel, now);
+            }
+        }
+        self.due = due;
+    }
+
+    /// Periodic pass over every connection: heartbeats, idle and token
+    /// expiry, drain; then publishes the shard's figures. Runs a few times a
+    /// second, so its cost per connection stays off the per-tick path.
+    pub fn housekeeping(&mut self, now: Instant) {
+        let now_us = clock::now_us();
+        let heartbeat = self.node.config.server.heartbeat();
+        let draining = self.node.is_draining();
+        let feed_stale = self.node.feed_stale_since(now_us);
+        self.feed_stale = feed_stale.is_some();
+        for session in self.conns.iter_mut() {
+            session.housekeeping(now, now_us / 1_000_000, heartbeat, draining);
+            session.note_feed(feed_stale);
+            session.outbox_mut().request_flush(&mut self.wheel, now);
+        }
+        self.streams.reliable.prune(now_us);
+        self.publish_stats();
+    }
+
+    /// Publishes the shard's figures to its [`super::ShardStats`].
+    pub fn publish_stats(&self) {
+        let s = &self.node.shard_stats[self.id];
+        s.connections.store(self.conns.len() as u64, Relaxed);
+        s.subscriptions
+            .store(self.streams.topics.total() as u64, Relaxed);
+        s.reliable_subscriptions
+            .store(self.streams.reliable.subscriptions() as u64, Relaxed);
+        s.window_specs
+            .store(self.streams.metrics.specs() as u64, Relaxed);
+        let windows = self.streams.metrics.counters();
+        s.metric_events.store(windows.events, Relaxed);
+        s.late_metric_events.store(windows.late, Relaxed);
+        s.frames.store(self.counters.frames, Relaxed);
+        s.flushes.store(self.counters.flushes, Relaxed);
+        s.skipped.store(self.counters.skipped, Relaxed);
+        s.slow_closes.store(self.counters.slow_closes, Relaxed);
+        s.latency_p50_us
+            .store(self.latency.value_at_quantile(0.5), Relaxed);
+        s.latency_p99_us
+            .store(self.latency.value_at_quantile(0.99), Relaxed);
+        s.latency_p999_us
+            .store(self.latency.value_at_quantile(0.999), Relaxed);
+        s.latency_max_us.store(self.latency.max(), Relaxed);
+    }
+
+    /// One line with the shard's totals, logged when it stops.
+    pub fn summary(&self) -> String {
+        let c = self.counters;
+        format!(
+            "shard {}: frames={} flushes={} skipped={} slow_closes={} ring_to_socket_us p50={} p99={} p99.9={} max={}",
+            self.id,
+            c.frames,
+            c.flushes,
+            c.skipped,
+            c.slow_closes,
+            self.latency.value_at_quantile(0.5),
+            self.latency.value_at_quantile(0.99),
+            self.latency.value_at_quantile(0.999),
+            self.latency.max()
+        )
+    }
+
+    // --- what the connection tasks report ---
+
+    /// Opens a session for `claims` and queues its `welcome`.
+    pub fn open(&mut self, claims: Claims) -> ConnKey {
+        let node = self.node.clone();
+        let cfg = &node.config.server;
+        self.connections_made += 1;
+        let welcome = protocol::Welcome {
+            conn: &format!("{}-{}", self.id, self.connections_made),
+            shard: self.id,
+            server_time: clock::now_ms(),
+            session_expires: claims.exp.saturating_mul(1000),
+            heartbeat_ms: cfg.heartbeat_ms,
+            max_rate_hz: cfg.max_rate_hz,
+        }
+        .to_json();
+        let allowed = node.entitlements.allowed(&claims, &node.universe);
+        let now = Instant::now();
+        let key = self
+            .conns
+            .insert(|key| Session::new(key, claims, allowed, cfg, now));
+        self.with_outbox(key, |outbox, wheel| {
+            outbox.push_json(&welcome);
+            outbox.request_flush(wheel, now);
+        });
+        key
+    }
+
+    /// Runs `f` on the outbox of `key` (if still open) and the flush wheel.
+    fn with_outbox<R>(
+        &mut self,
+        key: ConnKey,
+        f: impl FnOnce(&mut Outbox, &mut FlushWheel) -> R,
+    ) -> Option<R> {
+        let session = self.conns.get_mut(key)?;
+        Some(f(session.outbox_mut(), &mut self.wheel))
+    }
+
+    /// The client sent bytes.
+    pub fn received(&mut self, key: ConnKey, now: Instant) {
+        if let Some(session) = self.conns.get_mut(key) {
+            session.received(now);
+        }
+    }
+
+    /// Handles one client message; returns false when the reader should stop.
+    pub fn on_message(&mut self, key: ConnKey, msg: Incoming, now: Instant) -> bool {
+        let rules = self.node.clone();
+        let Some(session) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let closing = session.outbox().is_closing();
+        let keep_reading = match msg {
+            Incoming::Close(code) => {
+                let echo = match code {
+                    Some(1000..=1003 | 1007..=1011 | 3000..=4999) | None => close::NORMAL,
+                    Some(_) => close::PROTOCOL_ERROR,
+                };
+                session.outbox_mut().request_close(echo, "");
+                false
+            }
+            _ if closing => true,
+            Incoming::Ping(payload) => {
+                session.on_control_frame(Some(&payload), now);
+                true
+            }
+            Incoming::Pong => {
+                session.on_control_frame(None, now);
+                true
+            }
+            Incoming::Binary(_) => {
+                let err = OpError::new(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported",
+                );
+                session.outbox_mut().push_json(&err.to_json());
+                true
+            }
+            Incoming::Text(mut text) => {
+                session::handle_op(session, &mut text, now, &mut self.streams, rules.rules());
+                true
+            }
+        };
+        self.request_flush(key, now);
+        keep_reading
+    }
+
+    /// The client broke the WebSocket rules: close with the matching code.
+    pub fn on_frame_error(&mut self, key: ConnKey, e: FrameError) {
+        let reason = match e {
+            FrameError::TooLarge(_) => "message too large",
+            FrameError::TooManyFragments(_) => "too many fragments",
+            FrameError::Protocol(_) => "protocol error",
+            FrameError::InvalidUtf8 => "invalid UTF-8",
+        };
+        self.with_outbox(key, |outbox, _| {
+            outbox.request_close(e.close_code(), reason)
+        });
+        self.request_flush(key, Instant::now());
+    }
+
+    /// The client's side of the connection ended.
+    pub fn reader_finished(&mut self, key: ConnKey) {
+        self.with_outbox(key, |outbox, _| outbox.reader_finished());
+    }
+
+    /// Asks the writer of `key` to flush now or when its interval allows.
+    fn request_flush(&mut self, key: ConnKey, now: Instant) {
+        self.with_outbox(key, |outbox, wheel| outbox.request_flush(wheel, now));
+    }
+
+    /// See [`crate::fanout::outbox::Outbox::poll_writer`]; ready (false) once the connection is gone.
+    pub fn poll_writer(&mut self, key: ConnKey, cx: &mut Context<'_>) -> Poll<bool> {
+        self.with_outbox(key, |outbox, _| outbox.poll_writer(cx))
+            .unwrap_or(Poll::Ready(false))
+    }
+
+    /// Ready once the client stopped reading (or the connection is gone).
+    pub fn poll_reader_done(&mut self, key: ConnKey, cx: &mut Context<'_>) -> Poll<()> {
+        self.with_outbox(key, |outbox, _| outbox.poll_reader_done(cx))
+            .unwrap_or(Poll::Ready(()))
+    }
+
+    /// Builds the next write of `key`.
+    pub fn build_flush(&mut self, key: ConnKey, now: Instant) -> Option<Flush> {
+        let session = self.conns.get_mut(key)?;
+        let flush = session
+            .outbox_mut()
+            .build_flush(&self.streams.table, self.flush_interval, now);
+        self.counters.frames += flush.frames;
+        self.counters.skipped += flush.skipped;
+        self.counters.flushes += 1;
+        Some(flush)
+    }
+
+    /// Records a finished write of `key` (`unsent` reads the bytes still
+    /// queued in the kernel) and schedules the next flush if more is due.
+    pub fn finish_write(
+        &mut self,
+        key: ConnKey,
+        buf: Vec<u8>,
+        started: Instant,
+        unsent: impl FnOnce() -> usize,
+    ) {
+        let interval = self.flush_interval;
+        let caught_up_bytes = self.node.config.server.send_buffer_bytes / 2;
+        let now = Instant::now();
+        let Some(session) = self.conns.get_mut(key) else {
+            return;
+        };
+        let oldest = session.outbox_mut().finish_write(
+            buf,
+            started,
+            interval,
+            || unsent() <= caught_up_bytes,
+            &mut self.wheel,
+            now,
+        );
+        if let Some(ts_us) = oldest {
+            let _ = self
+                .latency
+                .record(clock::now_us().saturating_sub(ts_us).max(1));
+        }
+    }
+
+    /// Whether `key` sent its close frame (or is gone).
+    pub fn close_sent(&mut self, key: ConnKey) -> bool {
+        self.conns
+            .get_mut(key)
+            .is_none_or(|s| s.outbox().close_sent())
+    }
+
+    /// `key` stayed behind too long: counts it and returns the 4008 close
+    /// frame to append to the write in progress.
+    pub fn close_as_slow(&mut self, key: ConnKey) -> Option<Bytes> {
+        self.counters.slow_closes += 1;
+        self.conns.get_mut(key)?.outbox_mut().close_as_slow()
+    }
+
+    /// Removes a finished connection and its subscriptions.
+    pub fn remove(&mut self, key: ConnKey) {
+        if let Some(mut session) = self.conns.remove(key) {
+            session::release(&mut session, &mut self.streams);
+        }
+    }
+}
