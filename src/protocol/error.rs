@@ -1,0 +1,71 @@
+//! The protocol's error codes and the error an op gets back.
+
+/// Error codes of PROTOCOL.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The op is not valid JSON or a field has the wrong type.
+    BadRequest,
+    /// The `op` field names no known op.
+    UnknownOp,
+    /// The `channel` field names no known channel.
+    UnknownChannel,
+    /// The symbol is not served by this node.
+    UnknownSymbol,
+    /// The metric is not part of the channel.
+    UnknownMetric,
+    /// The token's roles do not allow the channel.
+    Forbidden,
+    /// The tenant or the token's `symbols` claim does not cover the symbol.
+    NotEntitled,
+    /// The op exceeded the connection's op rate.
+    RateLimited,
+    /// The connection has reached its subscription limit.
+    TooManySubscriptions,
+    /// The token has expired.
+    TokenExpired,
+}
+
+impl ErrorCode {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::UnknownChannel => "unknown_channel",
+            ErrorCode::UnknownSymbol => "unknown_symbol",
+            ErrorCode::UnknownMetric => "unknown_metric",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotEntitled => "not_entitled",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::TokenExpired => "token_expired",
+        }
+    }
+}
+
+/// An op the server could not carry out; sent back as an `error` message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpError {
+    /// The op's `id`, when it could be read.
+    pub id: Option<u64>,
+    /// Protocol error code.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl OpError {
+    /// An error for the op with `id`.
+    pub fn new(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        OpError {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` message bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        super::message::error(self.id, self.code, Some(&self.message))
+    }
+}

@@ -1,0 +1,25 @@
+//! Client ops in and server messages out: the PROTOCOL.md contract.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `op/` | [`parse_op`]: one parser per client op, sharing one simd-json decode |
+//! | `message.rs` | server messages: welcome, acks, pong, `error`, status, snapshot |
+//! | `price.rs` | the hot `price` message, written by hand into a reused buffer |
+//! | `error.rs` | [`ErrorCode`] and [`OpError`] |
+//!
+//! Every op failure becomes an [`OpError`] carrying the op's `id` (when it
+//! could be read) and an [`ErrorCode`]; it is sent back as an `error` message.
+
+mod error;
+mod message;
+mod op;
+mod price;
+
+pub use crate::channel::PRICES;
+pub use error::{ErrorCode, OpError};
+pub use message::{
+    auth_ack, metrics_ack, now_ms, pong, reliable_ack, snapshot, status_feed_stale, status_lagging,
+    status_ok, subscribe_ack, token_expired, unsubscribe_ack, SymbolError, Welcome,
+};
+pub use op::{parse_op, ClientOp, SubscribeOp};
+pub use price::{write_number, write_price};
