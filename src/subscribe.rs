@@ -106,7 +106,7 @@ impl Shard {
         for name in symbols {
             let refuse = |code: ErrorCode| SymbolError {
                 symbol: name.clone(),
-                code: code.as_str(),
+                code,
             };
             let Some(symbol) = shared.universe.symbol_id(name) else {
                 errors.push(refuse(ErrorCode::UnknownSymbol));

@@ -1,4 +1,8 @@
-//! The protocol's error codes and the error an op gets back.
+//! The protocol's error codes, shared by client ops, ack refusals and
+//! published events, and the error an op gets back.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
 
 /// Error codes of PROTOCOL.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +47,19 @@ impl ErrorCode {
     }
 }
 
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// By hand rather than derived, so `as_str` stays the one spelling of each code.
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// An op the server could not carry out; sent back as an `error` message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpError {
@@ -67,5 +84,19 @@ impl OpError {
     /// The `error` message bytes.
     pub fn to_json(&self) -> Vec<u8> {
         super::message::error(self.id, self.code, Some(&self.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_its_wire_spelling() {
+        for code in [ErrorCode::BadRequest, ErrorCode::TooManySubscriptions] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(code.to_string(), code.as_str());
+        }
     }
 }

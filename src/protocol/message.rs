@@ -17,7 +17,7 @@ struct ErrorMsg<'a> {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u64>,
-    code: &'static str,
+    code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
 }
@@ -27,7 +27,7 @@ pub(super) fn error(id: Option<u64>, code: ErrorCode, message: Option<&str>) -> 
     to_json(&ErrorMsg {
         kind: "error",
         id,
-        code: code.as_str(),
+        code,
         message,
     })
 }
@@ -77,7 +77,7 @@ pub struct SymbolError {
     /// The symbol as the client named it.
     pub symbol: String,
     /// Why it was refused.
-    pub code: &'static str,
+    pub code: ErrorCode,
 }
 
 /// The `ack` of a subscribe.
@@ -105,7 +105,7 @@ pub fn metrics_ack(
 ) -> Vec<u8> {
     let errors: Vec<_> = unknown
         .iter()
-        .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric.as_str()}))
+        .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric}))
         .collect();
     to_json(&serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": subscribed,

@@ -5,7 +5,7 @@
 //! | `op/` | [`parse_op`]: one parser per client op, sharing one simd-json decode |
 //! | `message.rs` | server messages: welcome, acks, pong, `error`, status, snapshot |
 //! | `price.rs` | the hot `price` message, written by hand into a reused buffer |
-//! | `error.rs` | [`ErrorCode`] and [`OpError`] |
+//! | `error.rs` | [`ErrorCode`], shared with published events, and [`OpError`] |
 //!
 //! Every op failure becomes an [`OpError`] carrying the op's `id` (when it
 //! could be read) and an [`ErrorCode`]; it is sent back as an `error` message.
