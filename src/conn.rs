@@ -10,7 +10,7 @@
 use crate::auth::Claims;
 use crate::conflate::Subscriptions;
 use crate::flush::{ConnKey, FlushWheel};
-use crate::frame::{self, close, FrameError, FrameReader, Incoming};
+use crate::frame::{self, CloseCode, FrameReader, Incoming};
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
 use crate::reliable::ReliableKey;
 use crate::shard::{Shard, ShardHandle};
@@ -100,7 +100,7 @@ pub struct Conn {
     lagging: bool,
     pending_oldest_ts_us: u64,
     waker: Option<Waker>,
-    close: Option<(u16, &'static str)>,
+    close: Option<(CloseCode, &'static str)>,
     close_sent: bool,
     reader_done: bool,
     last_rx: Instant,
@@ -163,7 +163,7 @@ impl Conn {
         self.control_bytes += frame.len();
         self.control.push(frame);
         if self.control_bytes > MAX_PENDING_CONTROL {
-            self.request_close(close::SLOW_CONSUMER, "slow consumer");
+            self.request_close(CloseCode::SLOW_CONSUMER);
         }
     }
 
@@ -193,12 +193,17 @@ impl Conn {
         if self.reliable_bytes > limit {
             self.reliable.clear();
             self.reliable_bytes = 0;
-            self.request_close(close::SLOW_CONSUMER, "reliable backlog over limit");
+            self.request_close_with_reason(CloseCode::SLOW_CONSUMER, "reliable backlog over limit");
         }
     }
 
-    /// Starts closing with `code`; the first close requested wins.
-    pub fn request_close(&mut self, code: u16, reason: &'static str) {
+    /// Starts closing with `code` and its default reason; the first close requested wins.
+    pub fn request_close(&mut self, code: CloseCode) {
+        self.request_close_with_reason(code, code.reason());
+    }
+
+    /// Starts closing with `code` and a reason that says more than its default.
+    pub fn request_close_with_reason(&mut self, code: CloseCode, reason: &'static str) {
         if self.close.is_none() {
             self.close = Some((code, reason));
         }
@@ -244,12 +249,12 @@ impl Conn {
             return;
         }
         if draining {
-            self.request_close(close::GOING_AWAY, "server shutting down");
+            self.request_close(CloseCode::GOING_AWAY);
         } else if self.claims.exp <= now_s {
             self.push_json(&protocol::token_expired());
-            self.request_close(close::TOKEN_EXPIRED, "token expired");
+            self.request_close(CloseCode::TOKEN_EXPIRED);
         } else if now.saturating_duration_since(self.last_rx) > heartbeat * 3 {
-            self.request_close(close::IDLE_TIMEOUT, "idle_timeout");
+            self.request_close(CloseCode::IDLE_TIMEOUT);
         } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
             self.last_ping = now;
             self.push_control(frame::ping(b""));
@@ -327,7 +332,7 @@ impl Shard {
         let mut closing = false;
         if let Some((code, reason)) = conn.close {
             if !conn.close_sent {
-                buf.extend_from_slice(&frame::close_frame(code, reason));
+                buf.extend_from_slice(&frame::close_frame_with_reason(code, reason));
                 conn.close_sent = true;
             }
             closing = true;
@@ -384,7 +389,7 @@ impl Shard {
             let id = parsed.as_ref().ok().map(op_id);
             conn.push_json(&OpError::new(id, ErrorCode::RateLimited, "too many ops").to_json());
             if conn.refused_in_row >= close_after {
-                conn.request_close(close::RATE_LIMITED, "rate limited");
+                conn.request_close(CloseCode::RATE_LIMITED);
             }
             return;
         }
@@ -495,10 +500,7 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
     );
     let _ = crate::isolate::catch_panic(served, |msg| {
         tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
-        send_now(
-            fd,
-            &frame::close_frame(close::INTERNAL_ERROR, "internal error"),
-        );
+        send_now(fd, &frame::close_frame(CloseCode::INTERNAL_ERROR));
     })
     .await;
     shard.state().remove_conn(key);
@@ -536,13 +538,7 @@ async fn read_loop(
                 Err(e) => {
                     let mut s = shard.state();
                     if let Some(conn) = s.conns.get_mut(key) {
-                        let reason = match e {
-                            FrameError::TooLarge(_) => "message too large",
-                            FrameError::TooManyFragments(_) => "too many fragments",
-                            FrameError::Protocol(_) => "protocol error",
-                            FrameError::InvalidUtf8 => "invalid UTF-8",
-                        };
-                        conn.request_close(e.close_code(), reason);
+                        conn.request_close_with_reason(e.close_code(), e.close_reason());
                     }
                     s.request_flush(key, Instant::now());
                     break 'conn;
@@ -564,7 +560,7 @@ async fn read_loop(
     let mut s = shard.state();
     if let Some(conn) = s.conns.get_mut(key) {
         conn.reader_done = true;
-        conn.request_close(close::NORMAL, "");
+        conn.request_close(CloseCode::NORMAL);
         conn.wake();
     }
 }
@@ -575,13 +571,10 @@ fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
     let mut s = shard.state();
     let closing = s.conns.get_mut(key).is_none_or(|c| c.close.is_some());
     match msg {
-        Incoming::Close(code) => {
+        Incoming::Close(_) => {
+            // The reader refuses codes a peer may not send (1002): every close gets 1000.
             if let Some(conn) = s.conns.get_mut(key) {
-                let echo = match code {
-                    Some(1000..=1003 | 1007..=1011 | 3000..=4999) | None => close::NORMAL,
-                    Some(_) => close::PROTOCOL_ERROR,
-                };
-                conn.request_close(echo, "");
+                conn.request_close(CloseCode::NORMAL);
             }
             s.request_flush(key, now);
             return false;
@@ -590,7 +583,10 @@ fn handle_message(shard: &ShardHandle, key: ConnKey, msg: Incoming) -> bool {
         Incoming::Ping(_) | Incoming::Pong => {
             if let Some(conn) = s.conns.get_mut(key) {
                 if !conn.control_bucket.try_take(now) {
-                    conn.request_close(close::POLICY_VIOLATION, "control frame flood");
+                    conn.request_close_with_reason(
+                        CloseCode::POLICY_VIOLATION,
+                        "control frame flood",
+                    );
                 } else if let Incoming::Ping(payload) = msg {
                     conn.push_control(frame::pong(&payload));
                 }
@@ -719,12 +715,9 @@ async fn write_watched(
                 s.counters.slow_closes += 1;
                 if let Some(conn) = s.conns.get_mut(key) {
                     if !conn.close_sent {
-                        conn.request_close(close::SLOW_CONSUMER, "slow consumer");
+                        conn.request_close(CloseCode::SLOW_CONSUMER);
                         conn.close_sent = true;
-                        buf.extend_from_slice(&frame::close_frame(
-                            close::SLOW_CONSUMER,
-                            "slow consumer",
-                        ));
+                        buf.extend_from_slice(&frame::close_frame(CloseCode::SLOW_CONSUMER));
                     }
                 }
             }

@@ -4,7 +4,7 @@
 //! conformance suite (`tools/autobahn`) exercises the WebSocket layer that
 //! production connections use. Off by default; never enable it in production.
 
-use crate::frame::{self, close, FrameReader, Incoming};
+use crate::frame::{self, CloseCode, FrameReader, Incoming};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::net::Shutdown;
@@ -32,9 +32,10 @@ pub async fn run(
             Ok(Some(Incoming::Ping(payload))) => frame::pong(&payload),
             Ok(Some(Incoming::Pong)) => continue,
             Ok(Some(Incoming::Close(code))) => {
-                break frame::close_frame(code.unwrap_or(close::NORMAL), "")
+                let code = code.and_then(CloseCode::new).unwrap_or(CloseCode::NORMAL);
+                break frame::close_frame_with_reason(code, "");
             }
-            Err(e) => break frame::close_frame(e.close_code(), &e.to_string()),
+            Err(e) => break frame::close_frame_with_reason(e.close_code(), &e.to_string()),
             Ok(None) => match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
