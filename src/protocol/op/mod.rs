@@ -1,6 +1,6 @@
 //! Client ops: one file per op, and the decoding they share.
 //!
-//! [`parse_op`] decodes the JSON object once ([`decode`]), reads the fields
+//! [`parse_op`] decodes the JSON object once (`decode.rs`), reads the fields
 //! every op has (`id`, `op`), then hands the object to that op's parser.
 
 mod auth;
