@@ -10,30 +10,65 @@ use std::io::Cursor;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
-/// Close codes of PROTOCOL.md.
-pub mod close {
+/// A close code the server sends (PROTOCOL.md), with the reason that goes with it.
+///
+/// A newtype with constants rather than an enum: the echo route sends back
+/// whatever code the client closed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseCode(u16);
+
+impl CloseCode {
     /// Normal closure.
-    pub const NORMAL: u16 = 1000;
+    pub const NORMAL: CloseCode = CloseCode(1000);
     /// Server shutting down (drain).
-    pub const GOING_AWAY: u16 = 1001;
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
     /// Protocol error (bad framing).
-    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// Text that is not UTF-8 (RFC 6455 §7.4.1: data inconsistent with its type).
-    pub const INVALID_DATA: u16 = 1007;
+    pub const INVALID_DATA: CloseCode = CloseCode(1007);
     /// Policy violation (control frame flood).
-    pub const POLICY_VIOLATION: u16 = 1008;
+    pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
     /// Message too large (or in too many fragments).
-    pub const TOO_LARGE: u16 = 1009;
+    pub const TOO_LARGE: CloseCode = CloseCode(1009);
     /// The server hit a bug handling this connection.
-    pub const INTERNAL_ERROR: u16 = 1011;
+    pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
     /// No frame from the client for 3 heartbeats.
-    pub const IDLE_TIMEOUT: u16 = 4000;
+    pub const IDLE_TIMEOUT: CloseCode = CloseCode(4000);
     /// Token expired and not refreshed.
-    pub const TOKEN_EXPIRED: u16 = 4001;
+    pub const TOKEN_EXPIRED: CloseCode = CloseCode(4001);
     /// Slow consumer.
-    pub const SLOW_CONSUMER: u16 = 4008;
+    pub const SLOW_CONSUMER: CloseCode = CloseCode(4008);
     /// Rate limited.
-    pub const RATE_LIMITED: u16 = 4029;
+    pub const RATE_LIMITED: CloseCode = CloseCode(4029);
+
+    /// `code`, if an endpoint may send it ([`is_sendable_close_code`]).
+    pub fn new(code: u16) -> Option<CloseCode> {
+        is_sendable_close_code(code).then_some(CloseCode(code))
+    }
+
+    /// The code on the wire.
+    pub fn code(self) -> u16 {
+        self.0
+    }
+
+    /// The reason [`close_frame`] sends with this code; empty for a normal
+    /// closure and for codes the server only echoes.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::GOING_AWAY => "server shutting down",
+            CloseCode::PROTOCOL_ERROR => "protocol error",
+            CloseCode::INVALID_DATA => "invalid UTF-8",
+            CloseCode::POLICY_VIOLATION => "policy violation",
+            CloseCode::TOO_LARGE => "message too large",
+            CloseCode::INTERNAL_ERROR => "internal error",
+            // PROTOCOL.md names the reason of 4000 in snake case.
+            CloseCode::IDLE_TIMEOUT => "idle_timeout",
+            CloseCode::TOKEN_EXPIRED => "token expired",
+            CloseCode::SLOW_CONSUMER => "slow consumer",
+            CloseCode::RATE_LIMITED => "rate limited",
+            _ => "",
+        }
+    }
 }
 
 fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
@@ -70,10 +105,16 @@ pub fn pong(payload: &[u8]) -> Bytes {
     encode(OpCode::Control(Control::Pong), payload)
 }
 
-/// A close frame with `code` and a short reason (truncated to fit 125 bytes).
-pub fn close_frame(code: u16, reason: &str) -> Bytes {
+/// A close frame with `code` and its default [`CloseCode::reason`].
+pub fn close_frame(code: CloseCode) -> Bytes {
+    close_frame_with_reason(code, code.reason())
+}
+
+/// A close frame with `code` and a reason of the caller's (truncated to fit
+/// 125 bytes), for when it says more than the code's default.
+pub fn close_frame_with_reason(code: CloseCode, reason: &str) -> Bytes {
     let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&code.code().to_be_bytes());
     let mut cut = reason.len().min(123);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
@@ -119,12 +160,21 @@ pub enum FrameError {
 
 impl FrameError {
     /// The close code the server sends for this error.
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            FrameError::Protocol(_) => close::PROTOCOL_ERROR,
-            FrameError::InvalidUtf8 => close::INVALID_DATA,
+            FrameError::Protocol(_) => CloseCode::PROTOCOL_ERROR,
+            FrameError::InvalidUtf8 => CloseCode::INVALID_DATA,
             // Too many fragments is a message too big to buffer, counted in frames.
-            FrameError::TooLarge(_) | FrameError::TooManyFragments(_) => close::TOO_LARGE,
+            FrameError::TooLarge(_) | FrameError::TooManyFragments(_) => CloseCode::TOO_LARGE,
+        }
+    }
+
+    /// The reason sent with [`FrameError::close_code`]: its default, except
+    /// that too many fragments is told apart from too many bytes.
+    pub fn close_reason(&self) -> &'static str {
+        match self {
+            FrameError::TooManyFragments(_) => "too many fragments",
+            _ => self.close_code().reason(),
         }
     }
 }
@@ -345,6 +395,27 @@ mod tests {
         let big = text(&[b'x'; 300]);
         assert_eq!(&big[..4], &[0x81, 126, 1, 44]);
         assert_eq!(big.len(), 304);
+    }
+
+    #[test]
+    fn close_frames_carry_the_code_and_its_reason() {
+        let f = close_frame(CloseCode::SLOW_CONSUMER);
+        assert_eq!(&f[..4], &[0x88, 15, 0x0f, 0xa8]);
+        assert_eq!(&f[4..], b"slow consumer");
+        assert_eq!(&close_frame(CloseCode::NORMAL)[..], &[0x88, 2, 0x03, 0xe8]);
+        let f = close_frame_with_reason(CloseCode::TOO_LARGE, &"é".repeat(100));
+        assert_eq!(
+            (f[1], f.len()),
+            (124, 126),
+            "cut to whole characters within 125 bytes"
+        );
+        assert_eq!(CloseCode::new(4321).map(CloseCode::code), Some(4321));
+        assert_eq!(CloseCode::new(1005), None);
+        let e = FrameError::TooManyFragments(3);
+        assert_eq!(
+            (e.close_code(), e.close_reason()),
+            (CloseCode::TOO_LARGE, "too many fragments")
+        );
     }
 
     #[test]

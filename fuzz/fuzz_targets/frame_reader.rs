@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use quotecast::config::ServerConfig;
-use quotecast::frame::{close, is_sendable_close_code, FrameError, FrameReader, Incoming};
+use quotecast::frame::{is_sendable_close_code, CloseCode, FrameError, FrameReader, Incoming};
 
 /// Everything read from `chunks`, up to and including the first error.
 fn read_all<'a>(
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => {
                 assert!(matches!(
                     e.close_code(),
-                    close::PROTOCOL_ERROR | close::INVALID_DATA | close::TOO_LARGE
+                    CloseCode::PROTOCOL_ERROR | CloseCode::INVALID_DATA | CloseCode::TOO_LARGE
                 ));
                 if let FrameError::TooLarge(n) = e {
                     assert_eq!(*n, max);

@@ -9,7 +9,7 @@
 
 use super::latest::{LatestTable, Subscriptions};
 use super::wheel::{ConnKey, FlushWheel};
-use crate::frame::{self, close};
+use crate::frame::{self, CloseCode};
 use crate::protocol;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -44,7 +44,7 @@ pub struct Outbox {
     lagging: bool,
     pending_oldest_ts_us: u64,
     waker: Option<Waker>,
-    close: Option<(u16, &'static str)>,
+    close: Option<(CloseCode, &'static str)>,
     close_sent: bool,
     reader_done: bool,
     write_buf: Vec<u8>,
@@ -110,7 +110,7 @@ impl Outbox {
         self.control_bytes += frame.len();
         self.control.push(frame);
         if self.control_bytes > MAX_PENDING_CONTROL {
-            self.request_close(close::SLOW_CONSUMER, "slow consumer");
+            self.request_close(CloseCode::SLOW_CONSUMER);
         }
     }
 
@@ -140,12 +140,18 @@ impl Outbox {
         if self.reliable_bytes > limit {
             self.reliable.clear();
             self.reliable_bytes = 0;
-            self.request_close(close::SLOW_CONSUMER, "reliable backlog over limit");
+            self.request_close_with_reason(CloseCode::SLOW_CONSUMER, "reliable backlog over limit");
         }
     }
 
-    /// Starts closing with `code`; the first close requested wins.
-    pub fn request_close(&mut self, code: u16, reason: &'static str) {
+    /// Starts closing with `code` and its default reason; the first close
+    /// requested wins.
+    pub fn request_close(&mut self, code: CloseCode) {
+        self.request_close_with_reason(code, code.reason());
+    }
+
+    /// Starts closing with `code` and `reason`; the first close requested wins.
+    pub fn request_close_with_reason(&mut self, code: CloseCode, reason: &'static str) {
         if self.close.is_none() {
             self.close = Some((code, reason));
         }
@@ -235,7 +241,7 @@ impl Outbox {
     /// The client's side ended: close (if nothing else did) and wake the writer.
     pub fn reader_finished(&mut self) {
         self.reader_done = true;
-        self.request_close(close::NORMAL, "");
+        self.request_close(CloseCode::NORMAL);
         self.wake();
     }
 
@@ -275,7 +281,7 @@ impl Outbox {
         let mut closing = false;
         if let Some((code, reason)) = self.close {
             if !self.close_sent {
-                buf.extend_from_slice(&frame::close_frame(code, reason));
+                buf.extend_from_slice(&frame::close_frame_with_reason(code, reason));
                 self.close_sent = true;
             }
             closing = true;
@@ -327,8 +333,8 @@ impl Outbox {
         if self.close_sent {
             return None;
         }
-        self.request_close(close::SLOW_CONSUMER, "slow consumer");
+        self.request_close(CloseCode::SLOW_CONSUMER);
         self.close_sent = true;
-        Some(frame::close_frame(close::SLOW_CONSUMER, "slow consumer"))
+        Some(frame::close_frame(CloseCode::SLOW_CONSUMER))
     }
 }

@@ -3,6 +3,7 @@
 //! [`Catalogue`] before anything is published.
 
 use crate::model::channel::{Catalogue, ChannelId, ChannelKind, ALERTS, SESSIONS};
+use crate::model::error::ErrorCode;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -69,19 +70,19 @@ pub enum Event {
     Reliable(ReliableEvent),
 }
 
-/// Why an event was refused; `code` is a protocol error code.
+/// Why an event was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {reason}")]
 pub struct EventError {
     /// `bad_request`, `unknown_channel` or `unknown_metric`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What is wrong, for a person.
     pub reason: String,
 }
 
 fn bad(reason: impl Into<String>) -> EventError {
     EventError {
-        code: "bad_request",
+        code: ErrorCode::BadRequest,
         reason: reason.into(),
     }
 }
@@ -102,7 +103,7 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
         .ok_or_else(|| bad("an event must be a JSON object"))?;
     let name = str_field(obj, "channel")?.ok_or_else(|| bad("missing field channel"))?;
     let (channel, def) = cat.find(name).ok_or_else(|| EventError {
-        code: "unknown_channel",
+        code: ErrorCode::UnknownChannel,
         reason: format!("unknown channel {name:?}"),
     })?;
     let tenant = name_field(obj, "tenant")?.ok_or_else(|| bad("missing field tenant"))?;
@@ -133,7 +134,7 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
                 .iter()
                 .map(|(metric, value)| {
                     let index = def.metric_index(metric).ok_or_else(|| EventError {
-                        code: "unknown_metric",
+                        code: ErrorCode::UnknownMetric,
                         reason: format!("{name} has no metric {metric:?}"),
                     })?;
                     match value.as_f64() {
@@ -297,7 +298,7 @@ mod tests {
         let unknown = json!({"channel":"metrics.trading","tenant":"t1","values":{"var":1}});
         assert_eq!(
             parse_event(&unknown, &cat, RULES).unwrap_err().code,
-            "unknown_metric"
+            ErrorCode::UnknownMetric
         );
         let future = json!({"channel":"metrics.risk","tenant":"t1","ts":RULES.now_us + 61_000_000,
             "values":{"var":1}});
@@ -344,7 +345,7 @@ mod tests {
         let body = br#"[{"channel":"metrics.pnl","tenant":"t","values":{"total_pnl":1}},
             {"channel":"metrics.pnl","tenant":"t","values":{"bogus":1}}]"#;
         let (index, err) = parse_batch(body, &cat, RULES).unwrap_err();
-        assert_eq!((index, err.code), (1, "unknown_metric"));
+        assert_eq!((index, err.code), (1, ErrorCode::UnknownMetric));
         assert_eq!(parse_batch(b"{}", &cat, RULES).unwrap_err().0, 0);
         assert_eq!(parse_batch(b"[", &cat, RULES).unwrap_err().0, 0);
     }

@@ -3,6 +3,7 @@
 //! events.
 
 pub mod channel;
+pub mod error;
 pub mod event;
 pub mod quote;
 pub mod symbol;

@@ -5,7 +5,7 @@
 use super::socket;
 use crate::auth::Claims;
 use crate::fanout::wheel::ConnKey;
-use crate::frame::{self, close, FrameReader};
+use crate::frame::{self, CloseCode, FrameReader};
 use crate::shard::ShardHandle;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -38,10 +38,7 @@ pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover
     if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
         let msg = panic_message(payload.as_ref());
         tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
-        socket::send_now(
-            fd,
-            &frame::close_frame(close::INTERNAL_ERROR, "internal error"),
-        );
+        socket::send_now(fd, &frame::close_frame(CloseCode::INTERNAL_ERROR));
     }
     shard.remove(key);
 }

@@ -5,7 +5,7 @@ use super::subscribe::{subscribe, unsubscribe};
 use super::{Rules, Streams};
 use crate::auth::AuthError;
 use crate::clock;
-use crate::frame::close;
+use crate::frame::CloseCode;
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
 use std::time::Instant;
 
@@ -26,9 +26,7 @@ pub fn handle_op(
         let outbox = session.outbox_mut();
         outbox.push_json(&OpError::new(id, ErrorCode::RateLimited, "too many ops").to_json());
         if session.refused_in_row >= cfg.rate_limit_close_after {
-            session
-                .outbox_mut()
-                .request_close(close::RATE_LIMITED, "rate limited");
+            session.outbox_mut().request_close(CloseCode::RATE_LIMITED);
         }
         return;
     }

@@ -8,7 +8,7 @@ use crate::config::ServerConfig;
 use crate::fanout::latest::StreamKind;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
-use crate::frame::{self, close};
+use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::symbol::SymbolId;
 use crate::protocol;
@@ -101,7 +101,7 @@ impl Session {
     pub fn on_control_frame(&mut self, ping: Option<&[u8]>, now: Instant) {
         if !self.control.try_take(now) {
             self.outbox
-                .request_close(close::POLICY_VIOLATION, "control frame flood");
+                .request_close_with_reason(CloseCode::POLICY_VIOLATION, "control frame flood");
         } else if let Some(payload) = ping {
             self.outbox.push_control(frame::pong(payload));
         }
@@ -114,12 +114,12 @@ impl Session {
             return;
         }
         if draining {
-            outbox.request_close(close::GOING_AWAY, "server shutting down");
+            outbox.request_close(CloseCode::GOING_AWAY);
         } else if self.claims.exp <= now_s {
             outbox.push_json(&protocol::token_expired());
-            outbox.request_close(close::TOKEN_EXPIRED, "token expired");
+            outbox.request_close(CloseCode::TOKEN_EXPIRED);
         } else if now.saturating_duration_since(self.last_rx) > heartbeat * 3 {
-            outbox.request_close(close::IDLE_TIMEOUT, "idle_timeout");
+            outbox.request_close(CloseCode::IDLE_TIMEOUT);
         } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
             self.last_ping = now;
             outbox.push_control(frame::ping(b""));

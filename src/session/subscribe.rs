@@ -112,7 +112,7 @@ fn subscribe_prices(
     for name in symbols {
         let refuse = |code: ErrorCode| SymbolError {
             symbol: name.clone(),
-            code: code.as_str(),
+            code,
         };
         let Some(symbol) = rules.universe.symbol_id(name) else {
             errors.push(refuse(ErrorCode::UnknownSymbol));

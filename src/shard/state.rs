@@ -12,7 +12,7 @@ use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::fanout::outbox::{Flush, Outbox};
 use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
-use crate::frame::{self, close, FrameError, Incoming};
+use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
 use crate::protocol::{self, ErrorCode, OpError};
 use crate::session::{self, Session, Streams};
@@ -291,12 +291,10 @@ impl Shard {
         };
         let closing = session.outbox().is_closing();
         let keep_reading = match msg {
-            Incoming::Close(code) => {
-                let echo = match code {
-                    Some(1000..=1003 | 1007..=1011 | 3000..=4999) | None => close::NORMAL,
-                    Some(_) => close::PROTOCOL_ERROR,
-                };
-                session.outbox_mut().request_close(echo, "");
+            // The reader refuses unsendable close codes with 1002, so any
+            // close that reaches here is answered with a normal one.
+            Incoming::Close(_) => {
+                session.outbox_mut().request_close(CloseCode::NORMAL);
                 false
             }
             _ if closing => true,
@@ -328,14 +326,8 @@ impl Shard {
 
     /// The client broke the WebSocket rules: close with the matching code.
     pub fn on_frame_error(&mut self, key: ConnKey, e: FrameError) {
-        let reason = match e {
-            FrameError::TooLarge(_) => "message too large",
-            FrameError::TooManyFragments(_) => "too many fragments",
-            FrameError::Protocol(_) => "protocol error",
-            FrameError::InvalidUtf8 => "invalid UTF-8",
-        };
         self.with_outbox(key, |outbox, _| {
-            outbox.request_close(e.close_code(), reason)
+            outbox.request_close_with_reason(e.close_code(), e.close_reason())
         });
         self.request_flush(key, Instant::now());
     }

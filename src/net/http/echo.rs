@@ -6,7 +6,7 @@
 
 use super::upgrade::switching_protocols;
 use crate::config::ServerConfig;
-use crate::frame::{self, close, FrameReader, Incoming};
+use crate::frame::{self, CloseCode, FrameReader, Incoming};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::net::Shutdown;
@@ -42,9 +42,10 @@ async fn run(mut stream: TcpStream, leftover: Vec<u8>, max_message: usize, max_f
             Ok(Some(Incoming::Ping(payload))) => frame::pong(&payload),
             Ok(Some(Incoming::Pong)) => continue,
             Ok(Some(Incoming::Close(code))) => {
-                break frame::close_frame(code.unwrap_or(close::NORMAL), "")
+                let code = code.and_then(CloseCode::new).unwrap_or(CloseCode::NORMAL);
+                break frame::close_frame_with_reason(code, "");
             }
-            Err(e) => break frame::close_frame(e.close_code(), &e.to_string()),
+            Err(e) => break frame::close_frame_with_reason(e.close_code(), &e.to_string()),
             Ok(None) => match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {

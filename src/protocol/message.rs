@@ -1,0 +1,201 @@
+//! Server messages other than live values: welcome, acks, pong, errors,
+//! status and snapshots, each the JSON bytes of one text frame. They go to one
+//! connection, off the fan-out path, so most are plain serde; the hot `price`
+//! message is in `price.rs`.
+
+use super::ErrorCode;
+use serde::Serialize;
+
+fn to_json<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_vec(msg).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct ErrorMsg<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    code: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// The `error` message; `id` and `message` are left out when absent.
+pub(super) fn error(id: Option<u64>, code: ErrorCode, message: Option<&str>) -> Vec<u8> {
+    to_json(&ErrorMsg {
+        kind: "error",
+        id,
+        code,
+        message,
+    })
+}
+
+/// `{"type":"error","code":"token_expired"}`, sent before close 4001.
+pub fn token_expired() -> Vec<u8> {
+    error(None, ErrorCode::TokenExpired, None)
+}
+
+/// The `welcome` message sent right after the upgrade.
+#[derive(Serialize, Debug, Clone)]
+pub struct Welcome<'a> {
+    /// Connection id, `<shard>-<n>`.
+    pub conn: &'a str,
+    /// Shard that owns the connection.
+    pub shard: usize,
+    /// Server time, milliseconds UNIX.
+    pub server_time: u64,
+    /// When the token expires, milliseconds UNIX.
+    pub session_expires: u64,
+    /// Server ping interval.
+    pub heartbeat_ms: u64,
+    /// Most flushes per second this connection receives.
+    pub max_rate_hz: u32,
+}
+
+impl Welcome<'_> {
+    /// The message bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Tagged<'a, 'b> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            #[serde(flatten)]
+            body: &'b Welcome<'a>,
+        }
+        to_json(&Tagged {
+            kind: "welcome",
+            body: self,
+        })
+    }
+}
+
+/// A per-symbol refusal inside an `ack`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct SymbolError {
+    /// The symbol as the client named it.
+    pub symbol: String,
+    /// Why it was refused.
+    pub code: ErrorCode,
+}
+
+/// The `ack` of a subscribe.
+pub fn subscribe_ack(
+    id: u64,
+    channel: &str,
+    subscribed: &[&str],
+    errors: &[SymbolError],
+) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel,
+        "subscribed": subscribed, "errors": errors,
+    }))
+}
+
+/// The `ack` of a `metrics.*` subscribe: the metrics subscribed, those
+/// refused, and the window it runs on.
+pub fn metrics_ack(
+    id: u64,
+    channel: &str,
+    subscribed: &[&str],
+    unknown: &[&str],
+    window_ms: u64,
+    agg: &str,
+) -> Vec<u8> {
+    let errors: Vec<_> = unknown
+        .iter()
+        .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric}))
+        .collect();
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": subscribed,
+        "errors": errors, "window_ms": window_ms, "agg": agg,
+    }))
+}
+
+/// The `ack` of a reliable-channel subscribe: whether the history covered
+/// `since` (`recovered`) and the stream's last `seq` when it was made.
+pub fn reliable_ack(
+    id: u64,
+    channel: &str,
+    since: Option<u64>,
+    recovered: bool,
+    last_seq: u64,
+) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": true,
+        "since": since, "recovered": recovered, "last_seq": last_seq,
+    }))
+}
+
+/// The `ack` of an unsubscribe.
+pub fn unsubscribe_ack(id: u64, channel: &str, unsubscribed: &[&str]) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "unsubscribed": unsubscribed,
+    }))
+}
+
+/// The `ack` of a successful `auth` refresh.
+pub fn auth_ack(id: u64, session_expires_ms: u64) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Ack {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: u64,
+        op: &'static str,
+        session_expires: u64,
+    }
+    to_json(&Ack {
+        kind: "ack",
+        id,
+        op: "auth",
+        session_expires: session_expires_ms,
+    })
+}
+
+/// The `pong` reply to a `ping` op.
+pub fn pong(id: u64, server_time_ms: u64) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Pong {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: u64,
+        server_time: u64,
+    }
+    to_json(&Pong {
+        kind: "pong",
+        id,
+        server_time: server_time_ms,
+    })
+}
+
+/// `status: lagging` with the number of values skipped while behind.
+pub fn status_lagging(skipped: u64) -> Vec<u8> {
+    format!(r#"{{"type":"status","state":"lagging","skipped":{skipped}}}"#).into_bytes()
+}
+
+/// `status: feed_stale`: no venue quote since `since_ms` (UNIX ms).
+pub fn status_feed_stale(since_ms: u64) -> Vec<u8> {
+    format!(r#"{{"type":"status","state":"feed_stale","since":{since_ms}}}"#).into_bytes()
+}
+
+/// `status: ok`, once a lagging connection has caught up or the feed is back.
+pub fn status_ok() -> Vec<u8> {
+    br#"{"type":"status","state":"ok"}"#.to_vec()
+}
+
+/// Writes a `snapshot` message around already-encoded price objects.
+pub fn snapshot<'a>(channel: &str, objects: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"type":"snapshot","channel":""#);
+    out.extend_from_slice(channel.as_bytes());
+    out.extend_from_slice(br#"","data":["#);
+    for (i, obj) in objects.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(obj);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
