@@ -2,7 +2,7 @@
 //! to the WebSocket upgrade, `/healthz`, `/v1/channels` or `/v1/status`.
 
 use crate::admission::Slot;
-use crate::auth::{self, AuthError, Claims};
+use crate::auth::{self, AuthError, Claims, Role};
 use crate::channel::ChannelKind;
 use crate::conn;
 use crate::shard::ShardHandle;
@@ -312,7 +312,9 @@ pub async fn serve(shard: ShardHandle, mut stream: TcpStream) {
         },
         ("GET", "/v1/status") => match authenticate(&shard, &req) {
             Err(e) => unauthorized(&e),
-            Ok(c) if !c.has_role("ADMIN") => json_error(403, "forbidden", "needs the ADMIN role"),
+            Ok(c) if !c.has_role(&Role::ADMIN) => {
+                json_error(403, "forbidden", "needs the ADMIN role")
+            }
             Ok(_) => response(200, "application/json", &shard.shared().status_json()),
         },
         (_, "/healthz" | "/v1/channels" | "/v1/status") => {

@@ -3,6 +3,7 @@
 //! validated before anything is published, and goes to the aggregator as
 //! one batch, so a request is published entirely or not at all.
 
+use crate::auth::Role;
 use crate::event::{self, EventRules};
 use crate::http::{self, Request};
 use crate::shard::ShardHandle;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Largest request body accepted.
 pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
 /// Roles that may publish.
-pub const PUBLISH_ROLES: [&str; 2] = ["ADMIN", "SERVICE"];
+pub const PUBLISH_ROLES: [Role; 2] = [Role::ADMIN, Role::SERVICE];
 
 /// Serves one publish request whose head is `req` (and whose body starts
 /// with `leftover`); returns the HTTP response.
