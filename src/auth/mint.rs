@@ -50,25 +50,30 @@ pub fn mint_hs256_at(secret: &[u8], req: &MintRequest, now_s: u64) -> String {
         .expect("HS256 signing with an HMAC key and plain claims cannot fail")
 }
 
-/// Parses a token lifetime: `90s`, `15m`, `1h`, `2d`, or plain seconds (`3600`).
+/// Parses a token lifetime: `90s`, `15m`, `1h`, `2d`, combinations such as
+/// `1h30m`, or plain seconds (`3600`); units in any case. Whole seconds, more than 0.
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (digits, unit) = match s.as_bytes().last().map(u8::to_ascii_lowercase) {
-        Some(b's') => (&s[..s.len() - 1], 1),
-        Some(b'm') => (&s[..s.len() - 1], 60),
-        Some(b'h') => (&s[..s.len() - 1], 3_600),
-        Some(b'd') => (&s[..s.len() - 1], 86_400),
-        _ => (s, 1),
-    };
     let bad = || format!("bad ttl {s:?}: expected e.g. 90s, 15m, 1h, 2d or plain seconds");
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let text = s.to_ascii_lowercase();
+    // Only the units the help names: humantime would also read `w` and `y`
+    // (and `M` as months), and fractions, which `1.5h`-style typos should not reach.
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || "smhd".contains(c))
+    {
         return Err(bad());
     }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    match n.checked_mul(unit) {
-        Some(0) => Err(format!("bad ttl {s:?}: must be more than 0")),
-        Some(secs) => Ok(Duration::from_secs(secs)),
-        None => Err(bad()),
+    let text = match text.bytes().all(|b| b.is_ascii_digit()) {
+        true => format!("{text}s"),
+        false => text,
+    };
+    match humantime::parse_duration(&text)
+        .map_err(|_| bad())?
+        .as_secs()
+    {
+        0 => Err(format!("bad ttl {s:?}: must be more than 0")),
+        secs => Ok(Duration::from_secs(secs)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `access_token` query parameter (browsers cannot set headers on a WebSocket).
 
 use super::AuthError;
+use percent_encoding::percent_decode_str;
 
 /// Takes the token from `Authorization: Bearer <jwt>` (scheme matched
 /// case-insensitively) or else from the `access_token` query parameter
@@ -19,10 +20,10 @@ pub fn token_from_request(
     let query = query.unwrap_or("");
     for pair in query.strip_prefix('?').unwrap_or(query).split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(name).as_deref() != Some("access_token") {
+        if form_decode(name).as_deref() != Some("access_token") {
             continue;
         }
-        return match percent_decode(value) {
+        return match form_decode(value) {
             None => Err(AuthError::MalformedToken),
             Some(token) if token.is_empty() => Err(AuthError::MissingToken),
             Some(token) => Ok(token),
@@ -31,33 +32,21 @@ pub fn token_from_request(
     Err(AuthError::MissingToken)
 }
 
-/// Decodes `%XX` escapes and `+`; `None` for a broken escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
+/// Decodes a form-encoded query component (`%XX` escapes, `+` as space);
+/// `None` for a broken escape or invalid UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    // percent-encoding passes a broken escape through as text; a token
+    // altered that way must be refused, not forwarded.
+    let whole = |(i, _)| {
+        s.get(i + 1..i + 3)
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if !s.match_indices('%').all(whole) {
+        return None;
     }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = hex(*bytes.get(i + 1)?)?;
-                let lo = hex(*bytes.get(i + 2)?)?;
-                out.push((hi << 4) | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    let decoded = percent_decode_str(&spaced).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 #[cfg(test)]
