@@ -38,6 +38,8 @@ pub struct Ready {
 /// once every shard accepts connections.
 pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     config.validate()?;
+    // The catalogue checks the `channels` section: before anything starts.
+    let catalogue = Arc::new(Catalogue::new(&config.channels).context("invalid configuration")?);
     raise_memlock_limit();
     let hs256 = match config.auth.allows(JwtAlg::HS256) {
         true => Some(auth::load_hs256_secret(&config.auth).context("loading the HS256 secret")?),
@@ -55,7 +57,6 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
     let agg_stats = Arc::new(AggregatorStats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let catalogue = Arc::new(Catalogue::new(&config.channels)?);
     let feed =
         feed::open(&config, universe.clone(), catalogue.clone()).context("opening the feed")?;
     let (publisher, published) = mpsc::channel();

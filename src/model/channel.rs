@@ -2,7 +2,7 @@
 //! the roles it needs and (for analytics) its metrics. Built once from
 //! configuration; read-only afterwards and shared by every shard.
 
-use crate::auth::Claims;
+use crate::auth::{Claims, Role};
 use crate::config::{ChannelsConfig, ConfigError};
 
 /// The `prices` channel name.
@@ -15,8 +15,6 @@ pub const SESSIONS: &str = "sessions";
 pub const NOTIFICATIONS: &str = "notifications";
 /// Prefix of every analytics channel.
 pub const METRICS_PREFIX: &str = "metrics.";
-/// A role entry that admits any valid token.
-pub const ANY_ROLE: &str = "*";
 
 /// Index of a channel in the [`Catalogue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,8 +52,8 @@ pub struct Channel {
     pub name: String,
     /// Delivery kind.
     pub kind: ChannelKind,
-    /// Roles that may subscribe (`"*"` = any).
-    pub roles: Vec<String>,
+    /// Roles that may subscribe ([`Role::ANY`] = any).
+    pub roles: Vec<Role>,
     /// Metric names, for analytics channels; empty otherwise.
     pub metrics: Vec<String>,
 }
@@ -63,7 +61,7 @@ pub struct Channel {
 impl Channel {
     /// Whether a token with `claims` may subscribe.
     pub fn admits(&self, claims: &Claims) -> bool {
-        self.roles.iter().any(|r| r == ANY_ROLE) || claims.has_any_role(&self.roles)
+        self.roles.contains(&Role::ANY) || claims.has_any_role(&self.roles)
     }
 
     /// Index of `metric` among this channel's metrics.
@@ -123,8 +121,8 @@ impl Catalogue {
                 let roles = cfg
                     .roles
                     .get(&name)
-                    .cloned()
                     .ok_or_else(|| bad(format!("channel {name} has no roles entry")))?;
+                let roles = roles.iter().map(|r| Role::from(r.as_str())).collect();
                 Ok(Channel {
                     name,
                     kind,

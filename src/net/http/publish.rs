@@ -6,6 +6,7 @@
 use super::request::{read_before, Request};
 use super::response::{json_error, response, unauthorized};
 use super::{authenticate, Gateway};
+use crate::auth::Role;
 use crate::clock;
 use crate::model::event::{self, EventRules};
 use glommio::net::TcpStream;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Largest request body accepted.
 pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
 /// Roles that may publish.
-pub const PUBLISH_ROLES: [&str; 2] = ["ADMIN", "SERVICE"];
+pub const PUBLISH_ROLES: [Role; 2] = [Role::ADMIN, Role::SERVICE];
 
 /// Serves one publish request whose head is `req` (and whose body starts
 /// with `leftover`); returns the HTTP response.

@@ -2,6 +2,7 @@
 
 use super::response::{json_error, response};
 use super::{authenticate, Request};
+use crate::auth::Role;
 use crate::clock;
 use crate::model::channel::ChannelKind;
 use crate::net::Gateway;
@@ -33,7 +34,7 @@ pub(super) fn channels(gateway: &Gateway, req: &Request) -> Vec<u8> {
 pub(super) fn status(gateway: &Gateway, req: &Request) -> Vec<u8> {
     match authenticate(gateway, req) {
         Err(e) => super::response::unauthorized(&e),
-        Ok(c) if !c.has_role("ADMIN") => json_error(403, "forbidden", "needs the ADMIN role"),
+        Ok(c) if !c.has_role(&Role::ADMIN) => json_error(403, "forbidden", "needs the ADMIN role"),
         Ok(_) => response(200, "application/json", &status_json(&gateway.node)),
     }
 }
