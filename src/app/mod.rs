@@ -8,6 +8,7 @@ use crate::auth::{self, MintRequest, SecretSource, Verifier};
 use crate::config::{Config, JwtAlg};
 use crate::feed;
 use crate::ingest::aggregator::{self, Aggregator};
+use crate::ingest::publish::Publisher;
 use crate::ingest::ring::{self, RingConsumer};
 use crate::ingest::stats::AggregatorStats;
 use crate::model::channel::Catalogue;
@@ -97,7 +98,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
             node.config.server.max_connections_per_tenant,
         ),
         node: node.clone(),
-        publisher,
+        publisher: Publisher::new(publisher, shards),
     });
 
     let (events_tx, events) = mpsc::channel();

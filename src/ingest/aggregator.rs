@@ -8,6 +8,7 @@
 
 use super::book::BestPriceBook;
 use super::outputs::ShardOut;
+use super::publish::Publication;
 use super::ring::{RingProducer, Update};
 use super::sequencer::Sequencer;
 use super::stats::AggregatorStats;
@@ -115,18 +116,40 @@ impl Aggregator {
     /// given), sending each to every shard; nothing is dropped.
     pub fn on_events(&mut self, events: impl IntoIterator<Item = Event>, now_us: u64) {
         for event in events {
-            let update = match event {
-                Event::Metric(m) => Update::Metric(Arc::new(m)),
-                Event::Reliable(r) => {
-                    Update::Reliable(Arc::new(self.sequencer.stamp(r, &self.catalogue, now_us)))
-                }
-            };
-            for shard in &mut self.shards {
-                shard.send_event(update.clone());
-            }
-            self.events += 1;
+            self.forward(event, now_us);
         }
         self.sync_stats();
+    }
+
+    /// Forwards a publication's events like [`Aggregator::on_events`],
+    /// records the `seq`s given in its receipt, and sends every shard the
+    /// barrier that tells the receipt when the shard has applied it all.
+    pub fn on_publication(&mut self, publication: Publication, now_us: u64) {
+        let Publication { events, receipt } = publication;
+        for event in events {
+            if let Update::Reliable(msg) = self.forward(event, now_us) {
+                receipt.record(&msg.key, msg.seq);
+            }
+        }
+        for shard in &mut self.shards {
+            shard.send_event(Update::Published(receipt.clone()));
+        }
+        self.sync_stats();
+    }
+
+    /// Sequences a reliable event, then sends the event to every shard.
+    fn forward(&mut self, event: Event, now_us: u64) -> Update {
+        let update = match event {
+            Event::Metric(m) => Update::Metric(Arc::new(m)),
+            Event::Reliable(r) => {
+                Update::Reliable(Arc::new(self.sequencer.stamp(r, &self.catalogue, now_us)))
+            }
+        };
+        for shard in &mut self.shards {
+            shard.send_event(update.clone());
+        }
+        self.events += 1;
+        update
     }
 
     /// Drops venues that aged out of the best price and publishes the result.
@@ -187,7 +210,7 @@ impl Aggregator {
     pub fn run(
         mut self,
         mut feed: Box<dyn Feed>,
-        published: Receiver<Vec<Event>>,
+        published: Receiver<Publication>,
         stop: &AtomicBool,
     ) {
         let mut buf: Vec<VenueQuote> = Vec::with_capacity(4096);
@@ -222,11 +245,11 @@ impl Aggregator {
             if feed_alive {
                 feed.poll_events(&mut events);
             }
-            while let Ok(batch) = published.try_recv() {
-                events.extend(batch);
-            }
             if !events.is_empty() {
                 self.on_events(events.drain(..), now);
+            }
+            while let Ok(publication) = published.try_recv() {
+                self.on_publication(publication, now);
             }
             if now.saturating_sub(last_sweep) >= self.sweep_us {
                 self.expire(now);
@@ -243,7 +266,7 @@ impl Aggregator {
 pub fn spawn(
     agg: Aggregator,
     feed: Box<dyn Feed>,
-    published: Receiver<Vec<Event>>,
+    published: Receiver<Publication>,
     stop: Arc<AtomicBool>,
     pin_core: Option<usize>,
 ) -> io::Result<JoinHandle<()>> {
@@ -357,7 +380,8 @@ mod tests {
         let stats = Arc::new(AggregatorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());
-        let (publisher, published) = std::sync::mpsc::channel();
+        let (tx, published) = std::sync::mpsc::channel();
+        let publisher = crate::ingest::publish::Publisher::new(tx, 1);
         let handle = spawn(agg, feed, published, stop.clone(), None).unwrap();
         let alert = serde_json::json!({"channel":"alerts","tenant":"t1",
             "data":{"level":"info","kind":"k","message":"m"}});
@@ -366,7 +390,7 @@ mod tests {
             max_future_us: 0,
         };
         let event = crate::model::event::parse_event(&alert, &catalogue, rules).unwrap();
-        publisher.send(vec![event.clone(), event]).unwrap();
+        let receipt = publisher.publish(vec![event.clone(), event]).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let (mut prices, mut alerts) = (Vec::new(), Vec::new());
         while (prices.len() < 10 || alerts.len() < 2) && std::time::Instant::now() < deadline {
@@ -374,6 +398,7 @@ mod tests {
                 match u {
                     Update::Price(bp) => prices.push(bp),
                     Update::Reliable(m) => alerts.push(m.seq),
+                    Update::Published(r) => r.shard_applied(),
                     Update::Metric(_) => {}
                 }
             }
@@ -389,5 +414,11 @@ mod tests {
             "published events arrive sequenced, in order"
         );
         assert!(stats.snapshot().quotes > 0);
+        let ranges: Vec<_> = receipt
+            .sequenced()
+            .iter()
+            .map(|s| (s.first, s.last))
+            .collect();
+        assert_eq!(ranges, [(1, 2)], "the receipt says which seqs were given");
     }
 }

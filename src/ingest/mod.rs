@@ -5,6 +5,7 @@
 pub mod aggregator;
 pub mod book;
 mod outputs;
+pub mod publish;
 pub mod ring;
 pub mod sequencer;
 pub mod stats;

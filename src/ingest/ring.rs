@@ -1,7 +1,8 @@
 //! One lock-free SPSC ring per shard carrying fixed-size [`Update`] records
 //! from the aggregator thread to the shard that owns the subscribers.
 
-use crate::ingest::sequencer::ReliableMsg;
+use super::publish::Receipt;
+use super::sequencer::ReliableMsg;
 use crate::model::event::MetricEvent;
 use crate::model::quote::BestPrice;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub enum Update {
     Metric(Arc<MetricEvent>),
     /// A sequenced, encoded reliable message.
     Reliable(Arc<ReliableMsg>),
+    /// The end of a `POST /v1/publish` batch: the shard has applied all of it.
+    Published(Arc<Receipt>),
 }
 
 /// Producer end of a shard ring, owned by the aggregator thread.

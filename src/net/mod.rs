@@ -7,10 +7,9 @@ pub mod http;
 pub mod listener;
 mod socket;
 
-use crate::model::event::Event;
+use crate::ingest::publish::Publisher;
 use crate::shard::Node;
 use admission::Admission;
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 /// What the network edge needs beyond the shard: the node context, the
@@ -20,7 +19,7 @@ pub struct Gateway {
     pub node: Arc<Node>,
     /// Open connections per IP and per tenant, across shards.
     pub admission: Arc<Admission>,
-    /// Events accepted by `POST /v1/publish`, on their way to the aggregator
-    /// (one batch per request, so a request is published whole or not at all).
-    pub publisher: Sender<Vec<Event>>,
+    /// The way to the aggregator for `POST /v1/publish` (one batch per
+    /// request, so a request is published whole or not at all).
+    pub publisher: Publisher,
 }

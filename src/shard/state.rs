@@ -114,6 +114,7 @@ impl Shard {
                 }
             }
             Update::Metric(event) => self.streams.metrics.on_event(event, clock::now_us()),
+            Update::Published(receipt) => receipt.shard_applied(),
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
                 let frame = msg.frame.clone();

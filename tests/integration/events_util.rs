@@ -27,8 +27,9 @@ pub fn service() -> String {
     token(&["SERVICE"])
 }
 
-/// Publishes `events` (an object or an array) and checks the `202`.
-pub fn publish(server: &Server, events: &Value) {
+/// Publishes `events` (an object or an array), checks the `202` and
+/// returns its body.
+pub fn publish(server: &Server, events: &Value) -> Value {
     let resp = http_post(
         server.addr,
         "/v1/publish",
@@ -37,7 +38,9 @@ pub fn publish(server: &Server, events: &Value) {
     );
     assert_eq!(resp.status, 202, "publish refused: {}", resp.body);
     let want = events.as_array().map_or(1, Vec::len);
-    assert_eq!(resp.json()["accepted"], want, "{}", resp.body);
+    let body = resp.json();
+    assert_eq!(body["accepted"], want, "{}", resp.body);
+    body
 }
 
 /// An alert for `tenant` whose message is `message`.

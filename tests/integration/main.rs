@@ -22,6 +22,7 @@ mod limits;
 mod metrics_windows;
 mod never_reader;
 mod publish_http;
+mod publish_visible;
 mod rate_cap;
 mod seq_and_prices;
 mod shutdown;

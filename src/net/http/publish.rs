@@ -8,12 +8,14 @@ use super::response::{json_error, response, unauthorized};
 use super::{authenticate, Gateway};
 use crate::auth::Role;
 use crate::clock;
-use crate::model::event::{self, EventRules};
+use crate::model::event::{self, Event, EventRules};
 use glommio::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Largest request body accepted.
 pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
+/// How long a publish waits for every shard to have the batch in its history.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
 /// Roles that may publish.
 pub const PUBLISH_ROLES: [Role; 2] = [Role::ADMIN, Role::SERVICE];
 
@@ -57,18 +59,54 @@ pub(super) async fn serve(
             });
             response(400, "application/json", &body.to_string())
         }
-        Ok(events) => {
-            let accepted = events.len();
-            match gateway.publisher.send(events) {
-                Ok(()) => response(
-                    202,
-                    "application/json",
-                    &serde_json::json!({ "accepted": accepted }).to_string(),
-                ),
-                Err(_) => json_error(503, "unavailable", "the aggregator has stopped"),
-            }
-        }
+        Ok(events) => publish(gateway, events).await,
     }
+}
+
+/// Publishes a validated batch and answers once every shard has it in its
+/// history: `202` with the `seq`s given, `503` when the aggregator has
+/// stopped, `504` when the shards did not confirm in time (the batch is
+/// sequenced and will be delivered; retrying would publish it twice).
+async fn publish(gateway: &Gateway, events: Vec<Event>) -> Vec<u8> {
+    let accepted = events.len();
+    let receipt = match gateway.publisher.publish(events) {
+        Ok(receipt) => receipt,
+        Err(stopped) => return json_error(503, "unavailable", &stopped.to_string()),
+    };
+    let visible = glommio::timer::timeout(VISIBLE_WITHIN, async {
+        receipt.visible().await;
+        Ok(())
+    });
+    if visible.await.is_err() {
+        let body = serde_json::json!({
+            "error": "timeout", "accepted": accepted,
+            "reason": "accepted but not yet in every shard's history; retrying would publish it twice",
+        });
+        return response(504, "application/json", &body.to_string());
+    }
+    // Every shard applied the barrier the aggregator sent after recording
+    // the last seq, so the ranges are complete.
+    let streams: Vec<_> = receipt
+        .sequenced()
+        .iter()
+        .map(|s| {
+            let mut stream = serde_json::json!({
+                "channel": gateway.node.catalogue.get(s.key.channel).name,
+                "tenant": &*s.key.tenant,
+                "seq": [s.first, s.last],
+            });
+            if let Some(sub) = &s.key.sub {
+                stream["sub"] = (**sub).into();
+            }
+            stream
+        })
+        .collect();
+    let mut body = serde_json::json!({ "accepted": accepted });
+    if let [only] = streams.as_slice() {
+        body["seq"] = only["seq"].clone();
+    }
+    body["streams"] = streams.into();
+    response(202, "application/json", &body.to_string())
 }
 
 /// Reads `length` body bytes within `timeout`; `None` on timeout or disconnect.

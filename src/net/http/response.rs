@@ -19,6 +19,7 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Error",
     };
     let extra = if status == 426 {
