@@ -24,6 +24,13 @@ pub struct ChannelsConfig {
     pub max_pending_reliable: usize,
 }
 
+impl ChannelsConfig {
+    /// How far in the future a metric event's `ts` may be: the largest window.
+    pub fn max_event_future_us(&self) -> u64 {
+        self.windows_ms.iter().max().copied().unwrap_or(0) * 1_000
+    }
+}
+
 impl Default for ChannelsConfig {
     fn default() -> Self {
         let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();

@@ -69,23 +69,11 @@ pub fn open(
             })?;
             let events = replay::EventInput {
                 catalogue,
-                max_future_us: largest_window_us(config),
+                max_future_us: config.channels.max_event_future_us(),
             };
             Ok(Box::new(replay::Replay::open(source, universe, events)?))
         }
     }
-}
-
-/// How far in the future a metric event's `ts` may be: the largest window.
-pub fn largest_window_us(config: &Config) -> u64 {
-    config
-        .channels
-        .windows_ms
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or(0)
-        * 1_000
 }
 
 #[cfg(test)]

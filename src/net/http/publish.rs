@@ -50,7 +50,7 @@ pub(super) async fn serve(
     let node = &gateway.node;
     let rules = EventRules {
         now_us: clock::now_us(),
-        max_future_us: crate::feed::largest_window_us(&node.config),
+        max_future_us: node.config.channels.max_event_future_us(),
     };
     match event::parse_batch(&body, &node.catalogue, rules) {
         Err((index, e)) => {
