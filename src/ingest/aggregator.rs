@@ -285,20 +285,8 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::book::tests::quote;
     use crate::ingest::ring::{shard_rings, RingConsumer};
-    use crate::model::symbol::{SymbolId, VenueId};
-
-    fn quote(s: u32, v: u16, bid: f64, bid_size: f64, ask: f64, ask_size: f64) -> VenueQuote {
-        VenueQuote {
-            symbol: SymbolId(s),
-            venue: VenueId(v),
-            bid,
-            bid_size,
-            ask,
-            ask_size,
-            ts_us: 0,
-        }
-    }
 
     fn drain(rx: &mut RingConsumer) -> Vec<BestPrice> {
         std::iter::from_fn(|| rx.pop().ok())

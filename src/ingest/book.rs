@@ -175,12 +175,20 @@ fn is_sane(q: &VenueQuote) -> bool {
         && size_ok(q.ask_size)
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const AGE: Duration = Duration::from_millis(100);
 
-    fn quote(s: u32, v: u16, bid: f64, bid_size: f64, ask: f64, ask_size: f64) -> VenueQuote {
+    /// A quote of symbol `s` by venue `v`.
+    pub(crate) fn quote(
+        s: u32,
+        v: u16,
+        bid: f64,
+        bid_size: f64,
+        ask: f64,
+        ask_size: f64,
+    ) -> VenueQuote {
         VenueQuote {
             symbol: SymbolId(s),
             venue: VenueId(v),
