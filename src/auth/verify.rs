@@ -10,7 +10,6 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a token was refused. [`AuthError::reason`] is the PROTOCOL.md wire string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -161,11 +160,9 @@ impl Verifier {
     }
 }
 
-/// Seconds since the UNIX epoch by the system clock (0 before it).
+/// Seconds since the UNIX epoch by the server's one clock.
 pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::now_us() / 1_000_000
 }
 
 #[cfg(test)]

@@ -61,7 +61,10 @@ async fn run(mut stream: TcpStream, leftover: Vec<u8>, max_message: usize, max_f
     if stream.write_all(&close_frame).await.is_ok() {
         // Half-close, then let the client read our close and hang up first.
         let _ = stream.shutdown(Shutdown::Write).await;
-        let drain = async { while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {} };
-        futures_lite::future::or(drain, glommio::timer::sleep(CLOSE_GRACE)).await;
+        let drain = async {
+            while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+            Ok(())
+        };
+        let _ = glommio::timer::timeout(CLOSE_GRACE, drain).await;
     }
 }
