@@ -625,6 +625,7 @@ mod tests {
 
     #[test]
     fn windows_close_with_every_aggregation_and_delta() {
+        // Long: one scenario over two windows; each check needs the state before it.
         let (mut m, ch, mut table) = setup();
         let base = 1_000_000 * 1_000_000; // a window boundary, µs
         let aggs = [

@@ -676,6 +676,7 @@ mod tests {
 
     #[test]
     fn alerts_and_sessions_are_well_formed() {
+        // Long: one pass over a long run checks each message, then the tallies.
         let cat = catalogue();
         let mut kinds = BTreeMap::<(String, String), usize>::new();
         let mut statuses = BTreeMap::<String, usize>::new();
