@@ -251,30 +251,7 @@ impl FrameReader {
                 Ok(None) => return Ok(None),
                 Err(_) => return Err(FrameError::Protocol("bad frame header")),
             };
-            let Some(mask) = header.mask else {
-                return Err(FrameError::Protocol("client frames must be masked"));
-            };
-            if header.rsv1 || header.rsv2 || header.rsv3 {
-                return Err(FrameError::Protocol("reserved bits set"));
-            }
-            match header.opcode {
-                OpCode::Control(_) if !header.is_final || len > 125 => {
-                    return Err(FrameError::Protocol("bad control frame"));
-                }
-                OpCode::Control(_) => {}
-                OpCode::Data(Data::Text | Data::Binary) if self.fragments.is_some() => {
-                    return Err(FrameError::Protocol("new message inside a fragmented one"));
-                }
-                OpCode::Data(Data::Reserved(_)) => {
-                    return Err(FrameError::Protocol("reserved opcode"));
-                }
-                OpCode::Data(_) => {
-                    let buffered = self.fragments.as_ref().map_or(0, |f| f.body.len()) as u64;
-                    if len.saturating_add(buffered) > self.max_message as u64 {
-                        return Err(FrameError::TooLarge(self.max_message));
-                    }
-                }
-            }
+            let mask = self.check_header(&header, len)?;
             // Both bounded above: a control frame by 125, a data frame by `max_message`.
             let len = len as usize;
             let head = cursor.position() as usize;
@@ -287,14 +264,7 @@ impl FrameReader {
             let payload: &[u8] = payload;
             self.start = from + len;
             let mut message = match header.opcode {
-                OpCode::Control(ctl) => {
-                    return match ctl {
-                        Control::Ping => Ok(Some(Incoming::Ping(payload.to_vec()))),
-                        Control::Pong => Ok(Some(Incoming::Pong)),
-                        Control::Close => Ok(Some(Incoming::Close(close_code(payload)?))),
-                        Control::Reserved(_) => Err(FrameError::Protocol("reserved opcode")),
-                    };
-                }
+                OpCode::Control(ctl) => return control(ctl, payload).map(Some),
                 OpCode::Data(Data::Continue) => {
                     let Some(mut m) = self.fragments.take() else {
                         return Err(FrameError::Protocol("continuation without a message"));
@@ -326,6 +296,47 @@ impl FrameReader {
                 Incoming::Binary(message.body)
             }));
         }
+    }
+
+    /// Judges a frame by its header alone, before its payload arrives:
+    /// RFC 6455's rules for client frames and the message size limit.
+    /// Returns the frame's mask.
+    fn check_header(&self, header: &FrameHeader, len: u64) -> Result<[u8; 4], FrameError> {
+        let Some(mask) = header.mask else {
+            return Err(FrameError::Protocol("client frames must be masked"));
+        };
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Err(FrameError::Protocol("reserved bits set"));
+        }
+        match header.opcode {
+            OpCode::Control(_) if !header.is_final || len > 125 => {
+                return Err(FrameError::Protocol("bad control frame"));
+            }
+            OpCode::Control(_) => {}
+            OpCode::Data(Data::Text | Data::Binary) if self.fragments.is_some() => {
+                return Err(FrameError::Protocol("new message inside a fragmented one"));
+            }
+            OpCode::Data(Data::Reserved(_)) => {
+                return Err(FrameError::Protocol("reserved opcode"));
+            }
+            OpCode::Data(_) => {
+                let buffered = self.fragments.as_ref().map_or(0, |f| f.body.len()) as u64;
+                if len.saturating_add(buffered) > self.max_message as u64 {
+                    return Err(FrameError::TooLarge(self.max_message));
+                }
+            }
+        }
+        Ok(mask)
+    }
+}
+
+/// The control frame `ctl` with its (unmasked) `payload`.
+fn control(ctl: Control, payload: &[u8]) -> Result<Incoming, FrameError> {
+    match ctl {
+        Control::Ping => Ok(Incoming::Ping(payload.to_vec())),
+        Control::Pong => Ok(Incoming::Pong),
+        Control::Close => Ok(Incoming::Close(close_code(payload)?)),
+        Control::Reserved(_) => Err(FrameError::Protocol("reserved opcode")),
     }
 }
 

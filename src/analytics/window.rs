@@ -15,7 +15,7 @@
 
 use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::frame;
-use crate::model::channel::{Catalogue, ChannelId};
+use crate::model::channel::{Catalogue, Channel, ChannelId};
 use crate::model::event::MetricEvent;
 use crate::protocol;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -189,6 +189,26 @@ impl SpecState {
         }
     }
 
+    /// A new computation of `spec` with its windows rebuilt from the
+    /// `recent` events, so that its first values are of whole windows.
+    fn rebuilt(
+        spec: &WindowSpec,
+        metrics: usize,
+        now_us: u64,
+        recent: &VecDeque<Arc<MetricEvent>>,
+    ) -> Self {
+        let mut state = SpecState::new(spec.clone(), metrics, now_us);
+        for ev in recent
+            .iter()
+            .filter(|e| e.tenant == spec.tenant && e.channel == spec.channel)
+            .filter(|e| e.matches(&spec.filter))
+        {
+            state.fold(ev, metrics);
+        }
+        state.close_due(now_us, metrics, |_, _, _| {});
+        state
+    }
+
     /// Folds in an event; false when its window has already closed (late).
     fn fold(&mut self, ev: &MetricEvent, metrics: usize) -> bool {
         let index = ev.ts_us / self.window_us;
@@ -250,16 +270,65 @@ impl SpecState {
                     publish(
                         out,
                         latest,
-                        self.closed
-                            .iter()
-                            .rev()
-                            .nth(1)
-                            .and_then(|p| p.value(out.agg, out.metric)),
+                        previous_value(&self.closed, out.agg, out.metric),
                     );
                 }
             }
         }
     }
+
+    /// One more subscriber to the `agg` of `metric`, when an output already
+    /// computes it; returns its stream.
+    fn add_ref(&mut self, agg: Agg, metric: u16) -> Option<StreamId> {
+        let out = self
+            .outputs
+            .iter_mut()
+            .find(|o| o.agg == agg && o.metric == metric)?;
+        out.refs += 1;
+        Some(out.stream)
+    }
+
+    /// A new output of the `agg` of `metric` on `stream`, with one
+    /// subscriber; returns its value in the latest closed window, encoded,
+    /// if it has one.
+    fn add_output(
+        &mut self,
+        agg: Agg,
+        metric: u16,
+        stream: StreamId,
+        channel: &Channel,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Latest> {
+        let mut out = Output {
+            agg,
+            metric,
+            stream,
+            refs: 1,
+            last_sent: None,
+        };
+        let mut first = None;
+        if let Some(latest) = self.closed.back() {
+            let previous = previous_value(&self.closed, agg, metric);
+            out.last_sent = latest.value(agg, metric);
+            if out.last_sent.is_some() {
+                first = Some(encode(
+                    scratch,
+                    channel,
+                    &out,
+                    latest,
+                    previous,
+                    self.window_us,
+                ));
+            }
+        }
+        self.outputs.push(out);
+        first
+    }
+}
+
+/// The value of `agg` of `metric` in the window before the latest closed one.
+fn previous_value(closed: &VecDeque<Closed>, agg: Agg, metric: u16) -> Option<f64> {
+    closed.iter().rev().nth(1)?.value(agg, metric)
 }
 
 /// Index of the first window not yet complete at `now_us` (windows before it
@@ -383,61 +452,25 @@ impl MetricStreams {
         let at = match states.iter().position(|s| s.spec == *spec) {
             Some(i) => i,
             None => {
-                let mut state = SpecState::new(spec.clone(), n, now_us);
-                for ev in self
-                    .recent
-                    .iter()
-                    .filter(|e| e.tenant == spec.tenant && e.channel == spec.channel)
-                    .filter(|e| e.matches(&spec.filter))
-                {
-                    state.fold(ev, n);
-                }
-                state.close_due(now_us, n, |_, _, _| {});
-                states.push(state);
+                states.push(SpecState::rebuilt(spec, n, now_us, &self.recent));
                 states.len() - 1
             }
         };
         let state = &mut states[at];
         let mut streams = Vec::with_capacity(metrics.len());
         for &metric in metrics {
-            if let Some(out) = state
-                .outputs
-                .iter_mut()
-                .find(|o| o.agg == agg && o.metric == metric)
-            {
-                out.refs += 1;
-                streams.push(out.stream);
-                continue;
-            }
-            let mut out = Output {
-                agg,
-                metric,
-                stream: self.ids.take(),
-                refs: 1,
-                last_sent: None,
-            };
-            if let Some(latest) = state.closed.back() {
-                let previous = state
-                    .closed
-                    .iter()
-                    .rev()
-                    .nth(1)
-                    .and_then(|p| p.value(agg, metric));
-                out.last_sent = latest.value(agg, metric);
-                if out.last_sent.is_some() {
-                    let frame = encode(
-                        &mut self.scratch,
-                        channel,
-                        &out,
-                        latest,
-                        previous,
-                        state.window_us,
-                    );
-                    table.publish(out.stream, frame);
+            let stream = match state.add_ref(agg, metric) {
+                Some(stream) => stream,
+                None => {
+                    let stream = self.ids.take();
+                    let first = state.add_output(agg, metric, stream, channel, &mut self.scratch);
+                    if let Some(latest) = first {
+                        table.publish(stream, latest);
+                    }
+                    stream
                 }
-            }
-            streams.push(out.stream);
-            state.outputs.push(out);
+            };
+            streams.push(stream);
         }
         streams
     }
@@ -498,7 +531,7 @@ impl MetricStreams {
 /// previous window) is left out when the previous window had no value.
 fn encode(
     scratch: &mut Vec<u8>,
-    channel: &crate::model::channel::Channel,
+    channel: &Channel,
     out: &Output,
     closed: &Closed,
     previous: Option<f64>,
@@ -592,6 +625,7 @@ mod tests {
 
     #[test]
     fn windows_close_with_every_aggregation_and_delta() {
+        // Long: one scenario over two windows; each check needs the state before it.
         let (mut m, ch, mut table) = setup();
         let base = 1_000_000 * 1_000_000; // a window boundary, µs
         let aggs = [

@@ -5,11 +5,11 @@
 mod supervisor;
 
 use crate::auth::{self, MintRequest, SecretSource, Verifier};
-use crate::config::{Config, JwtAlg};
+use crate::config::{AuthConfig, Config, JwtAlg};
 use crate::feed;
 use crate::ingest::aggregator::{self, Aggregator};
-use crate::ingest::publish::Publisher;
-use crate::ingest::ring::{self, RingConsumer};
+use crate::ingest::publish::{Publication, Publisher};
+use crate::ingest::ring::{self, RingConsumer, RingProducer};
 use crate::ingest::stats::AggregatorStats;
 use crate::model::channel::Catalogue;
 use crate::model::symbol::Universe;
@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 use supervisor::{ExitGuard, ShardEvent};
 
@@ -42,12 +43,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     // The catalogue checks the `channels` section: before anything starts.
     let catalogue = Arc::new(Catalogue::new(&config.channels).context("invalid configuration")?);
     raise_memlock_limit();
-    let hs256 = match config.auth.allows(JwtAlg::HS256) {
-        true => Some(auth::load_hs256_secret(&config.auth).context("loading the HS256 secret")?),
-        false => None,
-    };
-    let secret = hs256.as_ref().map(|(secret, _)| secret.as_slice());
-    let verifier = Verifier::from_config(&config.auth, secret).context("loading the token keys")?;
+    let (hs256, verifier) = load_keys(&config.auth)?;
     let universe = Arc::new(feed::universe(&config.feed));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let shards = match config.server.shards {
@@ -58,32 +54,17 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
     let agg_stats = Arc::new(AggregatorStats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let feed =
-        feed::open(&config, universe.clone(), catalogue.clone()).context("opening the feed")?;
-    let (publisher, published) = mpsc::channel();
-    let agg = Aggregator::new(
+    let (publisher, aggregator) = start_ingest(
+        &config,
         &universe,
-        &config.feed,
-        catalogue.clone(),
+        &catalogue,
         producers,
         agg_stats.clone(),
-    );
-    let aggregator = aggregator::spawn(agg, feed, published, stop.clone(), None)
-        .context("starting the aggregator thread")?;
+        stop.clone(),
+    )?;
 
     let listen = config.server.listen;
-    let local_token = secret.map(|secret| {
-        auth::mint_hs256(
-            secret,
-            &MintRequest {
-                sub: "local".into(),
-                tenant: "local".into(),
-                roles: vec!["TRADER".into(), "ADMIN".into()],
-                ttl: Duration::from_secs(12 * 3600),
-                symbols: None,
-            },
-        )
-    });
+    let local_token = hs256.as_ref().map(|(secret, _)| mint_local_token(secret));
     let node = Arc::new(Node::new(
         config,
         universe.clone(),
@@ -92,29 +73,10 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         shards,
         agg_stats,
     ));
-    let gateway = Arc::new(Gateway {
-        admission: Admission::new(
-            node.config.server.max_connections_per_ip,
-            node.config.server.max_connections_per_tenant,
-        ),
-        node: node.clone(),
-        publisher: Publisher::new(publisher, shards),
-    });
+    let gateway = new_gateway(&node, Publisher::new(publisher, shards));
 
     let (events_tx, events) = mpsc::channel();
-    let mut bound = listen;
-    for (id, ring) in consumers.into_iter().enumerate() {
-        // Shard i runs on core i. On a tuned box the first cores are kept for
-        // IRQs and the aggregator; see tuning/README.md for isolating them.
-        let core = cores.get(id % cores.len().max(1)).copied();
-        spawn_shard(id, core, bound, gateway.clone(), ring, events_tx.clone())?;
-        match events.recv_timeout(Duration::from_secs(30)) {
-            Ok(ShardEvent::Bound(Ok(addr))) => bound = addr,
-            Ok(ShardEvent::Bound(Err(e))) => bail!("shard-{id} could not listen on {bound}: {e}"),
-            Ok(ShardEvent::Exited(_, exit)) => bail!("shard-{id} {exit} while starting"),
-            Err(_) => bail!("shard-{id} did not start within 30 s"),
-        }
-    }
+    let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;
     tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
     if let (Some((_, SecretSource::Dev)), Some(token)) = (&hs256, &local_token) {
         print_dev_banner(bound, token, &universe);
@@ -128,6 +90,102 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = aggregator.join();
     outcome
+}
+
+/// The HS256 secret and where it came from.
+type Hs256Secret = (Vec<u8>, SecretSource);
+
+/// The HS256 secret (`None` when `auth.algorithms` does not list HS256) and
+/// the verifier of every allowed algorithm.
+fn load_keys(cfg: &AuthConfig) -> anyhow::Result<(Option<Hs256Secret>, Verifier)> {
+    let hs256 = match cfg.allows(JwtAlg::HS256) {
+        true => Some(auth::load_hs256_secret(cfg).context("loading the HS256 secret")?),
+        false => None,
+    };
+    let secret = hs256.as_ref().map(|(secret, _)| secret.as_slice());
+    let verifier = Verifier::from_config(cfg, secret).context("loading the token keys")?;
+    Ok((hs256, verifier))
+}
+
+/// Opens the feed and starts the aggregator thread that writes into the
+/// shard rings; returns the sender that publishing goes through, and the
+/// thread.
+fn start_ingest(
+    config: &Config,
+    universe: &Arc<Universe>,
+    catalogue: &Arc<Catalogue>,
+    producers: Vec<RingProducer>,
+    agg_stats: Arc<AggregatorStats>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(mpsc::Sender<Publication>, JoinHandle<()>)> {
+    let feed =
+        feed::open(config, universe.clone(), catalogue.clone()).context("opening the feed")?;
+    let (publisher, published) = mpsc::channel();
+    let agg = Aggregator::new(
+        universe,
+        &config.feed,
+        catalogue.clone(),
+        producers,
+        agg_stats,
+    );
+    let aggregator = aggregator::spawn(agg, feed, published, stop, None)
+        .context("starting the aggregator thread")?;
+    Ok((publisher, aggregator))
+}
+
+/// The 12-hour TRADER and ADMIN token of [`Ready::local_token`].
+fn mint_local_token(secret: &[u8]) -> String {
+    auth::mint_hs256(
+        secret,
+        &MintRequest {
+            sub: "local".into(),
+            tenant: "local".into(),
+            roles: vec!["TRADER".into(), "ADMIN".into()],
+            ttl: Duration::from_secs(12 * 3600),
+            symbols: None,
+        },
+    )
+}
+
+/// What every connection goes through: the node, the per-IP and per-tenant
+/// connection limits, and the way to the aggregator for publishing.
+fn new_gateway(node: &Arc<Node>, publisher: Publisher) -> Arc<Gateway> {
+    let server = &node.config.server;
+    Arc::new(Gateway {
+        admission: Admission::new(
+            server.max_connections_per_ip,
+            server.max_connections_per_tenant,
+        ),
+        node: node.clone(),
+        publisher,
+    })
+}
+
+/// Starts one shard per ring and returns the address they listen on. One at
+/// a time: each shard listens on the address the one before it bound, so
+/// when port 0 is asked for, every shard gets the port the first one got.
+fn start_shards(
+    rings: Vec<RingConsumer>,
+    cores: &[core_affinity::CoreId],
+    listen: SocketAddr,
+    gateway: &Arc<Gateway>,
+    events_tx: &mpsc::Sender<ShardEvent>,
+    events: &mpsc::Receiver<ShardEvent>,
+) -> anyhow::Result<SocketAddr> {
+    let mut bound = listen;
+    for (id, ring) in rings.into_iter().enumerate() {
+        // Shard i runs on core i. On a tuned box the first cores are kept for
+        // IRQs and the aggregator; see tuning/README.md for isolating them.
+        let core = cores.get(id % cores.len().max(1)).copied();
+        spawn_shard(id, core, bound, gateway.clone(), ring, events_tx.clone())?;
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(ShardEvent::Bound(Ok(addr))) => bound = addr,
+            Ok(ShardEvent::Bound(Err(e))) => bail!("shard-{id} could not listen on {bound}: {e}"),
+            Ok(ShardEvent::Exited(_, exit)) => bail!("shard-{id} {exit} while starting"),
+            Err(_) => bail!("shard-{id} did not start within 30 s"),
+        }
+    }
+    Ok(bound)
 }
 
 fn spawn_shard(

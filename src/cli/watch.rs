@@ -171,23 +171,10 @@ pub fn describe(text: &str) -> String {
 }
 
 fn describe_value(v: &Value) -> Option<String> {
-    let s = |field: &str| v[field].as_str().unwrap_or("?");
+    let s = |name: &str| field(v, name);
     Some(match v["type"].as_str()? {
         "price" => describe_price(v),
-        "metrics" => {
-            let (metric, figures) = v["values"].as_object()?.iter().next()?;
-            let delta = figures
-                .get("delta")
-                .and_then(Value::as_f64)
-                .map_or(String::new(), |d| format!("  ({d:+})", d = readable(d)));
-            format!(
-                "{:<18} {metric:<15} {:>16}{delta:<18} window to {}  seq {}",
-                s("channel"),
-                readable(figures["value"].as_f64()?),
-                clock_ms(v["window_end"].as_u64()?),
-                v["seq"]
-            )
-        }
+        "metrics" => describe_metrics(v)?,
         "alert" => format!(
             "ALERT   #{:<5} {:<8} {:<15} {}  (current {}, threshold {})",
             v["seq"],
@@ -213,24 +200,7 @@ fn describe_value(v: &Value) -> Option<String> {
             v["heartbeat_ms"],
             v["max_rate_hz"]
         ),
-        "ack" => {
-            let mut line = format!("ack {}: subscribed {}", s("channel"), v["subscribed"]);
-            for field in [
-                "errors",
-                "window_ms",
-                "agg",
-                "since",
-                "recovered",
-                "last_seq",
-            ] {
-                match &v[field] {
-                    Value::Null => {}
-                    Value::Array(a) if a.is_empty() => {}
-                    x => line.push_str(&format!(", {field} {x}")),
-                }
-            }
-            line
-        }
+        "ack" => describe_ack(v),
         "error" => format!("error {}: {}", s("code"), s("message")),
         "status" => format!(
             "status {} {}",
@@ -239,22 +209,71 @@ fn describe_value(v: &Value) -> Option<String> {
                 .as_u64()
                 .map_or(String::new(), |n| format!("(skipped {n})"))
         ),
-        "snapshot" => {
-            let items = v["data"].as_array()?;
-            let mut lines = vec![format!(
-                "snapshot of {}: {} item(s)",
-                s("channel"),
-                items.len()
-            )];
-            lines.extend(
-                items
-                    .iter()
-                    .map(|item| describe_value(item).unwrap_or_else(|| item.to_string())),
-            );
-            lines.join("\n")
-        }
+        "snapshot" => describe_snapshot(v)?,
         _ => return None,
     })
+}
+
+/// A string field of a message, `?` when it is missing.
+fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v[name].as_str().unwrap_or("?")
+}
+
+/// One window value: the metric (only one per message), its value and its
+/// change since the previous window.
+fn describe_metrics(v: &Value) -> Option<String> {
+    let (metric, figures) = v["values"].as_object()?.iter().next()?;
+    let delta = figures
+        .get("delta")
+        .and_then(Value::as_f64)
+        .map_or(String::new(), |d| format!("  ({d:+})", d = readable(d)));
+    Some(format!(
+        "{:<18} {metric:<15} {:>16}{delta:<18} window to {}  seq {}",
+        field(v, "channel"),
+        readable(figures["value"].as_f64()?),
+        clock_ms(v["window_end"].as_u64()?),
+        v["seq"]
+    ))
+}
+
+/// The ack with whichever optional fields it carries.
+fn describe_ack(v: &Value) -> String {
+    let mut line = format!(
+        "ack {}: subscribed {}",
+        field(v, "channel"),
+        v["subscribed"]
+    );
+    for name in [
+        "errors",
+        "window_ms",
+        "agg",
+        "since",
+        "recovered",
+        "last_seq",
+    ] {
+        match &v[name] {
+            Value::Null => {}
+            Value::Array(a) if a.is_empty() => {}
+            x => line.push_str(&format!(", {name} {x}")),
+        }
+    }
+    line
+}
+
+/// A line for the snapshot, then a line for each of its items.
+fn describe_snapshot(v: &Value) -> Option<String> {
+    let items = v["data"].as_array()?;
+    let mut lines = vec![format!(
+        "snapshot of {}: {} item(s)",
+        field(v, "channel"),
+        items.len()
+    )];
+    lines.extend(
+        items
+            .iter()
+            .map(|item| describe_value(item).unwrap_or_else(|| item.to_string())),
+    );
+    Some(lines.join("\n"))
 }
 
 fn describe_price(v: &Value) -> String {
@@ -264,7 +283,7 @@ fn describe_price(v: &Value) -> String {
         .unwrap_or(f64::NAN);
     format!(
         "{:<8} bid {:>12} {:<4} ask {:>12} {:<4} spread {:>7.2}bp  seq {:>8}  age {:>6.2}ms",
-        v["symbol"].as_str().unwrap_or("?"),
+        field(v, "symbol"),
         v["bid"],
         v["bid_src"].as_str().unwrap_or(""),
         v["ask"],

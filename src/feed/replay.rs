@@ -394,12 +394,7 @@ fn read_lines<R: BufRead>(
         stats.lines.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(input) => {
-                let counter = match input {
-                    Input::Quote(_) => &stats.quotes,
-                    Input::Event(_) => &stats.events,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                if tx.send(Msg::Line(input)).is_err() {
+                if !send_input(input, stats, tx) {
                     return; // the feed was dropped
                 }
             }
@@ -409,7 +404,23 @@ fn read_lines<R: BufRead>(
             }
         }
     };
-    match &end {
+    log_end(&end, stats, source);
+    let _ = tx.send(end);
+}
+
+/// Counts a good line and hands it to the feed; false when the feed is gone.
+fn send_input(input: Input, stats: &ReplayStats, tx: &SyncSender<Msg>) -> bool {
+    let counter = match input {
+        Input::Quote(_) => &stats.quotes,
+        Input::Event(_) => &stats.events,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    tx.send(Msg::Line(input)).is_ok()
+}
+
+/// Says why the input stopped: an error, or its end after so many lines.
+fn log_end(end: &Msg, stats: &ReplayStats, source: &str) {
+    match end {
         Msg::Failed(e) => tracing::error!(source, error = %e, "replay feed failed"),
         _ => tracing::info!(
             source,
@@ -417,7 +428,6 @@ fn read_lines<R: BufRead>(
             "replay input ended; feed idle"
         ),
     }
-    let _ = tx.send(end);
 }
 
 /// Discards the rest of an over-long line.

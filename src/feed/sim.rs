@@ -146,6 +146,39 @@ struct SymbolState {
     lot: f64,
 }
 
+impl SymbolState {
+    /// The walk of symbol `name`, at its starting mid: the instrument of
+    /// that name, or a generated one.
+    fn new(name: &str) -> SymbolState {
+        let inst = INSTRUMENTS
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or(&GENERATED);
+        let scale = 10f64.powi(inst.decimals as i32);
+        let start = (inst.mid * scale).round();
+        SymbolState {
+            mid: start,
+            start,
+            floor: (start * 0.1).max(f64::from(inst.half_spread) + 1.0),
+            scale,
+            half_spread: f64::from(inst.half_spread),
+            step: f64::from(inst.step),
+            lot: inst.lot,
+        }
+    }
+}
+
+/// Cumulative Zipf (s = 1) weights of `n` symbols: symbol i weighs 1/(i+1).
+fn zipf_cumulative(n: usize) -> Vec<f64> {
+    let mut total = 0.0;
+    (0..n)
+        .map(|i| {
+            total += 1.0 / (i as f64 + 1.0);
+            total
+        })
+        .collect()
+}
+
 /// The simulator feed. Also usable without a clock via [`Sim::generate`].
 pub struct Sim {
     rng: StdRng,
@@ -179,31 +212,9 @@ impl Sim {
         let symbols: Vec<SymbolState> = universe
             .symbols()
             .iter()
-            .map(|name| {
-                let inst = INSTRUMENTS
-                    .iter()
-                    .find(|i| i.name == name)
-                    .unwrap_or(&GENERATED);
-                let scale = 10f64.powi(inst.decimals as i32);
-                let start = (inst.mid * scale).round();
-                SymbolState {
-                    mid: start,
-                    start,
-                    floor: (start * 0.1).max(f64::from(inst.half_spread) + 1.0),
-                    scale,
-                    half_spread: f64::from(inst.half_spread),
-                    step: f64::from(inst.step),
-                    lot: inst.lot,
-                }
-            })
+            .map(|name| SymbolState::new(name))
             .collect();
-        let mut total = 0.0;
-        let cumulative = (0..symbols.len())
-            .map(|i| {
-                total += 1.0 / (i as f64 + 1.0);
-                total
-            })
-            .collect();
+        let cumulative = zipf_cumulative(symbols.len());
         let venue_extra: Vec<u32> = (0..universe.venue_count())
             .map(|_| rng.random_range(0..=2))
             .collect();

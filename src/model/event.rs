@@ -2,7 +2,7 @@
 //! quotes, from the feed seam or `POST /v1/publish`, validated against the
 //! [`Catalogue`] before anything is published.
 
-use crate::model::channel::{Catalogue, ChannelId, ChannelKind, ALERTS, SESSIONS};
+use crate::model::channel::{Catalogue, Channel, ChannelId, ChannelKind, ALERTS, SESSIONS};
 use crate::model::error::ErrorCode;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -109,70 +109,96 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
     let tenant = name_field(obj, "tenant")?.ok_or_else(|| bad("missing field tenant"))?;
     match def.kind {
         ChannelKind::Prices => Err(bad("prices come from the venue feed, not from publish")),
-        ChannelKind::Metrics => {
-            let ts_us = match obj.get("ts") {
-                None => rules.now_us,
-                Some(t) => t
-                    .as_u64()
-                    .ok_or_else(|| bad("ts must be microseconds as an unsigned integer"))?,
-            };
-            if ts_us > rules.now_us.saturating_add(rules.max_future_us) {
-                return Err(bad("ts is too far in the future"));
-            }
-            let dims = match obj.get("dims") {
-                None => Vec::new(),
-                Some(d) => parse_dims(d)?,
-            };
-            let values = obj
-                .get("values")
-                .and_then(Value::as_object)
-                .ok_or_else(|| bad("values must be an object of metric: number"))?;
-            if values.is_empty() {
-                return Err(bad("values is empty"));
-            }
-            let values = values
-                .iter()
-                .map(|(metric, value)| {
-                    let index = def.metric_index(metric).ok_or_else(|| EventError {
-                        code: ErrorCode::UnknownMetric,
-                        reason: format!("{name} has no metric {metric:?}"),
-                    })?;
-                    match value.as_f64() {
-                        Some(x) if x.is_finite() => Ok((index, x)),
-                        _ => Err(bad(format!("{metric} must be a finite number"))),
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Event::Metric(MetricEvent {
-                tenant: tenant.into(),
-                channel,
-                ts_us,
-                dims,
-                values,
-            }))
-        }
+        ChannelKind::Metrics => parse_metric(obj, tenant, channel, def, rules).map(Event::Metric),
         ChannelKind::Reliable { per_user } => {
-            let sub = name_field(obj, "sub")?;
-            if per_user != sub.is_some() {
-                return Err(bad(if per_user {
-                    "a notification needs the sub it is for"
-                } else {
-                    "sub is only for notifications"
-                }));
-            }
-            let data = obj
-                .get("data")
-                .and_then(Value::as_object)
-                .ok_or_else(|| bad("data must be an object"))?;
-            check_data(name, data)?;
-            Ok(Event::Reliable(ReliableEvent {
-                tenant: tenant.into(),
-                channel,
-                sub: sub.map(Arc::from),
-                data: data.clone(),
-            }))
+            parse_reliable(obj, tenant, channel, &def.name, per_user).map(Event::Reliable)
         }
     }
+}
+
+/// The fields of a metric event: `ts` (the receive time when absent, and
+/// not too far ahead of it), `dims`, and `values` naming metrics of `def`.
+fn parse_metric(
+    obj: &Map<String, Value>,
+    tenant: &str,
+    channel: ChannelId,
+    def: &Channel,
+    rules: EventRules,
+) -> Result<MetricEvent, EventError> {
+    let ts_us = match obj.get("ts") {
+        None => rules.now_us,
+        Some(t) => t
+            .as_u64()
+            .ok_or_else(|| bad("ts must be microseconds as an unsigned integer"))?,
+    };
+    if ts_us > rules.now_us.saturating_add(rules.max_future_us) {
+        return Err(bad("ts is too far in the future"));
+    }
+    let dims = match obj.get("dims") {
+        None => Vec::new(),
+        Some(d) => parse_dims(d)?,
+    };
+    let values = obj
+        .get("values")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("values must be an object of metric: number"))?;
+    if values.is_empty() {
+        return Err(bad("values is empty"));
+    }
+    let values = values
+        .iter()
+        .map(|(metric, value)| metric_value(def, metric, value))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MetricEvent {
+        tenant: tenant.into(),
+        channel,
+        ts_us,
+        dims,
+        values,
+    })
+}
+
+/// One entry of a metric event's `values`: a metric of `def` and a finite
+/// number.
+fn metric_value(def: &Channel, metric: &str, value: &Value) -> Result<(u16, f64), EventError> {
+    let index = def.metric_index(metric).ok_or_else(|| EventError {
+        code: ErrorCode::UnknownMetric,
+        reason: format!("{} has no metric {metric:?}", def.name),
+    })?;
+    match value.as_f64() {
+        Some(x) if x.is_finite() => Ok((index, x)),
+        _ => Err(bad(format!("{metric} must be a finite number"))),
+    }
+}
+
+/// The fields of a reliable event of channel `name`: `sub` exactly when the
+/// channel is `per_user`, and `data`.
+fn parse_reliable(
+    obj: &Map<String, Value>,
+    tenant: &str,
+    channel: ChannelId,
+    name: &str,
+    per_user: bool,
+) -> Result<ReliableEvent, EventError> {
+    let sub = name_field(obj, "sub")?;
+    if per_user != sub.is_some() {
+        return Err(bad(if per_user {
+            "a notification needs the sub it is for"
+        } else {
+            "sub is only for notifications"
+        }));
+    }
+    let data = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("data must be an object"))?;
+    check_data(name, data)?;
+    Ok(ReliableEvent {
+        tenant: tenant.into(),
+        channel,
+        sub: sub.map(Arc::from),
+        data: data.clone(),
+    })
 }
 
 /// Validates a publish body: one event object or an array of them. The

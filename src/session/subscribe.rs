@@ -17,7 +17,7 @@ use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
 use crate::frame;
 use crate::ingest::sequencer::ReliableKey;
-use crate::model::channel::{ChannelId, ChannelKind};
+use crate::model::channel::{Channel, ChannelId, ChannelKind};
 use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
 use std::sync::Arc;
 
@@ -105,7 +105,6 @@ fn subscribe_prices(
     rules: Rules<'_>,
 ) -> Vec<u8> {
     let max_subs = rules.config.server.max_subscriptions;
-    let index = session.key().index;
     let mut subscribed: Vec<&str> = Vec::new();
     let mut errors = Vec::new();
     let mut snapshot_streams = Vec::new();
@@ -132,9 +131,7 @@ fn subscribe_prices(
             errors.push(refuse(ErrorCode::TooManySubscriptions));
             continue;
         }
-        let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
-        subs.add(stream, sent_seq);
-        streams.topics.subscribe(stream, index);
+        follow(session, stream, streams);
         subscribed.push(name);
         snapshot_streams.push(stream);
     }
@@ -176,6 +173,14 @@ fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpEr
     Ok((window_ms, agg))
 }
 
+/// Sends `stream` to the session from now on; the value the table holds
+/// goes in the snapshot, so it counts as sent.
+fn follow(session: &mut Session, stream: StreamId, streams: &mut Streams) {
+    let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
+    session.outbox_mut().subs_mut().add(stream, sent_seq);
+    streams.topics.subscribe(stream, session.key().index);
+}
+
 fn subscribe_metrics(
     session: &mut Session,
     channel: ChannelId,
@@ -186,57 +191,25 @@ fn subscribe_metrics(
     let def = rules.catalogue.get(channel);
     let (window_ms, agg) = window_and_agg(&op, rules)?;
     let wanted = op.metrics.unwrap_or_else(|| def.metrics.clone());
-    if wanted.is_empty() {
-        return Err(OpError::new(
-            Some(op.id),
-            ErrorCode::BadRequest,
-            "metrics is empty",
-        ));
-    }
-    let (known, unknown): (Vec<&String>, Vec<&String>) =
-        wanted.iter().partition(|m| def.metric_index(m).is_some());
-    let mut indexes: Vec<u16> = known.iter().filter_map(|m| def.metric_index(m)).collect();
-    indexes.sort_unstable();
-    indexes.dedup();
+    let (indexes, unknown) = metric_indexes(def, &wanted, op.id)?;
     let spec = WindowSpec {
         tenant: Arc::from(session.claims().tenant.as_str()),
         channel,
         window_ms,
         filter: op.filters,
     };
-    let replaced = session
-        .metric_subs
-        .iter()
-        .position(|m| m.spec.channel == channel)
-        .map(|i| session.metric_subs.swap_remove(i));
-    let replaced_len = replaced.as_ref().map_or(0, |m| m.streams.len());
-    let max_subs = rules.config.server.max_subscriptions;
-    if session.outbox().subs().len() - replaced_len + indexes.len() > max_subs {
-        session.metric_subs.extend(replaced);
-        return Err(OpError::new(
-            Some(op.id),
-            ErrorCode::TooManySubscriptions,
-            format!("at most {max_subs} subscriptions per connection"),
-        ));
-    }
-    if let Some(old) = replaced {
-        release_metric_sub(session, &old, streams);
-    }
+    replace_metric_sub(session, channel, indexes.len(), op.id, streams, rules)?;
     let metric_streams =
         streams
             .metrics
             .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table);
-    let index = session.key().index;
     for &stream in &metric_streams {
-        let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
-        session.outbox_mut().subs_mut().add(stream, sent_seq);
-        streams.topics.subscribe(stream, index);
+        follow(session, stream, streams);
     }
     let names: Vec<&str> = indexes
         .iter()
         .map(|&m| def.metrics[usize::from(m)].as_str())
         .collect();
-    let unknown: Vec<&str> = unknown.iter().map(|m| m.as_str()).collect();
     session.outbox_mut().push_json(&protocol::metrics_ack(
         op.id,
         &def.name,
@@ -253,6 +226,60 @@ fn subscribe_metrics(
         streams: metric_streams,
     });
     Ok(reply)
+}
+
+/// The channel's indexes of the `wanted` metrics it has (sorted, once
+/// each), and the names of those it lacks.
+fn metric_indexes<'a>(
+    def: &Channel,
+    wanted: &'a [String],
+    id: u64,
+) -> Result<(Vec<u16>, Vec<&'a str>), OpError> {
+    if wanted.is_empty() {
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::BadRequest,
+            "metrics is empty",
+        ));
+    }
+    let (known, unknown): (Vec<&String>, Vec<&String>) =
+        wanted.iter().partition(|m| def.metric_index(m).is_some());
+    let mut indexes: Vec<u16> = known.iter().filter_map(|m| def.metric_index(m)).collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    Ok((indexes, unknown.iter().map(|m| m.as_str()).collect()))
+}
+
+/// Makes way for a subscription of `added` streams to `channel`: releases
+/// the session's current one, which it replaces, unless the new one would
+/// not fit `max_subscriptions` (then the session keeps the old one).
+fn replace_metric_sub(
+    session: &mut Session,
+    channel: ChannelId,
+    added: usize,
+    id: u64,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) -> Result<(), OpError> {
+    let replaced = session
+        .metric_subs
+        .iter()
+        .position(|m| m.spec.channel == channel)
+        .map(|i| session.metric_subs.swap_remove(i));
+    let replaced_len = replaced.as_ref().map_or(0, |m| m.streams.len());
+    let max_subs = rules.config.server.max_subscriptions;
+    if session.outbox().subs().len() - replaced_len + added > max_subs {
+        session.metric_subs.extend(replaced);
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::TooManySubscriptions,
+            format!("at most {max_subs} subscriptions per connection"),
+        ));
+    }
+    if let Some(old) = replaced {
+        release_metric_sub(session, &old, streams);
+    }
+    Ok(())
 }
 
 fn subscribe_reliable(

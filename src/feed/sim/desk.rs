@@ -114,6 +114,21 @@ struct Channels {
     notifications: Option<ChannelId>,
 }
 
+impl Channels {
+    /// Looks up every channel the desks write to.
+    fn find(cat: &Catalogue) -> Channels {
+        Channels {
+            trading: MetricChannel::find(cat, "metrics.trading", &TRADING),
+            positions: MetricChannel::find(cat, "metrics.positions", &POSITIONS),
+            risk: MetricChannel::find(cat, "metrics.risk", &RISK),
+            pnl: MetricChannel::find(cat, "metrics.pnl", &PNL),
+            alerts: cat.find(ALERTS).map(|(id, _)| id),
+            sessions: cat.find(SESSIONS).map(|(id, _)| id),
+            notifications: cat.find(NOTIFICATIONS).map(|(id, _)| id),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
     Started,
@@ -176,51 +191,12 @@ impl Desks {
         steps_per_sec: f64,
     ) -> Option<Desks> {
         let symbols = &symbols[..symbols.len().min(TRADED_SYMBOLS)];
-        let channels = Channels {
-            trading: MetricChannel::find(cat, "metrics.trading", &TRADING),
-            positions: MetricChannel::find(cat, "metrics.positions", &POSITIONS),
-            risk: MetricChannel::find(cat, "metrics.risk", &RISK),
-            pnl: MetricChannel::find(cat, "metrics.pnl", &PNL),
-            alerts: cat.find(ALERTS).map(|(id, _)| id),
-            sessions: cat.find(SESSIONS).map(|(id, _)| id),
-            notifications: cat.find(NOTIFICATIONS).map(|(id, _)| id),
-        };
-        let books = || -> Vec<Book> {
-            BOOKS
-                .iter()
-                .enumerate()
-                .map(|(b, &(name, desk))| {
-                    let traded: Vec<(usize, f64)> = symbols
-                        .iter()
-                        .enumerate()
-                        .skip(b)
-                        .step_by(BOOKS.len())
-                        .map(|(s, sym)| (s, sym.lot))
-                        .collect();
-                    let limit = traded
-                        .iter()
-                        .map(|&(s, lot)| MAX_LOTS * lot * symbols[s].start)
-                        .sum();
-                    Book {
-                        name,
-                        desk,
-                        positions: vec![Position::default(); traded.len()],
-                        symbols: traded,
-                        limit,
-                        bias: 0.0,
-                        risk_level: Level::Normal,
-                        loss_level: Level::Normal,
-                    }
-                })
-                .filter(|b| !b.symbols.is_empty() && b.limit > 0.0)
-                .collect()
-        };
         let tenants: Vec<Tenant> = TENANTS
             .iter()
             .map(|&(name, users)| Tenant {
                 name: name.into(),
                 users,
-                books: books(),
+                books: books(symbols),
                 session: 0,
                 status: None,
                 countdown: 0,
@@ -231,7 +207,7 @@ impl Desks {
             // Its own stream, so enabling events leaves the quote sequence alone.
             rng: StdRng::seed_from_u64(seed ^ 0x0DE5_C0DE),
             names: symbols.iter().map(|s| s.name.clone()).collect(),
-            channels,
+            channels: Channels::find(cat),
             tenants,
             steps_per_sec,
         })
@@ -248,44 +224,75 @@ impl Desks {
         let book = &mut tenant.books[b];
         book.bias = (book.bias + (self.rng.random::<f64>() - 0.5) * BIAS_STEP).clamp(-1.0, 1.0);
         let k = self.rng.random_range(0..book.symbols.len());
-        let (symbol, lot) = book.symbols[k];
-        let mid = mids[symbol];
-        let running = tenant.status == Some(Status::Started);
-        if running {
-            let position = &mut book.positions[k];
-            let lots = TRADE_LOTS[self.rng.random_range(0..TRADE_LOTS.len())];
-            let held = position.qty / (MAX_LOTS * lot);
-            // Positions settle near 0.75 x the bias x the limit, short of the alert levels but for runs of luck.
-            let buy = self.rng.random::<f64>() < 0.5 + 0.3 * book.bias - 0.4 * held;
-            let qty = if buy { lots * lot } else { -lots * lot };
-            let qty = (position.qty + qty).clamp(-MAX_LOTS * lot, MAX_LOTS * lot) - position.qty;
-            // Fills within a basis point of the mid, either side.
-            let price = mid * (1.0 + (self.rng.random::<f64>() - 0.5) * 2e-4);
-            let orders = self.rng.random_range(1..=3u32);
-            let latency_ms = 0.2 + self.rng.random::<f64>().powi(3) * 4.0;
-            if qty != 0.0 {
-                position.fill(qty, price);
-            }
-            let dims = self.symbol_dims(t, b, k);
-            if let Some(ch) = &self.channels.trading {
-                out.extend(ch.event(
-                    &self.tenants[t].name,
-                    ts_us,
-                    dims,
-                    &[
-                        1.0,
-                        qty.abs(),
-                        round2(qty.abs() * price),
-                        f64::from(orders),
-                        1.0 / f64::from(orders),
-                        round2(latency_ms),
-                    ],
-                ));
-            }
+        if tenant.status == Some(Status::Started) {
+            self.trade(t, b, k, ts_us, mids, out);
         }
+        self.mark_position(t, b, k, ts_us, mids, out);
+        let (utilization, pnl) = self.mark_book(t, b, ts_us, mids, out);
+        self.check_limits(t, b, utilization, pnl, mids, out);
+    }
+
+    /// Trades symbol `k` of book `b` near its mid, leaning with the book's
+    /// appetite, and emits the trade on `metrics.trading`.
+    fn trade(
+        &mut self,
+        t: usize,
+        b: usize,
+        k: usize,
+        ts_us: u64,
+        mids: &[f64],
+        out: &mut Vec<Event>,
+    ) {
+        let book = &mut self.tenants[t].books[b];
+        let (symbol, lot) = book.symbols[k];
+        let position = &mut book.positions[k];
+        let lots = TRADE_LOTS[self.rng.random_range(0..TRADE_LOTS.len())];
+        let held = position.qty / (MAX_LOTS * lot);
+        // Positions settle near 0.75 x the bias x the limit, short of the alert levels but for runs of luck.
+        let buy = self.rng.random::<f64>() < 0.5 + 0.3 * book.bias - 0.4 * held;
+        let qty = if buy { lots * lot } else { -lots * lot };
+        let qty = (position.qty + qty).clamp(-MAX_LOTS * lot, MAX_LOTS * lot) - position.qty;
+        // Fills within a basis point of the mid, either side.
+        let price = mids[symbol] * (1.0 + (self.rng.random::<f64>() - 0.5) * 2e-4);
+        let orders = self.rng.random_range(1..=3u32);
+        let latency_ms = 0.2 + self.rng.random::<f64>().powi(3) * 4.0;
+        if qty != 0.0 {
+            position.fill(qty, price);
+        }
+        let dims = self.symbol_dims(t, b, k);
+        if let Some(ch) = &self.channels.trading {
+            out.extend(ch.event(
+                &self.tenants[t].name,
+                ts_us,
+                dims,
+                &[
+                    1.0,
+                    qty.abs(),
+                    round2(qty.abs() * price),
+                    f64::from(orders),
+                    1.0 / f64::from(orders),
+                    round2(latency_ms),
+                ],
+            ));
+        }
+    }
+
+    /// Emits the value and P&L of symbol `k`'s position in book `b` on
+    /// `metrics.positions`.
+    fn mark_position(
+        &self,
+        t: usize,
+        b: usize,
+        k: usize,
+        ts_us: u64,
+        mids: &[f64],
+        out: &mut Vec<Event>,
+    ) {
         let tenant = &self.tenants[t];
         let book = &tenant.books[b];
         let position = &book.positions[k];
+        let (symbol, _) = book.symbols[k];
+        let mid = mids[symbol];
         if let Some(ch) = &self.channels.positions {
             out.extend(ch.event(
                 &tenant.name,
@@ -297,6 +304,20 @@ impl Desks {
                 ],
             ));
         }
+    }
+
+    /// Emits book `b`'s risk and P&L on `metrics.risk` and `metrics.pnl`;
+    /// returns its utilization (percent of its limit) and total P&L.
+    fn mark_book(
+        &self,
+        t: usize,
+        b: usize,
+        ts_us: u64,
+        mids: &[f64],
+        out: &mut Vec<Event>,
+    ) -> (f64, f64) {
+        let tenant = &self.tenants[t];
+        let book = &tenant.books[b];
         let exposure = book.exposure(mids);
         let utilization = exposure / book.limit * 100.0;
         if let Some(ch) = &self.channels.risk {
@@ -324,7 +345,7 @@ impl Desks {
                 ],
             ));
         }
-        self.check_limits(t, b, utilization, realized + unrealized, mids, out);
+        (utilization, realized + unrealized)
     }
 
     fn symbol_dims(&self, t: usize, b: usize, k: usize) -> Vec<(String, String)> {
@@ -464,6 +485,40 @@ impl Desks {
             }
         }
     }
+}
+
+/// One tenant's books, empty and flat: symbols are dealt to the books in
+/// turn, and a book's limit is [`MAX_LOTS`] of each of its symbols at the
+/// starting price. Books left with nothing to trade are left out.
+fn books(symbols: &[Traded]) -> Vec<Book> {
+    BOOKS
+        .iter()
+        .enumerate()
+        .map(|(b, &(name, desk))| {
+            let traded: Vec<(usize, f64)> = symbols
+                .iter()
+                .enumerate()
+                .skip(b)
+                .step_by(BOOKS.len())
+                .map(|(s, sym)| (s, sym.lot))
+                .collect();
+            let limit = traded
+                .iter()
+                .map(|&(s, lot)| MAX_LOTS * lot * symbols[s].start)
+                .sum();
+            Book {
+                name,
+                desk,
+                positions: vec![Position::default(); traded.len()],
+                symbols: traded,
+                limit,
+                bias: 0.0,
+                risk_level: Level::Normal,
+                loss_level: Level::Normal,
+            }
+        })
+        .filter(|b| !b.symbols.is_empty() && b.limit > 0.0)
+        .collect()
 }
 
 /// The alert for a level change `(from, to)` of `value` against a limit;
@@ -621,6 +676,7 @@ mod tests {
 
     #[test]
     fn alerts_and_sessions_are_well_formed() {
+        // Long: one pass over a long run checks each message, then the tallies.
         let cat = catalogue();
         let mut kinds = BTreeMap::<(String, String), usize>::new();
         let mut statuses = BTreeMap::<String, usize>::new();
