@@ -347,6 +347,8 @@ mod tests {
         assert_eq!(agg.pending(), 0);
     }
 
+    // One story, kept whole: a real feed and a publication through the
+    // thread, then the prices, the alerts and the receipt it produced.
     #[test]
     fn spawned_thread_publishes_and_stops() {
         let cfg = FeedConfig {
