@@ -9,7 +9,7 @@ fn bad_ops_get_errors_and_connection_survives() {
     let s = start_sim(3, 200, &[], None);
     let mut ws = connect(&s, &trader());
 
-    ws.send_text("this is not json");
+    ws.send_text("this is not json").unwrap();
     let e = ws.recv_json_until(after_ms(5000), |v| v["type"] == "error");
     assert_eq!(e["code"], "bad_request", "{e}");
     assert!(
@@ -48,7 +48,7 @@ fn bad_ops_get_errors_and_connection_survives() {
         );
     }
     // JSON that is not an object.
-    ws.send_text("[1,2,3]");
+    ws.send_text("[1,2,3]").unwrap();
     let e = ws.recv_json_until(after_ms(5000), |v| v["type"] == "error");
     assert_eq!(e["code"], "bad_request", "{e}");
     ws.ping(8);

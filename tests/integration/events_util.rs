@@ -3,23 +3,14 @@
 
 use crate::util::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 /// `POST path` with a bearer token and a JSON body, over a fresh connection.
 pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> HttpResponse {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    read_http_response(&mut s, after_ms(5000))
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    quotecast_testkit::http::post_json(addr, path, &headers, body)
         .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-        .0
 }
 
 /// A SERVICE token of tenant `t1` (publishers need ADMIN or SERVICE).

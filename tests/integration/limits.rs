@@ -21,7 +21,7 @@ fn oversized_message_closes_with_1009() {
     );
     // Over it: closed with 1009.
     let big = json!({"op": "ping", "id": 2, "pad": "x".repeat(5000)}).to_string();
-    ws.try_send_text(&big);
+    let _ = ws.send_text(&big);
     let (code, before) = ws.expect_close(after_ms(5000));
     assert_eq!(code, Some(1009), "frames before: {}", tail(&before));
 }
@@ -66,7 +66,7 @@ fn op_flood_is_rate_limited_then_closed_4029() {
     let s = start_sim(3, 100, &[], Some(TOML));
     let mut ws = connect(&s, &trader());
     for id in 1..=10 {
-        ws.send(&json!({"op": "ping", "id": id}));
+        ws.send(&json!({"op": "ping", "id": id})).unwrap();
     }
     let (mut pongs, mut limited) = (0, 0);
     for id in 1..=10u64 {
@@ -89,7 +89,7 @@ fn op_flood_is_rate_limited_then_closed_4029() {
 
     // A client that keeps flooding is closed with 4029.
     for id in 200..400 {
-        if !ws.try_send_text(&json!({"op": "ping", "id": id}).to_string()) {
+        if ws.send(&json!({"op": "ping", "id": id})).is_err() {
             break;
         }
     }

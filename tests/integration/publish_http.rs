@@ -72,7 +72,7 @@ fn length_is_required_and_bounded() {
             "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n{head}\r\n"
         );
         stream.write_all(req.as_bytes()).unwrap();
-        read_http_response(&mut stream, after_ms(5000))
+        quotecast_testkit::http::read_response(&mut stream, after_ms(5000))
             .unwrap()
             .0
             .status

@@ -18,13 +18,13 @@ fn sigterm_drains_with_1001_and_exits() {
     assert_eq!(http_get(s.addr, "/healthz", &[]).status, 200);
 
     let t0 = Instant::now();
-    s.sigterm();
+    s.sigterm().expect("SIGTERM");
     let mut health = Vec::new();
     let saw_503 = loop {
-        match try_http_get(s.addr, "/healthz", &[]) {
+        match quotecast_testkit::http::get(s.addr, "/healthz", &[]) {
             Ok(r) if r.status == 503 => break true,
             Ok(r) => health.push(format!("{}", r.status)),
-            Err(e) => health.push(e),
+            Err(e) => health.push(e.to_string()),
         }
         if t0.elapsed().as_millis() > 1500 {
             break false;

@@ -26,7 +26,8 @@ fn ack_then_snapshot_then_prices() {
     // Nothing subscribed yet: the very next frame is the ack, then the snapshot.
     ws.send(
         &json!({"op": "subscribe", "id": 1, "channel": "prices", "symbols": ["EURUSD", "GBPUSD"]}),
-    );
+    )
+    .unwrap();
     let (ack, before) = ws.recv_until(after_ms(5000), |v| v["type"] != "price");
     assert!(
         before.is_empty(),
