@@ -15,11 +15,13 @@
 use crate::feed::{self, Feed, Sink};
 use crate::probe::{self, ProbeConfig, ProbeReport};
 use crate::results::{self, Comparison, Machine};
-use crate::server::{self, Ready, SpawnSpec, Spawned};
+use crate::server;
 use crate::worker::Target;
 use crate::{build_plans, prepare, quotecast_subscribe, run, Cli, Report, RunConfig};
 use anyhow::Context;
 use clap::ValueEnum;
+use quotecast_testkit::server::{Ready, Server, Spawn};
+use quotecast_testkit::token;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -173,7 +175,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
 
 /// A server started for one run, with the feed that drives it.
 struct Started {
-    server: Spawned,
+    server: Server,
     feed: Feed,
     target: Target,
     /// Subscribe by op (quotecast protocol) or by upgrade path (nchan).
@@ -218,7 +220,7 @@ fn run_server(
     feed_end.context("the feed")?;
     report.server.kind = kind.name().into();
     report.server.spawned = true;
-    report.server.pinned_core = server.pinned.then_some(SERVER_CORE);
+    report.server.pinned_core = server.pinned().then_some(SERVER_CORE);
     report.started_unix_ms = crate::worker::unix_us() / 1000;
     if let Some(status) = exit.filter(|s| !s.success() && s.code().is_some()) {
         eprintln!("{} exited with {status}", kind.name());
@@ -235,14 +237,14 @@ fn start(
     dir: &Path,
     log: &Path,
 ) -> anyhow::Result<Started> {
-    let log = Some(log.display().to_string());
+    let log = server::log(log.to_str());
     let seed = cfg.seed;
     match kind {
         Kind::Quotecast | Kind::Tokio => {
             let (sink, feed_addr) = Feed::line_listener()?;
-            let secret = server::new_secret();
-            let mut spec = if kind == Kind::Quotecast {
-                SpawnSpec::quotecast(
+            let secret = token::new_secret();
+            let spawn = if kind == Kind::Quotecast {
+                server::quotecast(
                     &args.run.server_bin,
                     &secret,
                     cfg.max_rate_hz,
@@ -252,26 +254,17 @@ fn start(
                     },
                 )
             } else {
-                SpawnSpec {
-                    bin: args.peer_bin.clone(),
-                    args: vec![
-                        "--listen".into(),
-                        "127.0.0.1:0".into(),
-                        "--feed".into(),
-                        format!("tcp:{feed_addr}"),
-                    ],
-                    env: Vec::new(),
-                    ready: Ready::Line("tokio-broadcast listening on "),
-                    core: None,
-                    log: None,
-                }
+                Spawn::new(
+                    &args.peer_bin,
+                    Ready::Line("tokio-broadcast listening on ".into()),
+                )
+                .args(["--listen", "127.0.0.1:0", "--feed"])
+                .arg(format!("tcp:{feed_addr}"))
             };
-            spec.core = Some(SERVER_CORE);
-            spec.log = log;
-            let server = server::spawn(&spec)?;
+            let server = spawn.pin_core(SERVER_CORE).stderr(log).start()?;
             let feed = Feed::start(sink, symbols.to_vec(), rate, seed)?;
             let ttl = Duration::from_secs(6 * 3_600);
-            let token = server::mint(&secret, ttl)?;
+            let token = server::mint(&secret, ttl);
             let target = Target {
                 addr: server.addr,
                 host: server.addr.to_string(),
@@ -293,22 +286,14 @@ fn start(
             // nginx resolves relative paths against its prefix: give it absolute ones.
             let prefix = std::fs::canonicalize(&prefix)?;
             std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
-            let spec = SpawnSpec {
-                bin: args.nginx_bin.clone(),
-                args: vec![
-                    "-e".into(),
-                    "stderr".into(),
-                    "-p".into(),
-                    format!("{}/", prefix.display()),
-                    "-c".into(),
-                    std::fs::canonicalize(&conf)?.display().to_string(),
-                ],
-                env: Vec::new(),
-                ready: Ready::Port(addr),
-                core: Some(SERVER_CORE),
-                log,
-            };
-            let server = server::spawn(&spec)?;
+            let server = Spawn::new(&args.nginx_bin, Ready::Port(addr))
+                .args(["-e", "stderr", "-p"])
+                .arg(format!("{}/", prefix.display()))
+                .arg("-c")
+                .arg(std::fs::canonicalize(&conf)?)
+                .pin_core(SERVER_CORE)
+                .stderr(log)
+                .start()?;
             let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, seed)?;
             Ok(Started {
                 target: Target {

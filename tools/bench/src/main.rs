@@ -9,9 +9,9 @@
 //! probe.rs     `probe`: the physical limit of coalesced loopback writes
 //! results.rs   results/<scenario>-<ts>/: report.json, summary.md, plots
 //! svg.rs       hand-written SVG line charts
-//! server.rs    spawning servers, token minting, GET /v1/channels
+//! server.rs    the quotecast to spawn, its token, GET /v1/channels
 //! worker.rs    one mio (epoll) loop per thread over its connections
-//! ws.rs        the client side of RFC 6455 and byte-search decoding
+//! decode.rs    byte-search decoding of server messages
 //! stats.rs     histograms and counters, merged across threads
 //! procstat.rs  CPU time and RSS from /proc/<pid>
 //! ```
@@ -20,6 +20,7 @@
 //! `--duration` seconds, stop. Every loop is bounded in time.
 
 mod compare;
+mod decode;
 mod feed;
 mod probe;
 mod procstat;
@@ -28,10 +29,11 @@ mod server;
 mod stats;
 mod svg;
 mod worker;
-mod ws;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use quotecast_testkit::server::Server;
+use quotecast_testkit::token;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -542,8 +544,8 @@ fn single(cli: &Cli) -> anyhow::Result<()> {
 
     let mut spawned = None;
     let (addr, host, path, token, server_pid) = if cli.spawn_server {
-        let secret = server::new_secret();
-        let mut spec = server::SpawnSpec::quotecast(
+        let secret = token::new_secret();
+        let mut spawn = server::quotecast(
             &cli.server_bin,
             &secret,
             cfg.max_rate_hz,
@@ -551,12 +553,14 @@ fn single(cli: &Cli) -> anyhow::Result<()> {
                 symbols: cfg.sim_symbols,
                 rate: cfg.sim_rate,
             },
-        );
-        spec.core = (cores >= 2).then_some(cli.server_core);
-        spec.log = cli.server_log.clone();
-        let s = server::spawn(&spec)?;
+        )
+        .stderr(server::log(cli.server_log.as_deref()));
+        if cores >= 2 {
+            spawn = spawn.pin_core(cli.server_core);
+        }
+        let s = spawn.start()?;
         let ttl = Duration::from_secs_f64(cli.connect_timeout + cfg.duration_s + 3_600.0);
-        let token = server::mint(&secret, ttl)?;
+        let token = server::mint(&secret, ttl);
         let info = (
             s.addr,
             s.addr.to_string(),
@@ -576,7 +580,7 @@ fn single(cli: &Cli) -> anyhow::Result<()> {
     };
     let pinned_core = spawned
         .as_ref()
-        .and_then(|s: &server::Spawned| s.pinned.then_some(cli.server_core));
+        .and_then(|s: &Server| s.pinned().then_some(cli.server_core));
 
     let symbols = server::fetch_symbols(addr, &token)?;
     let plans = build_plans(&cfg, &symbols, &quotecast_subscribe);

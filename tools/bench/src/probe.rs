@@ -232,11 +232,14 @@ mod tests {
     #[test]
     fn frame_is_a_parseable_price_of_the_asked_size() {
         let f = price_frame(150);
-        let (frame, used) = crate::ws::parse_frame(&f).unwrap().unwrap();
+        let (frame, used) = quotecast_testkit::ws::parse_frame(&f).unwrap().unwrap();
         assert_eq!(used, f.len());
         assert_eq!(frame.payload.len(), 150);
-        assert_eq!(crate::ws::classify(frame.payload), crate::ws::Kind::Price);
-        assert!(crate::ws::price_seq_ts(frame.payload).is_some());
+        assert_eq!(
+            crate::decode::classify(frame.payload),
+            crate::decode::Kind::Price
+        );
+        assert!(crate::decode::price_seq_ts(frame.payload).is_some());
     }
 
     #[test]

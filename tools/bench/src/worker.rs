@@ -2,10 +2,11 @@
 //! connections. Per connection: connect, upgrade, subscribe, then read frames,
 //! answer pings, and time every live price against its `ts`.
 
+use crate::decode::{self, Kind};
 use crate::stats::WorkerStats;
-use crate::ws::{self, Kind};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
+use quotecast_testkit::{http, ws};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -110,7 +111,7 @@ pub struct Settings {
     pub pin_core: Option<usize>,
     /// The loop stops by itself at this instant whatever the phase.
     pub deadline: Instant,
-    /// Seed of the masking keys and handshake nonces.
+    /// Seed of the masking keys.
     pub seed: u64,
 }
 
@@ -160,7 +161,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn next_u64(&mut self) -> u64 {
-        // xorshift64*: masks and nonces need no cryptographic strength here.
+        // xorshift64*: masks need no cryptographic strength here.
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
@@ -227,11 +228,8 @@ impl Ctx<'_> {
         }
         let _ = sock.set_nodelay(true);
         record(&mut self.stats.connect, conn.started.elapsed());
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.next_u64().to_ne_bytes());
-        nonce[8..].copy_from_slice(&self.next_u64().to_ne_bytes());
-        let key = ws::new_key(nonce);
-        conn.expected_accept = Some(ws::accept_for(&key).into());
+        let key = ws::generate_key();
+        conn.expected_accept = Some(ws::derive_accept_key(key.as_bytes()).into());
         conn.out = ws::upgrade_request(
             &self.target.host,
             conn.path.as_deref().unwrap_or(&self.target.path),
@@ -246,7 +244,7 @@ impl Ctx<'_> {
         match conn.state {
             State::Handshaking => {
                 conn.inbuf.extend_from_slice(data);
-                let head = match ws::parse_response_head(&conn.inbuf) {
+                let head = match http::parse_head(&conn.inbuf) {
                     Ok(None) => return,
                     Ok(Some(head)) => head,
                     Err(_) => return self.close(conn, "bad_response"),
@@ -254,7 +252,7 @@ impl Ctx<'_> {
                 if head.status != 101 {
                     return self.close(conn, &format!("http_{}", head.status));
                 }
-                if head.accept.as_deref() != conn.expected_accept.as_deref() {
+                if head.header("sec-websocket-accept") != conn.expected_accept.as_deref() {
                     return self.close(conn, "bad_accept");
                 }
                 record(&mut self.stats.handshake, conn.started.elapsed());
@@ -355,9 +353,9 @@ impl Ctx<'_> {
 
     fn on_text(&mut self, conn: &mut Conn, payload: &[u8]) {
         let counts = &mut self.stats.counts;
-        match ws::classify(payload) {
+        match decode::classify(payload) {
             Kind::Price => {
-                let Some((_seq, ts)) = ws::price_seq_ts(payload) else {
+                let Some((_seq, ts)) = decode::price_seq_ts(payload) else {
                     counts.bad_prices += 1;
                     return;
                 };
@@ -398,7 +396,7 @@ impl Ctx<'_> {
             Kind::Snapshot => counts.snapshots += 1,
             Kind::Ack => {
                 counts.acks += 1;
-                if ws::find(payload, br#""errors":[{"#).is_some() {
+                if decode::find(payload, br#""errors":[{"#).is_some() {
                     counts.ack_errors += 1;
                 }
                 if !conn.ready {
@@ -410,12 +408,12 @@ impl Ctx<'_> {
                 }
             }
             Kind::Welcome => {
-                if let Some(hz) = ws::u64_field(payload, br#""max_rate_hz":"#) {
+                if let Some(hz) = decode::u64_field(payload, br#""max_rate_hz":"#) {
                     self.shared.max_rate_hz.store(hz, Ordering::Relaxed);
                 }
             }
             Kind::Status => {
-                if ws::find(payload, br#""lagging""#).is_some() {
+                if decode::find(payload, br#""lagging""#).is_some() {
                     counts.lagging += 1;
                 }
             }
