@@ -12,12 +12,15 @@
 //! - sockudo: run when its binary is found (see `--sockudo-bin`); otherwise
 //!   it is listed as skipped with the reason.
 
+use crate::cli::Cli;
 use crate::feed::{self, Feed, Sink};
 use crate::probe::{self, ProbeConfig, ProbeReport};
+use crate::report::{print_summary, Report};
 use crate::results::{self, Comparison, Machine};
+use crate::run::{prepare, raise_nofile, run};
+use crate::scenario::{build_plans, quotecast_subscribe, RunConfig, Scenario};
 use crate::server;
 use crate::worker::Target;
-use crate::{build_plans, prepare, quotecast_subscribe, run, Cli, Report, RunConfig};
 use anyhow::Context;
 use clap::ValueEnum;
 use quotecast_testkit::server::{Ready, Server, Spawn};
@@ -96,7 +99,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     let cfg = prepare(&args.run, true);
     let scenario = cfg
         .scenario
-        .map_or_else(|| "custom".to_string(), crate::Scenario::name);
+        .map_or_else(|| "custom".to_string(), Scenario::name);
     let machine = Machine::read();
     let dir = args.out.join(format!(
         "{scenario}-{}",
@@ -117,7 +120,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
             .push((kind.name().to_string(), results::load_average()));
         match run_server(kind, args, &cfg, &symbols, &dir) {
             Ok(r) => {
-                crate::print_summary(&r);
+                print_summary(&r);
                 cmp.reports.push(r);
             }
             Err(e) => {
@@ -158,7 +161,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
             )
         });
     // Each probe connection takes two descriptors (both ends) in this process.
-    let fit = (crate::raise_nofile() as usize).saturating_sub(200) / 2;
+    let fit = (raise_nofile() as usize).saturating_sub(200) / 2;
     probe::run(&ProbeConfig {
         connections: cfg.connections.min(fit),
         frames_per_write: frames,

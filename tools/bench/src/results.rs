@@ -3,8 +3,9 @@
 //! distribution per server, delivery cadence over time, and the ramp.
 
 use crate::probe::ProbeReport;
+use crate::report::Report;
+use crate::scenario::RunConfig;
 use crate::svg::{self, Axis, RefLine, Series};
-use crate::{Report, RunConfig};
 use anyhow::Context;
 use serde::Serialize;
 use std::fmt::Write as _;
