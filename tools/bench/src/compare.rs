@@ -23,7 +23,7 @@ use crate::server;
 use crate::worker::Target;
 use anyhow::Context;
 use clap::ValueEnum;
-use quotecast_testkit::server::{Ready, Server, Spawn};
+use quotecast_testkit::server::{Ready, Server, Spawn, Stderr};
 use quotecast_testkit::token;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -231,6 +231,7 @@ fn run_server(
     Ok(report)
 }
 
+/// Starts the `kind` server, and the feed that drives it at `rate`.
 fn start(
     kind: Kind,
     args: &CompareArgs,
@@ -241,77 +242,98 @@ fn start(
     log: &Path,
 ) -> anyhow::Result<Started> {
     let log = server::log(log.to_str());
-    let seed = cfg.seed;
     match kind {
-        Kind::Quotecast | Kind::Tokio => {
-            let (sink, feed_addr) = Feed::line_listener()?;
-            let secret = token::new_secret();
-            let spawn = if kind == Kind::Quotecast {
-                server::quotecast(
-                    &args.run.server_bin,
-                    &secret,
-                    cfg.max_rate_hz,
-                    server::QuotecastFeed::Replay {
-                        addr: feed_addr,
-                        symbols,
-                    },
-                )
-            } else {
-                Spawn::new(
-                    &args.peer_bin,
-                    Ready::Line("tokio-broadcast listening on ".into()),
-                )
-                .args(["--listen", "127.0.0.1:0", "--feed"])
-                .arg(format!("tcp:{feed_addr}"))
-            };
-            let server = spawn.pin_core(SERVER_CORE).stderr(log).start()?;
-            let feed = Feed::start(sink, symbols.to_vec(), rate, seed)?;
-            let ttl = Duration::from_secs(6 * 3_600);
-            let token = server::mint(&secret, ttl);
-            let target = Target {
-                addr: server.addr,
-                host: server.addr.to_string(),
-                path: "/v1/ws".into(),
-                token,
-            };
-            Ok(Started {
-                server,
-                feed,
-                target,
-                by_path: false,
-            })
-        }
-        Kind::Nchan => {
-            let addr = free_port()?;
-            let conf = dir.join("nginx.conf");
-            let prefix = dir.join("nginx");
-            std::fs::create_dir_all(&prefix)?;
-            // nginx resolves relative paths against its prefix: give it absolute ones.
-            let prefix = std::fs::canonicalize(&prefix)?;
-            std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
-            let server = Spawn::new(&args.nginx_bin, Ready::Port(addr))
-                .args(["-e", "stderr", "-p"])
-                .arg(format!("{}/", prefix.display()))
-                .arg("-c")
-                .arg(std::fs::canonicalize(&conf)?)
-                .pin_core(SERVER_CORE)
-                .stderr(log)
-                .start()?;
-            let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, seed)?;
-            Ok(Started {
-                target: Target {
-                    addr,
-                    host: addr.to_string(),
-                    path: "/sub/".into(),
-                    token: String::new(),
-                },
-                server,
-                feed,
-                by_path: true,
-            })
-        }
+        Kind::Quotecast | Kind::Tokio => start_line_fed(kind, args, cfg, symbols, rate, log),
+        Kind::Nchan => start_nchan(args, cfg, symbols, rate, dir, log),
         Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
     }
+}
+
+/// quotecast or the tokio peer, fed JSON lines over TCP; clients subscribe
+/// with quotecast's op.
+fn start_line_fed(
+    kind: Kind,
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    rate: u64,
+    log: Stderr,
+) -> anyhow::Result<Started> {
+    let (sink, feed_addr) = Feed::line_listener()?;
+    let secret = token::new_secret();
+    let spawn = if kind == Kind::Quotecast {
+        server::quotecast(
+            &args.run.server_bin,
+            &secret,
+            cfg.max_rate_hz,
+            server::QuotecastFeed::Replay {
+                addr: feed_addr,
+                symbols,
+            },
+        )
+    } else {
+        Spawn::new(
+            &args.peer_bin,
+            Ready::Line("tokio-broadcast listening on ".into()),
+        )
+        .args(["--listen", "127.0.0.1:0", "--feed"])
+        .arg(format!("tcp:{feed_addr}"))
+    };
+    let server = spawn.pin_core(SERVER_CORE).stderr(log).start()?;
+    let feed = Feed::start(sink, symbols.to_vec(), rate, cfg.seed)?;
+    let ttl = Duration::from_secs(6 * 3_600);
+    let token = server::mint(&secret, ttl);
+    let target = Target {
+        addr: server.addr,
+        host: server.addr.to_string(),
+        path: "/v1/ws".into(),
+        token,
+    };
+    Ok(Started {
+        server,
+        feed,
+        target,
+        by_path: false,
+    })
+}
+
+/// nginx + nchan with a generated configuration in `dir`, fed by HTTP
+/// publishes; clients subscribe by upgrade path.
+fn start_nchan(
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    rate: u64,
+    dir: &Path,
+    log: Stderr,
+) -> anyhow::Result<Started> {
+    let addr = free_port()?;
+    let conf = dir.join("nginx.conf");
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(&prefix)?;
+    // nginx resolves relative paths against its prefix: give it absolute ones.
+    let prefix = std::fs::canonicalize(&prefix)?;
+    std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
+    let server = Spawn::new(&args.nginx_bin, Ready::Port(addr))
+        .args(["-e", "stderr", "-p"])
+        .arg(format!("{}/", prefix.display()))
+        .arg("-c")
+        .arg(std::fs::canonicalize(&conf)?)
+        .pin_core(SERVER_CORE)
+        .stderr(log)
+        .start()?;
+    let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, cfg.seed)?;
+    Ok(Started {
+        target: Target {
+            addr,
+            host: addr.to_string(),
+            path: "/sub/".into(),
+            token: String::new(),
+        },
+        server,
+        feed,
+        by_path: true,
+    })
 }
 
 /// A loopback port free right now.

@@ -16,6 +16,7 @@
 //! svg.rs       hand-written SVG line charts
 //! server.rs    the quotecast to spawn, its token, GET /v1/channels
 //! worker.rs    one mio (epoll) loop per thread over its connections
+//! conn.rs      one connection: connect, upgrade, frames, timed prices
 //! decode.rs    byte-search decoding of server messages
 //! stats.rs     histograms and counters, merged across threads
 //! procstat.rs  CPU time and RSS from /proc/<pid>
@@ -26,6 +27,7 @@
 
 mod cli;
 mod compare;
+mod conn;
 mod decode;
 mod feed;
 mod probe;
