@@ -190,6 +190,50 @@ fn session(target: &Target, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64
     Ok(frames)
 }
 
+/// One client thread: sessions of a random kind, one after the other,
+/// until `deadline`.
+fn churn(args: &Args, target: &Target, counts: &Counts, deadline: Instant) {
+    let mut rng = rand::rng();
+    while Instant::now() < deadline {
+        let roll = rng.random_range(0..100);
+        let kind = if roll < args.dead_pct {
+            counts.dead.fetch_add(1, Relaxed);
+            0
+        } else if roll < args.dead_pct + args.slow_pct {
+            counts.slow.fetch_add(1, Relaxed);
+            1
+        } else {
+            2
+        };
+        match session(target, kind, &mut rng) {
+            Ok(n) => {
+                counts.sessions.fetch_add(1, Relaxed);
+                counts.frames.fetch_add(n, Relaxed);
+            }
+            Err(e) => {
+                counts.errors.fetch_add(1, Relaxed);
+                if let Ok(mut last) = counts.last_error.lock() {
+                    *last = format!("{e:#}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The server once its open fds are back to `baseline_fds`, or after 30 s:
+/// it notices the last closes late (dead clients are cut by the
+/// slow-consumer clock).
+fn settled(pid: u32, start: Instant, baseline_fds: u64) -> anyhow::Result<Sample> {
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut end = sample(pid, start).context("server died")?;
+    while Instant::now() < settle && end.fds > baseline_fds {
+        std::thread::sleep(Duration::from_secs(1));
+        end = sample(pid, start).context("server died")?;
+    }
+    Ok(end)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     let (target, mut server) = target(&args)?;
@@ -204,34 +248,7 @@ fn main() -> anyhow::Result<()> {
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
             let (args, target, counts) = (args.clone(), target.clone(), counts.clone());
-            std::thread::spawn(move || {
-                let mut rng = rand::rng();
-                while Instant::now() < deadline {
-                    let roll = rng.random_range(0..100);
-                    let kind = if roll < args.dead_pct {
-                        counts.dead.fetch_add(1, Relaxed);
-                        0
-                    } else if roll < args.dead_pct + args.slow_pct {
-                        counts.slow.fetch_add(1, Relaxed);
-                        1
-                    } else {
-                        2
-                    };
-                    match session(&target, kind, &mut rng) {
-                        Ok(n) => {
-                            counts.sessions.fetch_add(1, Relaxed);
-                            counts.frames.fetch_add(n, Relaxed);
-                        }
-                        Err(e) => {
-                            counts.errors.fetch_add(1, Relaxed);
-                            if let Ok(mut last) = counts.last_error.lock() {
-                                *last = format!("{e:#}");
-                            }
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                    }
-                }
-            })
+            std::thread::spawn(move || churn(&args, &target, &counts, deadline))
         })
         .collect();
     let mut samples = vec![baseline];
@@ -242,13 +259,7 @@ fn main() -> anyhow::Result<()> {
     for w in workers {
         let _ = w.join();
     }
-    // Let the server notice the last closes (dead clients are cut by the slow-consumer clock).
-    let settle = Instant::now() + Duration::from_secs(30);
-    let mut end = sample(target.pid, start).context("server died")?;
-    while Instant::now() < settle && end.fds > baseline.fds {
-        std::thread::sleep(Duration::from_secs(1));
-        end = sample(target.pid, start).context("server died")?;
-    }
+    let end = settled(target.pid, start, baseline.fds)?;
     let churn: Vec<u64> = samples
         .iter()
         .filter(|s| s.at_s > args.seconds as f64 * 0.25)

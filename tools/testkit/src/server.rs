@@ -153,11 +153,9 @@ impl Spawn {
         Ok(server)
     }
 
-    /// Spawns the process and the threads that drain its pipes.
-    fn launch(
-        &self,
-        config: Option<PathBuf>,
-    ) -> Result<(Server, mpsc::Receiver<String>), StartError> {
+    /// The command line: `taskset -c CORE` in front when pinned (and
+    /// taskset is installed), `--config` last; returns it and whether it pins.
+    fn command(&self, config: Option<&PathBuf>) -> Result<(Command, bool), StartError> {
         let taskset = self
             .core
             .filter(|_| Command::new("taskset").arg("-V").output().is_ok());
@@ -173,7 +171,7 @@ impl Spawn {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
-        if let Some(path) = &config {
+        if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
         match &self.stderr {
@@ -193,6 +191,15 @@ impl Spawn {
                 Ok(())
             });
         }
+        Ok((cmd, taskset.is_some()))
+    }
+
+    /// Spawns the process and the threads that drain its pipes.
+    fn launch(
+        &self,
+        config: Option<PathBuf>,
+    ) -> Result<(Server, mpsc::Receiver<String>), StartError> {
+        let (mut cmd, pinned) = self.command(config.as_ref())?;
         let mut child = cmd
             .spawn()
             .map_err(|e| StartError::Spawn(self.describe(), e))?;
@@ -212,7 +219,7 @@ impl Spawn {
         let server = Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child,
-            pinned: taskset.is_some(),
+            pinned,
             stderr: kept,
             stderr_reader,
             config,
