@@ -2,9 +2,9 @@
 # Churn soak: quotecast-soak starts a release quotecast on loopback and churns
 # clients against it for SECONDS (default 600); then the server log is checked
 # for panics.
-# Usage: tools/soak.sh [SECONDS] [THREADS]
+# Usage: tools/scripts/soak.sh [SECONDS] [THREADS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECONDS_TO_RUN=${1:-600}
 THREADS=${2:-64}
 OUT=${OUT:-results/soak-$(date +%Y%m%d-%H%M%S)}
