@@ -11,6 +11,8 @@
 //! ws.rs      the client side of RFC 6455: upgrade request, frame codec
 //! client.rs  blocking WebSocket clients: `Ws` (tungstenite, JSON) and
 //!            `RawWs` (raw frames, answers nothing by itself)
+//! bin/quotecast-with-server.rs
+//!            a command run against a started server, for shell scripts
 //! ```
 //!
 //! Failures are returned, never panicked: the tests turn them into panics
