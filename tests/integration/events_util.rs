@@ -4,6 +4,7 @@
 use crate::util::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// `POST path` with a bearer token and a JSON body, over a fresh connection.
 pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> HttpResponse {
@@ -49,16 +50,17 @@ pub fn connect_as(server: &Server, sub: &str, tenant: &str, roles: &[&str]) -> W
     connect(server, &sign(&claims(sub, tenant, roles, 600)))
 }
 
-/// Start (µs) of the 1-second window after the current one: events stamped
-/// inside it are all published before it closes.
-pub fn next_second_us() -> i64 {
-    (now_us() / 1_000_000 + 1) * 1_000_000
+/// Start (µs) of a 1-second window that opens 2 to 3 s from now: events
+/// stamped inside it reach the shards before it closes (50 ms after its
+/// end) even when a loaded machine is slow to publish them.
+pub fn future_window_us() -> i64 {
+    (now_us() / 1_000_000 + 3) * 1_000_000
 }
 
 /// Reads until the `metrics` frame of `metric` for window `seq` arrives;
 /// returns it and the frames before it.
 pub fn metric_frame(ws: &mut Ws, metric: &str, seq: i64) -> (Value, Vec<Value>) {
-    ws.recv_until(after_ms(5000), |v| {
+    ws.recv_until(deadline(), |v| {
         v["type"] == "metrics" && v["seq"] == seq && !v["values"][metric].is_null()
     })
 }
@@ -68,6 +70,29 @@ pub fn subscribe_op(ws: &mut Ws, op: Value) -> Value {
     let (ack, _) = ws.request(op);
     assert_eq!(ack["type"], "ack", "subscribe refused: {ack}");
     ack
+}
+
+/// Waits until the alerts stream of tenant `t1` is at `last_seq`: `POST
+/// /v1/publish` answers once the events are queued, before the shards have
+/// them. Each look is a fresh subscription (live from now, nothing
+/// replayed), whose ack says where the stream is.
+pub fn await_alerts(server: &Server, last_seq: i64) {
+    let deadline = deadline();
+    loop {
+        let mut probe = connect(server, &trader());
+        let ack = subscribe_op(
+            &mut probe,
+            json!({"op":"subscribe","id":1,"channel":"alerts"}),
+        );
+        if ack["last_seq"] == last_seq {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alerts stream never reached {last_seq}: {ack}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The `seq` of every `alert` frame among `frames`.

@@ -20,7 +20,18 @@ pub use quotecast_testkit::ws::client_frame;
 /// The HS256 secret every test server is started with.
 pub const SECRET: &str = "integration-test-secret-7c1f3a9e";
 
-/// `Instant::now() + ms`.
+/// How long a test waits for something that must happen (a reply, a frame,
+/// a close, a state): generous, so that a loaded CI machine is never taken
+/// for a broken server. A passing test never waits it out.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// `Instant::now() + WAIT`: the deadline of a wait for an event.
+pub fn deadline() -> Instant {
+    Instant::now() + WAIT
+}
+
+/// `Instant::now() + ms`: the end of a window in which the test observes
+/// (what comes, or that nothing comes), or of a time limit under test.
 pub fn after_ms(ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(ms)
 }
@@ -376,6 +387,20 @@ pub trait WsExt {
     /// Every JSON frame until `deadline`; panics if the connection closes.
     fn collect_for(&mut self, deadline: Instant) -> Vec<Value>;
 
+    /// Every JSON frame of a window of `ms`, then on until `enough` holds of
+    /// them all (within [`WAIT`]): the window is what the test observes; the
+    /// wait makes sure a loaded machine has delivered what it is about.
+    fn collect_at_least(&mut self, ms: u64, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut frames = self.collect_for(after_ms(ms));
+        let deadline = deadline();
+        while !enough(&frames) {
+            let (v, before) = self.recv_until(deadline, |_| true);
+            frames.extend(before);
+            frames.push(v);
+        }
+        frames
+    }
+
     /// Reads until a Close frame; returns its code and the JSON frames before it.
     /// Panics on timeout or when the connection ends without a Close frame.
     fn expect_close(&mut self, deadline: Instant) -> (Option<u16>, Vec<Value>);
@@ -452,7 +477,7 @@ impl WsExt for Ws {
         let id = op["id"].clone();
         assert!(!id.is_null(), "request needs an id");
         self.send(&op).unwrap();
-        self.recv_until(after_ms(5000), |v| {
+        self.recv_until(deadline(), |v| {
             v["id"] == id && matches!(v["type"].as_str(), Some("ack" | "error" | "pong"))
         })
     }
@@ -480,7 +505,7 @@ impl WsExt for Ws {
             .iter()
             .map(|s| s.as_str().unwrap().to_string())
             .collect();
-        let (snap, before) = self.recv_until(after_ms(5000), |v| v["type"] == "snapshot");
+        let (snap, before) = self.recv_until(deadline(), |v| v["type"] == "snapshot");
         for v in &before {
             assert!(
                 !(v["type"] == "price" && new.iter().any(|s| v["symbol"] == s.as_str())),

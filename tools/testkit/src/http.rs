@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// How long a request may take by default, connection to last byte:
 /// generous, so that a loaded machine is not mistaken for a broken server.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Most headers a response head may have.
 const MAX_HEADERS: usize = 64;

@@ -507,6 +507,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // The pipe has ended with the process: take all it said.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         if let Some(path) = &self.config {
             let _ = std::fs::remove_file(path);
         }
