@@ -15,8 +15,8 @@
 //!            a command run against a started server, for shell scripts
 //! ```
 //!
-//! Failures are returned, never panicked: the tests turn them into panics
-//! with their own messages, the tools into errors.
+//! I/O and server failures are returned, not panicked: the tests turn them
+//! into panics with their own messages, the tools into errors.
 
 #![deny(missing_docs)]
 

@@ -16,14 +16,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What quotecast prints, followed by its address, once it accepts connections.
-pub const READY_PREFIX: &str = "quotecast listening on ";
+const READY_PREFIX: &str = "quotecast listening on ";
 
 /// The environment variable quotecast reads its HS256 secret from.
-pub const SECRET_ENV: &str = "QUOTECAST_JWT_HS256_SECRET";
+const SECRET_ENV: &str = "QUOTECAST_JWT_HS256_SECRET";
 
 /// How long a server may take to become ready by default: generous, because
 /// a loaded 2-core CI machine may take seconds to start a debug build.
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`Server::stop`] waits after SIGTERM before it kills.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -64,7 +64,6 @@ pub struct Spawn {
     core: Option<usize>,
     stderr: Stderr,
     config: Option<String>,
-    timeout: Duration,
 }
 
 impl Spawn {
@@ -78,7 +77,6 @@ impl Spawn {
             core: None,
             stderr: Stderr::Keep,
             config: None,
-            timeout: START_TIMEOUT,
         }
     }
 
@@ -131,23 +129,18 @@ impl Spawn {
         self
     }
 
-    /// How long the server may take to become ready (default [`START_TIMEOUT`]).
-    pub fn timeout(mut self, timeout: Duration) -> Spawn {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Starts the server and waits until it is ready, it exits, or the timeout.
+    /// Starts the server and waits until it is ready, it exits, or 30 s have
+    /// passed.
     pub fn start(&self) -> Result<Server, StartError> {
         let config = match &self.config {
             Some(text) => Some(write_config(text).map_err(StartError::Config)?),
             None => None,
         };
         let (mut server, lines) = self.launch(config)?;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + START_TIMEOUT;
         let addr = match &self.ready {
-            Ready::Line(prefix) => server.await_line(&lines, prefix, deadline, self.timeout)?,
-            Ready::Port(addr) => server.await_port(*addr, deadline, self.timeout)?,
+            Ready::Line(prefix) => server.await_line(&lines, prefix, deadline)?,
+            Ready::Port(addr) => server.await_port(*addr, deadline)?,
         };
         server.addr = addr;
         Ok(server)
@@ -300,10 +293,8 @@ pub enum StartError {
         /// What it printed on stderr (with [`Stderr::Keep`]).
         stderr: String,
     },
-    /// It was still not ready at the deadline (it has been killed).
+    /// It was still not ready after 30 s (it has been killed).
     NotReady {
-        /// The time it had.
-        timeout: Duration,
         /// What it printed on stdout.
         stdout: Vec<String>,
         /// The tail of its stderr (with [`Stderr::Keep`]).
@@ -326,13 +317,9 @@ impl fmt::Display for StartError {
                 f,
                 "exited before listening ({status})\nstdout: {stdout:?}\nstderr:\n{stderr}"
             ),
-            StartError::NotReady {
-                timeout,
-                stdout,
-                stderr,
-            } => write!(
+            StartError::NotReady { stdout, stderr } => write!(
                 f,
-                "not listening within {timeout:?}\nstdout: {stdout:?}\nstderr:\n{stderr}"
+                "not listening within {START_TIMEOUT:?}\nstdout: {stdout:?}\nstderr:\n{stderr}"
             ),
             StartError::BadAddress(line) => write!(f, "bad listening line {line:?}"),
         }
@@ -360,7 +347,6 @@ impl Server {
         lines: &mpsc::Receiver<String>,
         prefix: &str,
         deadline: Instant,
-        timeout: Duration,
     ) -> Result<SocketAddr, StartError> {
         let mut stdout = Vec::new();
         loop {
@@ -378,7 +364,6 @@ impl Server {
             if Instant::now() >= deadline {
                 self.kill();
                 return Err(StartError::NotReady {
-                    timeout,
                     stdout,
                     stderr: self.stderr_tail(4000),
                 });
@@ -407,7 +392,6 @@ impl Server {
         &mut self,
         addr: SocketAddr,
         deadline: Instant,
-        timeout: Duration,
     ) -> Result<SocketAddr, StartError> {
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
@@ -423,7 +407,6 @@ impl Server {
             if Instant::now() >= deadline {
                 self.kill();
                 return Err(StartError::NotReady {
-                    timeout,
                     stdout: Vec::new(),
                     stderr: self.stderr_tail(4000),
                 });

@@ -5,12 +5,8 @@
 pub use tungstenite::handshake::client::generate_key;
 pub use tungstenite::handshake::derive_accept_key;
 
-/// Opcode of a continuation frame.
-pub const OP_CONTINUATION: u8 = 0x0;
 /// Opcode of a text frame.
 pub const OP_TEXT: u8 = 0x1;
-/// Opcode of a binary frame.
-pub const OP_BINARY: u8 = 0x2;
 /// Opcode of a close frame.
 pub const OP_CLOSE: u8 = 0x8;
 /// Opcode of a ping frame.
