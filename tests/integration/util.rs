@@ -3,10 +3,10 @@
 //! tenant, a replay feed the test writes, and reads that panic with the
 //! frames seen when what a test waits for does not come.
 
-use quotecast_testkit::server::Spawn;
+use quotecast_testkit::server::{accept_by, Spawn};
 use quotecast_testkit::{http, token};
 use serde_json::{json, Value};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -117,7 +117,6 @@ impl ReplayFeed {
     /// Binds 127.0.0.1:0.
     pub fn bind() -> ReplayFeed {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
         ReplayFeed {
             listener,
             conn: None,
@@ -144,24 +143,9 @@ impl ReplayFeed {
 
     /// Waits for the server to connect.
     pub fn accept(&mut self, deadline: Instant) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false).unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    self.conn = Some(stream);
-                    return;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the server never connected to the replay feed"
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("replay accept: {e}"),
-            }
-        }
+        let conn = accept_by(&self.listener, deadline)
+            .unwrap_or_else(|e| panic!("the server never connected to the replay feed: {e}"));
+        self.conn = Some(conn);
     }
 
     /// Writes one venue quote line.

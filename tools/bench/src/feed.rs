@@ -9,6 +9,7 @@
 //! (nchan, which relays bodies and has no aggregator).
 
 use anyhow::Context;
+use quotecast_testkit::server::accept_by;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fmt::Write as _;
@@ -71,7 +72,9 @@ impl Feed {
         let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
         let (thread, publisher) = match sink {
             Sink::Lines(listener) => {
-                let out = accept_within(&listener, 30)?;
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let out = accept_by(&listener, deadline)
+                    .context("waiting for the server to connect to the feed")?;
                 let t = std::thread::Builder::new()
                     .name("feed".into())
                     .spawn(move || {
@@ -146,24 +149,6 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-fn accept_within(listener: &TcpListener, secs: u64) -> anyhow::Result<TcpStream> {
-    listener.set_nonblocking(true)?;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false)?;
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e).context("waiting for the server to connect to the feed"),
-        }
     }
 }
 
