@@ -57,7 +57,7 @@ pub struct ServerConfig {
     /// small so a slow reader is conflated in our table, not queued in the kernel.
     pub send_buffer_bytes: usize,
     /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
-    /// the Autobahn conformance suite (`tools/autobahn`). Never in production.
+    /// the Autobahn conformance suite (`tools/scripts/autobahn`). Never in production.
     pub echo_route: bool,
 }
 

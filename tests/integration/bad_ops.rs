@@ -9,8 +9,8 @@ fn bad_ops_get_errors_and_connection_survives() {
     let s = start_sim(3, 200, &[], None);
     let mut ws = connect(&s, &trader());
 
-    ws.send_text("this is not json");
-    let e = ws.recv_json_until(after_ms(5000), |v| v["type"] == "error");
+    ws.send_text("this is not json").unwrap();
+    let e = ws.recv_json_until(deadline(), |v| v["type"] == "error");
     assert_eq!(e["code"], "bad_request", "{e}");
     assert!(
         e.get("id").is_none_or(|id| id.is_null()),
@@ -48,8 +48,8 @@ fn bad_ops_get_errors_and_connection_survives() {
         );
     }
     // JSON that is not an object.
-    ws.send_text("[1,2,3]");
-    let e = ws.recv_json_until(after_ms(5000), |v| v["type"] == "error");
+    ws.send_text("[1,2,3]").unwrap();
+    let e = ws.recv_json_until(deadline(), |v| v["type"] == "error");
     assert_eq!(e["code"], "bad_request", "{e}");
     ws.ping(8);
     // And it can still subscribe.

@@ -24,9 +24,9 @@ fn assert_refused(r: &HttpResponse, reason: &str) {
 }
 
 /// Retries the upgrade until it is accepted (the server frees a slot when it
-/// has processed the close), within 5 s.
+/// has processed the close).
 fn accepted_again(s: &Server, token: &str) {
-    let deadline = after_ms(5000);
+    let deadline = deadline();
     loop {
         let r = upgrade(s, token);
         if r.status == 101 {
@@ -49,7 +49,7 @@ fn per_ip_cap_refuses_with_429_and_frees_on_close() {
     open.pop();
     accepted_again(&s, &tenant_token("d"));
     drop(open);
-    status_until(&s, after_ms(5000), |v| v["connections"] == 0);
+    status_until(&s, deadline(), |v| v["connections"] == 0);
     let again: Vec<Ws> = ["a", "b", "c"]
         .iter()
         .map(|t| connect(&s, &tenant_token(t)))

@@ -3,7 +3,6 @@
 
 use crate::util::*;
 use std::net::TcpStream;
-use std::time::Duration;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Bytes, Message};
 
@@ -17,10 +16,8 @@ fn echo_route_is_off_by_default() {
 #[test]
 fn echo_route_echoes_text_and_binary_and_keeps_the_size_cap() {
     let server = start_server(&["--echo-route"], None);
-    let stream = TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let stream = TcpStream::connect_timeout(&server.addr, WAIT).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
     let url = format!("ws://{}/v1/echo", server.addr);
     let (mut ws, _) = tungstenite::client::client(url, stream).expect("echo upgrade");
 

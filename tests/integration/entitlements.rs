@@ -25,7 +25,7 @@ fn symbols_claim_and_unknown_symbols() {
     for d in snap["data"].as_array().unwrap() {
         assert_eq!(d["symbol"], "EURUSD", "{snap}");
     }
-    let frames = ws.collect_for(after_ms(1000));
+    let frames = ws.collect_at_least(1000, |f| !prices(f).is_empty());
     let live = prices(&frames);
     assert!(!live.is_empty(), "no EURUSD prices");
     assert!(
@@ -97,14 +97,15 @@ fn tenant_entitlements_hold_over_a_window() {
         .collect();
     assert!(snap_symbols.iter().all(|s| entitled.contains(s)), "{snap}");
 
-    // Over a window, then up to a ping barrier: every frame the server sent
-    // before answering the ping has been read.
-    let mut frames = ws.collect_for(after_ms(1500));
+    // Over a window (and until every entitled symbol has been priced), then
+    // up to a ping barrier: every frame the server sent before answering the
+    // ping has been read.
+    let want: std::collections::BTreeSet<String> = entitled.map(String::from).into();
+    let mut frames = ws.collect_at_least(1500, |f| priced(f).is_superset(&want));
     let (pong, before) = ws.request(json!({"op": "ping", "id": 2}));
     assert_eq!(pong["type"], "pong", "{pong}");
     frames.extend(before);
     let seen = priced(&frames);
-    let want: std::collections::BTreeSet<String> = entitled.map(String::from).into();
     assert_eq!(seen, want, "prices seen: {}", tail(&frames));
 
     // Asking again changes nothing: still refused, still nothing after a barrier.
@@ -141,7 +142,7 @@ fn token_symbols_narrow_the_tenant_and_other_tenants_see_everything() {
     let (ack, _) = ws.subscribe(1, &["GBPUSD", "AUDUSD"]);
     assert_eq!(ack["subscribed"], json!(["GBPUSD", "AUDUSD"]), "{ack}");
 
-    let mut frames = narrowed.collect_for(after_ms(1000));
+    let mut frames = narrowed.collect_at_least(1000, |f| priced(f).contains("USDJPY"));
     frames.extend(narrowed.request(json!({"op": "ping", "id": 2})).1);
     assert_eq!(
         priced(&frames),

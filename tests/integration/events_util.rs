@@ -3,23 +3,15 @@
 
 use crate::util::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// `POST path` with a bearer token and a JSON body, over a fresh connection.
 pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> HttpResponse {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    read_http_response(&mut s, after_ms(5000))
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    quotecast_testkit::http::post_json(addr, path, &headers, body)
         .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-        .0
 }
 
 /// A SERVICE token of tenant `t1` (publishers need ADMIN or SERVICE).
@@ -61,16 +53,17 @@ pub fn connect_as(server: &Server, sub: &str, tenant: &str, roles: &[&str]) -> W
     connect(server, &sign(&claims(sub, tenant, roles, 600)))
 }
 
-/// Start (µs) of the 1-second window after the current one: events stamped
-/// inside it are all published before it closes.
-pub fn next_second_us() -> i64 {
-    (now_us() / 1_000_000 + 1) * 1_000_000
+/// Start (µs) of a 1-second window that opens 2 to 3 s from now: events
+/// stamped inside it reach the shards before it closes (50 ms after its
+/// end) even when a loaded machine is slow to publish them.
+pub fn future_window_us() -> i64 {
+    (now_us() / 1_000_000 + 3) * 1_000_000
 }
 
 /// Reads until the `metrics` frame of `metric` for window `seq` arrives;
 /// returns it and the frames before it.
 pub fn metric_frame(ws: &mut Ws, metric: &str, seq: i64) -> (Value, Vec<Value>) {
-    ws.recv_until(after_ms(5000), |v| {
+    ws.recv_until(deadline(), |v| {
         v["type"] == "metrics" && v["seq"] == seq && !v["values"][metric].is_null()
     })
 }
@@ -80,6 +73,29 @@ pub fn subscribe_op(ws: &mut Ws, op: Value) -> Value {
     let (ack, _) = ws.request(op);
     assert_eq!(ack["type"], "ack", "subscribe refused: {ack}");
     ack
+}
+
+/// Waits until the alerts stream of tenant `t1` is at `last_seq`: `POST
+/// /v1/publish` answers once the events are queued, before the shards have
+/// them. Each look is a fresh subscription (live from now, nothing
+/// replayed), whose ack says where the stream is.
+pub fn await_alerts(server: &Server, last_seq: i64) {
+    let deadline = deadline();
+    loop {
+        let mut probe = connect(server, &trader());
+        let ack = subscribe_op(
+            &mut probe,
+            json!({"op":"subscribe","id":1,"channel":"alerts"}),
+        );
+        if ack["last_seq"] == last_seq {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alerts stream never reached {last_seq}: {ack}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The `seq` of every `alert` frame among `frames`.

@@ -21,39 +21,43 @@ fn price_seq(v: &Value) -> u64 {
 fn stalled_feed_is_announced_and_recovery_resumes_seq() {
     let mut feed = ReplayFeed::bind();
     let s = feed.start_server("EURUSD,GBPUSD", "LP1,LP2", Some(TOML));
-    feed.accept(after_ms(10_000));
+    feed.accept(deadline());
     let mut ws = connect(&s, &trader());
     ws.subscribe(1, &["EURUSD"]);
 
     // Quotes flowing every 100 ms (any status from the start-up gap is skipped).
+    // The server stamps the last one between its write and its price.
     let mut bid = 1.0800;
     let mut last_seq = 0;
+    let (mut last_quote_ms, mut last_price_ms) = (0, 0);
     for _ in 0..5 {
         bid += 0.0001;
+        last_quote_ms = now_ms();
         feed.quote("EURUSD", "LP1", bid, 1_000_000, bid + 0.0002, 1_000_000);
-        let p = ws.recv_json_until(after_ms(3000), |v| v["type"] == "price");
+        let p = ws.recv_json_until(deadline(), |v| v["type"] == "price");
+        last_price_ms = now_ms();
         assert!(price_seq(&p) > last_seq, "{p}");
         last_seq = price_seq(&p);
         std::thread::sleep(Duration::from_millis(100));
     }
     let r = http_get(s.addr, "/healthz", &[]);
     assert_eq!((r.status, r.body.trim()), (200, "ok"), "{r:?}");
-    let last_quote_ms = now_ms();
 
-    // The feed stops: feed_stale within the threshold plus housekeeping.
-    let (stale, before) = ws.recv_until(after_ms(STALE_MS + 2000), |v| v["type"] == "status");
+    // The feed stops: feed_stale after the threshold plus housekeeping (and,
+    // on a loaded machine, scheduling: the upper bound is generous).
+    let (stale, before) = ws.recv_until(deadline(), |v| v["type"] == "status");
     let waited = now_ms() - last_quote_ms;
     assert_eq!(stale["state"], "feed_stale", "{stale}");
     assert!(
-        waited >= STALE_MS as i64 - 150 && waited < STALE_MS as i64 + 1000,
+        waited >= STALE_MS as i64 - 150 && waited < STALE_MS as i64 + 5000,
         "feed_stale after {waited} ms, threshold {STALE_MS} ms"
     );
     let since = stale["since"]
         .as_i64()
         .unwrap_or_else(|| panic!("no since: {stale}"));
     assert!(
-        (since - last_quote_ms).abs() < 250,
-        "since {since} is not the last quote's time {last_quote_ms}: {stale}"
+        (last_quote_ms..=last_price_ms).contains(&since),
+        "since {since} is not the last quote's time (sent {last_quote_ms}, priced {last_price_ms}): {stale}"
     );
     assert!(
         prices(&before).is_empty(),
@@ -73,13 +77,13 @@ fn stalled_feed_is_announced_and_recovery_resumes_seq() {
         feed.quote("EURUSD", "LP1", bid, 1_000_000, bid + 0.0002, 1_000_000);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (ok, before) = ws.recv_until(after_ms(3000), |v| v["type"] == "status");
+    let (ok, before) = ws.recv_until(deadline(), |v| v["type"] == "status");
     assert_eq!(ok["state"], "ok", "{ok}");
     assert!(
         prices(&before).is_empty(),
         "price before status ok: {before:?}"
     );
-    let p = ws.recv_json_until(after_ms(3000), |v| v["type"] == "price");
+    let p = ws.recv_json_until(deadline(), |v| v["type"] == "price");
     assert!(
         price_seq(&p) > last_seq,
         "seq after recovery {p}, before {last_seq}"
@@ -92,11 +96,11 @@ fn stalled_feed_is_announced_and_recovery_resumes_seq() {
 fn crossed_and_non_finite_quotes_are_rejected_counted_and_never_forwarded() {
     let mut feed = ReplayFeed::bind();
     let s = feed.start_server("EURUSD,GBPUSD", "LP1,LP2", None);
-    feed.accept(after_ms(10_000));
+    feed.accept(deadline());
     let mut ws = connect(&s, &trader());
     ws.subscribe(1, &["EURUSD"]);
     feed.quote("EURUSD", "LP1", 1.0841, 1_000_000, 1.0843, 1_000_000);
-    let first = ws.recv_json_until(after_ms(3000), |v| v["type"] == "price");
+    let first = ws.recv_json_until(deadline(), |v| v["type"] == "price");
     let agg = status(&s)["aggregator"].clone();
     let (rejected0, input0) = (
         agg["rejected"].as_u64().unwrap(),
@@ -117,7 +121,7 @@ fn crossed_and_non_finite_quotes_are_rejected_counted_and_never_forwarded() {
     // A good quote after them all, to know they have been processed.
     feed.quote("EURUSD", "LP1", 1.0842, 1_000_000, 1.0844, 1_000_000);
 
-    let (sentinel, before) = ws.recv_until(after_ms(3000), |v| {
+    let (sentinel, before) = ws.recv_until(deadline(), |v| {
         v["type"] == "price" && v["bid"].as_f64() == Some(1.0842)
     });
     assert!(
@@ -125,7 +129,7 @@ fn crossed_and_non_finite_quotes_are_rejected_counted_and_never_forwarded() {
         "a rejected quote was forwarded: {before:?}"
     );
     assert_eq!(price_seq(&sentinel), price_seq(&first) + 1, "{sentinel}");
-    let v = status_until(&s, after_ms(3000), |v| {
+    let v = status_until(&s, deadline(), |v| {
         v["aggregator"]["rejected"] == rejected0 + 3
             && v["aggregator"]["feed_input_errors"] == input0 + 2
     });

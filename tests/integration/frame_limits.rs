@@ -20,7 +20,7 @@ fn fragment(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
 
 /// Reads until a Close frame; returns its code (panics on a silent end).
 fn close_code(ws: &mut RawWs) -> Option<u16> {
-    let (frames, end) = ws.read_frames(after_ms(5000), |f| f.opcode == 8);
+    let (frames, end) = ws.read_frames(deadline(), |f| f.opcode == 8);
     assert_eq!(
         end,
         RawEnd::Stopped,
@@ -40,7 +40,7 @@ fn too_many_fragments_close_1009() {
         let f = fragment(if i == 0 { 1 } else { 0 }, i == 3, part);
         ws.stream.write_all(&f).unwrap();
     }
-    let (frames, end) = ws.read_frames(after_ms(5000), |f| {
+    let (frames, end) = ws.read_frames(deadline(), |f| {
         f.json()
             .is_some_and(|v| v["type"] == "pong" && v["id"] == 7)
     });
@@ -88,7 +88,7 @@ fn ping_flood_closes_1008() {
         ws.stream.write_all(&client_frame(9, &[i])).unwrap();
     }
     let mut pongs = 0;
-    let (frames, end) = ws.read_frames(after_ms(5000), |f| {
+    let (frames, end) = ws.read_frames(deadline(), |f| {
         pongs += usize::from(f.opcode == 10);
         pongs == 5 || f.opcode == 8
     });
@@ -97,7 +97,7 @@ fn ping_flood_closes_1008() {
     // A flood: 100 pings at once, well past burst 10 at 5/s.
     let flood: Vec<u8> = (0..100u8).flat_map(|i| client_frame(9, &[i])).collect();
     let _ = ws.stream.write_all(&flood);
-    let (frames, end) = ws.read_frames(after_ms(5000), |f| f.opcode == 8);
+    let (frames, end) = ws.read_frames(deadline(), |f| f.opcode == 8);
     assert_eq!(end, RawEnd::Stopped, "flood not closed");
     let answered = frames.iter().filter(|f| f.opcode == 10).count();
     assert!(answered <= 10, "{answered} pongs to the flood, burst is 10");

@@ -8,7 +8,7 @@ use crate::util::*;
 fn close_code_after(server: &Server, bytes: &[u8]) -> Option<u16> {
     let mut ws = raw_connect(server, &trader());
     std::io::Write::write_all(&mut ws.stream, bytes).unwrap();
-    let (frames, end) = ws.read_frames(after_ms(5000), |f| f.opcode == 8);
+    let (frames, end) = ws.read_frames(deadline(), |f| f.opcode == 8);
     assert_eq!(end, RawEnd::Stopped, "no close frame: {frames:?}");
     frames.last().and_then(RawFrame::close_code)
 }

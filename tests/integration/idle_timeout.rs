@@ -12,11 +12,11 @@ fn silent_client_is_closed_with_4000() {
     // Raw client: reads, but never answers a ping and never sends a frame.
     let mut raw = raw_connect(&s, &trader());
     let start = Instant::now();
-    let (frames, end) = raw.read_frames(after_ms(5000), |f| f.opcode == 8);
+    let (frames, end) = raw.read_frames(deadline(), |f| f.opcode == 8);
     assert_eq!(
         end,
         RawEnd::Stopped,
-        "no Close frame within 5 s; frames {:?}",
+        "no Close frame; frames {:?}",
         frames.iter().map(|f| f.opcode).collect::<Vec<_>>()
     );
     let close = frames.last().unwrap();
@@ -33,12 +33,13 @@ fn silent_client_is_closed_with_4000() {
         after >= Duration::from_millis(600),
         "closed after only {after:?} (3 x 300 ms expected)"
     );
+    // Generous: a loaded machine may close late, never early.
     assert!(
-        after <= Duration::from_millis(2500),
+        after <= Duration::from_millis(6000),
         "closed after {after:?} (3 x 300 ms expected)"
     );
     // The server ends the TCP connection too.
-    let (_, end) = raw.read_frames(after_ms(3000), |_| false);
+    let (_, end) = raw.read_frames(deadline(), |_| false);
     assert!(
         matches!(end, RawEnd::Eof | RawEnd::Error(_)),
         "connection left open after the close: {end:?}"
@@ -49,11 +50,16 @@ fn silent_client_is_closed_with_4000() {
 fn client_answering_pings_stays_open() {
     let s = start_sim(3, 100, &[], Some(TOML));
     let mut ws = connect(&s, &trader());
-    // tungstenite answers each ping while reading; 6 intervals pass.
-    let frames = ws.collect_for(after_ms(2000));
+    // tungstenite answers each ping while reading; 6 intervals pass, and
+    // reading goes on until the third ping if a loaded machine pinged late.
+    let mut frames = ws.collect_for(after_ms(2000));
+    let wait = deadline();
+    while ws.pings < 3 && Instant::now() < wait {
+        frames.extend(ws.collect_for(after_ms(100)));
+    }
     assert!(
         ws.pings >= 3,
-        "only {} server pings in 2 s at heartbeat 300 ms",
+        "only {} server pings at heartbeat 300 ms",
         ws.pings
     );
     assert!(

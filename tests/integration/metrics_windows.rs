@@ -54,7 +54,7 @@ fn every_aggregation_matches_the_reference_and_filters_roll_up() {
             "window_ms":1000,"agg":"sum"}),
     );
 
-    let k = next_second_us();
+    let k = future_window_us();
     let window_k = [
         (k + 10, 250.0),
         (k + 400_000, 100.0),
@@ -115,7 +115,7 @@ fn delta_updates_carry_only_changed_metrics_and_snapshot_comes_first() {
         "metrics":["trade_count","trade_volume"],"window_ms":1000,"agg":"sum"});
     let mut ws = connect(&s, &trader());
     subscribe_op(&mut ws, sub.clone());
-    let k = next_second_us();
+    let k = future_window_us();
     let one = |ts: i64, volume: f64| {
         trade(
             "t1",
@@ -124,16 +124,16 @@ fn delta_updates_carry_only_changed_metrics_and_snapshot_comes_first() {
             json!({"trade_count": 1, "trade_volume": volume}),
         )
     };
-    // Window k: count 2, volume 200. Window k+1: count 2 again, volume 300.
-    publish(
-        &s,
-        &json!([
-            one(k + 1, 100.0),
-            one(k + 2, 100.0),
-            one(k + 1_000_001, 150.0),
-            one(k + 1_000_002, 150.0)
-        ]),
-    );
+    // Window k: count 2, volume 200. Window k+1: count 2 again, volume 300,
+    // and the same in the four windows after it, so that the later
+    // subscriber below finds these values in its snapshot even when a loaded
+    // machine makes it subscribe after k+2 closed (unchanged values send nothing).
+    let mut events = vec![one(k + 1, 100.0), one(k + 2, 100.0)];
+    for w in 1..=5 {
+        events.push(one(k + w * 1_000_000 + 1, 150.0));
+        events.push(one(k + w * 1_000_000 + 2, 150.0));
+    }
+    publish(&s, &json!(events));
     let (seq_k, seq_k1) = (k / 1_000_000, k / 1_000_000 + 1);
     metric_frame(&mut ws, "trade_count", seq_k);
     let (volume, before) = metric_frame(&mut ws, "trade_volume", seq_k1);
@@ -158,7 +158,7 @@ fn delta_updates_carry_only_changed_metrics_and_snapshot_comes_first() {
     let mut late = connect(&s, &trader());
     let (ack, _) = late.request(sub);
     assert_eq!(ack["type"], "ack", "{ack}");
-    let (snapshot, before) = late.recv_until(after_ms(5000), |v| v["type"] == "snapshot");
+    let (snapshot, before) = late.recv_until(deadline(), |v| v["type"] == "snapshot");
     assert!(
         before.iter().all(|v| v["type"] != "metrics"),
         "{}",

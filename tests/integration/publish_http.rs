@@ -55,7 +55,7 @@ fn a_bad_item_refuses_the_whole_request() {
         );
     }
     publish(&s, &alert("t1", "after"));
-    let (first, _) = ws.recv_until(after_ms(5000), |v| v["type"] == "alert");
+    let (first, _) = ws.recv_until(deadline(), |v| v["type"] == "alert");
     assert_eq!(
         (first["seq"].as_i64(), first["message"].as_str()),
         (Some(1), Some("after"))
@@ -72,7 +72,7 @@ fn length_is_required_and_bounded() {
             "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n{head}\r\n"
         );
         stream.write_all(req.as_bytes()).unwrap();
-        read_http_response(&mut stream, after_ms(5000))
+        quotecast_testkit::http::read_response(&mut stream, deadline())
             .unwrap()
             .0
             .status

@@ -17,7 +17,7 @@ fn seq_increases_and_prices_are_consistent() {
             d["seq"].as_u64().unwrap(),
         );
     }
-    let frames = ws.collect_for(after_ms(2000));
+    let frames = ws.collect_at_least(2000, |f| prices(f).len() >= 20);
     let live = prices(&frames);
     assert!(
         live.len() >= 20,

@@ -17,7 +17,7 @@ fn slow_reader_gets_latest_values_and_lagging_status() {
 
     let mut ws = connect_over(small_rcvbuf_stream(s.addr, 4096), &s, Some(&trader()), "");
     ws.subscribe(1, &syms);
-    let mut frames = ws.collect_for(after_ms(300));
+    let mut frames = ws.collect_at_least(300, |f| !prices(f).is_empty());
     assert!(!prices(&frames).is_empty(), "no prices before the pause");
 
     // Stop reading long enough for the socket buffers on both sides to fill.
@@ -25,9 +25,9 @@ fn slow_reader_gets_latest_values_and_lagging_status() {
 
     // Resume: read until lagging ... ok.
     let mut lagging: Option<Value> = None;
-    let deadline = after_ms(8000);
+    let wait = deadline();
     let after_ok = loop {
-        match ws.next(deadline) {
+        match ws.next(wait) {
             Some(Event::Json(v)) => {
                 if v["type"] == "status" && v["state"] == "lagging" && lagging.is_none() {
                     lagging = Some(v.clone());

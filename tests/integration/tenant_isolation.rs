@@ -25,7 +25,7 @@ fn two_tenants_with_identical_subscriptions_never_see_each_other() {
     subscribe_both(&mut t1);
     subscribe_both(&mut t2);
 
-    let k = next_second_us();
+    let k = future_window_us();
     // Distinct magnitudes: t1 counts 1 per trade, t2 counts 1000 per trade.
     let mut events = Vec::new();
     for i in 0..ALERTS_EACH as i64 {
@@ -86,12 +86,12 @@ fn notifications_reach_only_their_user() {
     }
     let note = |sub: &str, title: &str| json!({"channel":"notifications","tenant":"t1","sub":sub,"data":{"title":title}});
     publish(&s, &json!([note("u2", "for u2"), note("u1", "for u1")]));
-    let (got, _) = u1.recv_until(after_ms(5000), |v| v["type"] == "notification");
+    let (got, _) = u1.recv_until(deadline(), |v| v["type"] == "notification");
     assert_eq!(
         (got["title"].as_str(), &got["seq"]),
         (Some("for u1"), &json!(1))
     );
-    let (got, _) = u2.recv_until(after_ms(5000), |v| v["type"] == "notification");
+    let (got, _) = u2.recv_until(deadline(), |v| v["type"] == "notification");
     assert_eq!(got["title"], "for u2");
     for ws in [&mut u1, &mut u2, &mut other_tenant_u2] {
         ws.ping(5);

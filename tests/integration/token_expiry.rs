@@ -3,6 +3,11 @@
 
 use crate::util::*;
 use serde_json::json;
+use std::time::Duration;
+
+/// Lifetime of the short tokens, seconds: room to connect, subscribe and
+/// refresh before `exp` even on a loaded machine.
+const TTL_S: i64 = 5;
 
 fn start() -> Server {
     start_sim(3, 500, &[], None)
@@ -11,7 +16,8 @@ fn start() -> Server {
 /// Reads until the Close and checks it is a token expiry that happened around `exp`.
 fn expect_expiry_close(ws: &mut Ws, exp: i64) {
     let exp_ms = exp * 1000;
-    let (code, before) = ws.expect_close(after_ms((exp_ms - now_ms()).max(0) as u64 + 4000));
+    let (code, before) =
+        ws.expect_close(deadline() + Duration::from_millis((exp_ms - now_ms()).max(0) as u64));
     let closed_at = now_ms();
     assert_eq!(
         code,
@@ -31,8 +37,9 @@ fn expect_expiry_close(ws: &mut Ws, exp: i64) {
         "closed {} ms before exp",
         exp_ms - closed_at
     );
+    // Generous: a loaded machine may close late, never early.
     assert!(
-        closed_at <= exp_ms + 3000,
+        closed_at <= exp_ms + 6000,
         "closed {} ms after exp",
         closed_at - exp_ms
     );
@@ -41,7 +48,7 @@ fn expect_expiry_close(ws: &mut Ws, exp: i64) {
 #[test]
 fn expiry_closes_with_4001() {
     let s = start();
-    let c = claims("u1", "t1", &["TRADER"], 3);
+    let c = claims("u1", "t1", &["TRADER"], TTL_S);
     let exp = c["exp"].as_i64().unwrap();
     let mut ws = connect(&s, &sign(&c));
     ws.subscribe(1, &["EURUSD"]);
@@ -51,7 +58,7 @@ fn expiry_closes_with_4001() {
 #[test]
 fn refresh_prevents_expiry() {
     let s = start();
-    let c = claims("u1", "t1", &["TRADER"], 3);
+    let c = claims("u1", "t1", &["TRADER"], TTL_S);
     let exp = c["exp"].as_i64().unwrap();
     let mut ws = connect(&s, &sign(&c));
     ws.subscribe(1, &["EURUSD"]);
@@ -75,7 +82,7 @@ fn refresh_prevents_expiry() {
 #[test]
 fn refresh_with_another_tenant_is_refused() {
     let s = start();
-    let c = claims("u1", "t1", &["TRADER"], 3);
+    let c = claims("u1", "t1", &["TRADER"], TTL_S);
     let exp = c["exp"].as_i64().unwrap();
     let mut ws = connect(&s, &sign(&c));
     let other = sign(&claims("u1", "t2", &["TRADER"], 600));

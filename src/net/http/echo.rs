@@ -1,7 +1,7 @@
 //! A test-only echo route, `/v1/echo`, served only with `server.echo_route`
 //! (`serve --echo-route`). It runs on the same listener, handshake,
 //! [`FrameReader`], limits and frame encoders as `/v1/ws`, so the Autobahn
-//! conformance suite (`tools/autobahn`) exercises the WebSocket layer that
+//! conformance suite (`tools/scripts/autobahn`) exercises the WebSocket layer that
 //! production connections use. Off by default; never enable it in production.
 
 use super::upgrade::switching_protocols;

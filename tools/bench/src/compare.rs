@@ -12,14 +12,19 @@
 //! - sockudo: run when its binary is found (see `--sockudo-bin`); otherwise
 //!   it is listed as skipped with the reason.
 
+use crate::cli::Cli;
 use crate::feed::{self, Feed, Sink};
 use crate::probe::{self, ProbeConfig, ProbeReport};
+use crate::report::{print_summary, Report};
 use crate::results::{self, Comparison, Machine};
-use crate::server::{self, Ready, SpawnSpec, Spawned};
+use crate::run::{prepare, raise_nofile, run};
+use crate::scenario::{build_plans, quotecast_subscribe, RunConfig, Scenario};
+use crate::server;
 use crate::worker::Target;
-use crate::{build_plans, prepare, quotecast_subscribe, run, Cli, Report, RunConfig};
 use anyhow::Context;
 use clap::ValueEnum;
+use quotecast_testkit::server::{Ready, Server, Spawn, Stderr};
+use quotecast_testkit::token;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,7 +99,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     let cfg = prepare(&args.run, true);
     let scenario = cfg
         .scenario
-        .map_or_else(|| "custom".to_string(), crate::Scenario::name);
+        .map_or_else(|| "custom".to_string(), Scenario::name);
     let machine = Machine::read();
     let dir = args.out.join(format!(
         "{scenario}-{}",
@@ -115,7 +120,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
             .push((kind.name().to_string(), results::load_average()));
         match run_server(kind, args, &cfg, &symbols, &dir) {
             Ok(r) => {
-                crate::print_summary(&r);
+                print_summary(&r);
                 cmp.reports.push(r);
             }
             Err(e) => {
@@ -156,7 +161,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
             )
         });
     // Each probe connection takes two descriptors (both ends) in this process.
-    let fit = (crate::raise_nofile() as usize).saturating_sub(200) / 2;
+    let fit = (raise_nofile() as usize).saturating_sub(200) / 2;
     probe::run(&ProbeConfig {
         connections: cfg.connections.min(fit),
         frames_per_write: frames,
@@ -173,7 +178,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
 
 /// A server started for one run, with the feed that drives it.
 struct Started {
-    server: Spawned,
+    server: Server,
     feed: Feed,
     target: Target,
     /// Subscribe by op (quotecast protocol) or by upgrade path (nchan).
@@ -218,7 +223,7 @@ fn run_server(
     feed_end.context("the feed")?;
     report.server.kind = kind.name().into();
     report.server.spawned = true;
-    report.server.pinned_core = server.pinned.then_some(SERVER_CORE);
+    report.server.pinned_core = server.pinned().then_some(SERVER_CORE);
     report.started_unix_ms = crate::worker::unix_us() / 1000;
     if let Some(status) = exit.filter(|s| !s.success() && s.code().is_some()) {
         eprintln!("{} exited with {status}", kind.name());
@@ -226,6 +231,7 @@ fn run_server(
     Ok(report)
 }
 
+/// Starts the `kind` server, and the feed that drives it at `rate`.
 fn start(
     kind: Kind,
     args: &CompareArgs,
@@ -235,95 +241,99 @@ fn start(
     dir: &Path,
     log: &Path,
 ) -> anyhow::Result<Started> {
-    let log = Some(log.display().to_string());
-    let seed = cfg.seed;
+    let log = server::log(log.to_str());
     match kind {
-        Kind::Quotecast | Kind::Tokio => {
-            let (sink, feed_addr) = Feed::line_listener()?;
-            let secret = server::new_secret();
-            let mut spec = if kind == Kind::Quotecast {
-                SpawnSpec::quotecast(
-                    &args.run.server_bin,
-                    &secret,
-                    cfg.max_rate_hz,
-                    server::QuotecastFeed::Replay {
-                        addr: feed_addr,
-                        symbols,
-                    },
-                )
-            } else {
-                SpawnSpec {
-                    bin: args.peer_bin.clone(),
-                    args: vec![
-                        "--listen".into(),
-                        "127.0.0.1:0".into(),
-                        "--feed".into(),
-                        format!("tcp:{feed_addr}"),
-                    ],
-                    env: Vec::new(),
-                    ready: Ready::Line("tokio-broadcast listening on "),
-                    core: None,
-                    log: None,
-                }
-            };
-            spec.core = Some(SERVER_CORE);
-            spec.log = log;
-            let server = server::spawn(&spec)?;
-            let feed = Feed::start(sink, symbols.to_vec(), rate, seed)?;
-            let ttl = Duration::from_secs(6 * 3_600);
-            let token = server::mint(&secret, ttl)?;
-            let target = Target {
-                addr: server.addr,
-                host: server.addr.to_string(),
-                path: "/v1/ws".into(),
-                token,
-            };
-            Ok(Started {
-                server,
-                feed,
-                target,
-                by_path: false,
-            })
-        }
-        Kind::Nchan => {
-            let addr = free_port()?;
-            let conf = dir.join("nginx.conf");
-            let prefix = dir.join("nginx");
-            std::fs::create_dir_all(&prefix)?;
-            // nginx resolves relative paths against its prefix: give it absolute ones.
-            let prefix = std::fs::canonicalize(&prefix)?;
-            std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
-            let spec = SpawnSpec {
-                bin: args.nginx_bin.clone(),
-                args: vec![
-                    "-e".into(),
-                    "stderr".into(),
-                    "-p".into(),
-                    format!("{}/", prefix.display()),
-                    "-c".into(),
-                    std::fs::canonicalize(&conf)?.display().to_string(),
-                ],
-                env: Vec::new(),
-                ready: Ready::Port(addr),
-                core: Some(SERVER_CORE),
-                log,
-            };
-            let server = server::spawn(&spec)?;
-            let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, seed)?;
-            Ok(Started {
-                target: Target {
-                    addr,
-                    host: addr.to_string(),
-                    path: "/sub/".into(),
-                    token: String::new(),
-                },
-                server,
-                feed,
-                by_path: true,
-            })
-        }
+        Kind::Quotecast | Kind::Tokio => start_line_fed(kind, args, cfg, symbols, rate, log),
+        Kind::Nchan => start_nchan(args, cfg, symbols, rate, dir, log),
         Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
     }
+}
+
+/// quotecast or the tokio peer, fed JSON lines over TCP; clients subscribe
+/// with quotecast's op.
+fn start_line_fed(
+    kind: Kind,
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    rate: u64,
+    log: Stderr,
+) -> anyhow::Result<Started> {
+    let (sink, feed_addr) = Feed::line_listener()?;
+    let secret = token::new_secret();
+    let spawn = if kind == Kind::Quotecast {
+        server::quotecast(
+            &args.run.server_bin,
+            &secret,
+            cfg.max_rate_hz,
+            server::QuotecastFeed::Replay {
+                addr: feed_addr,
+                symbols,
+            },
+        )
+    } else {
+        Spawn::new(
+            &args.peer_bin,
+            Ready::Line("tokio-broadcast listening on ".into()),
+        )
+        .args(["--listen", "127.0.0.1:0", "--feed"])
+        .arg(format!("tcp:{feed_addr}"))
+    };
+    let server = spawn.pin_core(SERVER_CORE).stderr(log).start()?;
+    let feed = Feed::start(sink, symbols.to_vec(), rate, cfg.seed)?;
+    let ttl = Duration::from_secs(6 * 3_600);
+    let token = server::mint(&secret, ttl);
+    let target = Target {
+        addr: server.addr,
+        host: server.addr.to_string(),
+        path: "/v1/ws".into(),
+        token,
+    };
+    Ok(Started {
+        server,
+        feed,
+        target,
+        by_path: false,
+    })
+}
+
+/// nginx + nchan with a generated configuration in `dir`, fed by HTTP
+/// publishes; clients subscribe by upgrade path.
+fn start_nchan(
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    rate: u64,
+    dir: &Path,
+    log: Stderr,
+) -> anyhow::Result<Started> {
+    let addr = free_port()?;
+    let conf = dir.join("nginx.conf");
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(&prefix)?;
+    // nginx resolves relative paths against its prefix: give it absolute ones.
+    let prefix = std::fs::canonicalize(&prefix)?;
+    std::fs::write(&conf, nginx_conf(addr, &args.nchan_module, &prefix, cfg))?;
+    let server = Spawn::new(&args.nginx_bin, Ready::Port(addr))
+        .args(["-e", "stderr", "-p"])
+        .arg(format!("{}/", prefix.display()))
+        .arg("-c")
+        .arg(std::fs::canonicalize(&conf)?)
+        .pin_core(SERVER_CORE)
+        .stderr(log)
+        .start()?;
+    let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, cfg.seed)?;
+    Ok(Started {
+        target: Target {
+            addr,
+            host: addr.to_string(),
+            path: "/sub/".into(),
+            token: String::new(),
+        },
+        server,
+        feed,
+        by_path: true,
+    })
 }
 
 /// A loopback port free right now.

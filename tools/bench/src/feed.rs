@@ -9,6 +9,7 @@
 //! (nchan, which relays bodies and has no aggregator).
 
 use anyhow::Context;
+use quotecast_testkit::server::accept_by;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fmt::Write as _;
@@ -71,7 +72,9 @@ impl Feed {
         let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
         let (thread, publisher) = match sink {
             Sink::Lines(listener) => {
-                let out = accept_within(&listener, 30)?;
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let out = accept_by(&listener, deadline)
+                    .context("waiting for the server to connect to the feed")?;
                 let t = std::thread::Builder::new()
                     .name("feed".into())
                     .spawn(move || {
@@ -149,24 +152,6 @@ impl Drop for Feed {
     }
 }
 
-fn accept_within(listener: &TcpListener, secs: u64) -> anyhow::Result<TcpStream> {
-    listener.set_nonblocking(true)?;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false)?;
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e).context("waiting for the server to connect to the feed"),
-        }
-    }
-}
-
 /// Sends each queued request and reads its response before the next; returns
 /// the 2xx answers. Ends when the feed drops its queue.
 fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u64> {
@@ -197,21 +182,11 @@ fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u6
     Ok(ok)
 }
 
-/// The status of a complete HTTP response (head and `Content-Length` body) in `raw`.
+/// The status of a complete HTTP response (head and `Content-Length` body,
+/// none without one: the connection is kept alive) in `raw`.
 fn response_status(raw: &[u8]) -> Option<u16> {
-    let head = crate::ws::find(raw, b"\r\n\r\n")?;
-    let text = std::str::from_utf8(&raw[..head]).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let len: usize = text
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    (raw.len() >= head + 4 + len).then_some(status)
+    let head = quotecast_testkit::http::parse_head(raw).ok()??;
+    (raw.len() >= head.len + head.content_length().unwrap_or(0)).then_some(head.status)
 }
 
 /// Sends what is due every [`TICK`] through `send` until `stop`.
@@ -355,8 +330,11 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(body.len(), len);
-        assert_eq!(crate::ws::classify(body.as_bytes()), crate::ws::Kind::Price);
-        assert_eq!(crate::ws::price_seq_ts(body.as_bytes()).unwrap().0, 1);
+        assert_eq!(
+            crate::decode::classify(body.as_bytes()),
+            crate::decode::Kind::Price
+        );
+        assert_eq!(crate::decode::price_seq_ts(body.as_bytes()).unwrap().0, 1);
         assert_eq!(
             response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"),
             Some(202)

@@ -6,7 +6,10 @@
 //! drains every connection with epoll. The report divides the writer's CPU
 //! time (from `/proc/thread-self/stat`) by its writes: the cost of one write.
 
+use crate::cli::ProbeArgs;
 use crate::procstat;
+use crate::results;
+use crate::run::raise_nofile;
 use anyhow::Context;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
@@ -74,6 +77,24 @@ pub fn price_frame(payload_bytes: usize) -> Vec<u8> {
     }
     frame.extend_from_slice(payload.as_bytes());
     frame
+}
+
+/// `quotecast-bench probe`: the probe alone, printed (and written as JSON).
+pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
+    raise_nofile();
+    let r = run(&ProbeConfig {
+        connections: a.connections,
+        frames_per_write: a.frames_per_write,
+        payload_bytes: a.payload_bytes,
+        duration_s: a.duration,
+        writer_core: Some(a.writer_core),
+        reader_core: Some(a.reader_core),
+    })?;
+    println!("{}", results::probe_line(&r));
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
+    }
+    Ok(())
 }
 
 /// Runs the probe; every loop ends at `duration_s` (plus a bounded drain).
@@ -232,11 +253,14 @@ mod tests {
     #[test]
     fn frame_is_a_parseable_price_of_the_asked_size() {
         let f = price_frame(150);
-        let (frame, used) = crate::ws::parse_frame(&f).unwrap().unwrap();
+        let (frame, used) = quotecast_testkit::ws::parse_frame(&f).unwrap().unwrap();
         assert_eq!(used, f.len());
         assert_eq!(frame.payload.len(), 150);
-        assert_eq!(crate::ws::classify(frame.payload), crate::ws::Kind::Price);
-        assert!(crate::ws::price_seq_ts(frame.payload).is_some());
+        assert_eq!(
+            crate::decode::classify(frame.payload),
+            crate::decode::Kind::Price
+        );
+        assert!(crate::decode::price_seq_ts(frame.payload).is_some());
     }
 
     #[test]

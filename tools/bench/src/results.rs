@@ -3,8 +3,9 @@
 //! distribution per server, delivery cadence over time, and the ramp.
 
 use crate::probe::ProbeReport;
+use crate::report::Report;
+use crate::scenario::RunConfig;
 use crate::svg::{self, Axis, RefLine, Series};
-use crate::{Report, RunConfig};
 use anyhow::Context;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -83,26 +84,13 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".into())
 }
 
-/// Now in UTC as `YYYY-MM-DDTHH:MM:SSZ` (civil date from the UNIX day count).
+/// Now in UTC as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
-    let secs = crate::worker::unix_us() / 1_000_000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// `2026-11-22T03:04:05Z` → `20261122T030405Z`, for folder names.
@@ -164,9 +152,41 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
 
+/// summary.md: the run's setup, then one section per question a reader
+/// has, each written by its own function below.
 fn summary(c: &Comparison) -> String {
-    let cfg = &c.config;
     let mut s = String::new();
+    setup_section(c, &mut s);
+    client_section(c, &mut s);
+    if let Some(q) = c.reports.iter().find(|r| r.server.kind == "quotecast") {
+        ratio_section(c, q, &mut s);
+        if let Some(p) = &c.probe {
+            probe_section(c, p, &mut s);
+        }
+    }
+    let ramped: Vec<&Report> = c.reports.iter().filter(|r| !r.ramp.is_empty()).collect();
+    if !ramped.is_empty() {
+        ramp_section(&ramped, &mut s);
+    }
+    other_sections(c, &mut s);
+    let _ = writeln!(
+        s,
+        "## Plots\n\n![latency percentiles](latency.svg)\n\n![cadence](cadence.svg)\n"
+    );
+    if !ramped.is_empty() {
+        let _ = writeln!(s, "![ramp](ramp.svg)\n");
+    }
+    let _ = writeln!(
+        s,
+        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {}`.",
+        c.scenario
+    );
+    s
+}
+
+/// Title, machine, workload and load averages.
+fn setup_section(c: &Comparison, s: &mut String) {
+    let cfg = &c.config;
     let _ = writeln!(
         s,
         "# {}: quotecast and its peers, {}\n",
@@ -212,7 +232,10 @@ fn summary(c: &Comparison) -> String {
         "Load average (1/5/15 min) before each run — the machine is shared with other builds: {}.\n",
         loads.join("; ")
     );
+}
 
+/// The table of what a healthy client of each server sees.
+fn client_section(c: &Comparison, s: &mut String) {
     let _ = writeln!(s, "## What a trading client sees\n");
     let _ = writeln!(
         s,
@@ -256,125 +279,134 @@ fn summary(c: &Comparison) -> String {
          delivery carries the latest value) and the peers drop or lag. A delivery burst \
          (prices < 1 ms apart) counts once in deliveries/s per connection.\n"
     );
-    if let Some(q) = c.reports.iter().find(|r| r.server.kind == "quotecast") {
-        let _ = writeln!(s, "## Ratios (peer / quotecast)\n");
+}
+
+/// Each peer's figures over quotecast's.
+fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
+    let _ = writeln!(s, "## Ratios (peer / quotecast)\n");
+    let _ = writeln!(
+        s,
+        "| server | p50 latency | p99 latency | prices delivered/s | CPU per delivered price |"
+    );
+    let _ = writeln!(s, "|{}", " --- |".repeat(5));
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}x", a / b)
+        } else {
+            "n/a".into()
+        }
+    };
+    for r in c.reports.iter().filter(|r| r.server.kind != "quotecast") {
         let _ = writeln!(
             s,
-            "| server | p50 latency | p99 latency | prices delivered/s | CPU per delivered price |"
+            "| {} | {} | {} | {} | {} |",
+            r.server.kind,
+            ratio(
+                r.latency_healthy.p50_us as f64,
+                q.latency_healthy.p50_us as f64
+            ),
+            ratio(
+                r.latency_healthy.p99_us as f64,
+                q.latency_healthy.p99_us as f64
+            ),
+            ratio(
+                r.throughput.price_frames_per_s,
+                q.throughput.price_frames_per_s
+            ),
+            match (cpu_us_per_price(r), cpu_us_per_price(q)) {
+                (Some(a), Some(b)) => ratio(a, b),
+                _ => "n/a".into(),
+            }
         );
-        let _ = writeln!(s, "|{}", " --- |".repeat(5));
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.2}x", a / b)
-            } else {
-                "n/a".into()
-            }
-        };
-        for r in c.reports.iter().filter(|r| r.server.kind != "quotecast") {
+    }
+    s.push('\n');
+}
+
+/// The probe, and each server's share of it.
+fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
+    let _ = writeln!(s, "## Physical limit (probe)\n");
+    let _ = writeln!(
+        s,
+        "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
+         frames per write(2) to each of {} loopback connections, round after round, for \
+         {:.1} s; one epoll reader on core {} drains them.\n",
+        crate::compare::SERVER_CORE,
+        p.config.frames_per_write,
+        p.config.payload_bytes,
+        p.config.connections,
+        p.window_s,
+        p.config
+            .reader_core
+            .map_or("(unpinned)".into(), |c| c.to_string()),
+    );
+    let _ = writeln!(
+        s,
+        "| | writes/s | frames/s | CPU µs per write | writer CPU |\n| --- | --- | --- | --- | --- |"
+    );
+    let _ = writeln!(
+        s,
+        "| probe | {:.0} | {:.0} | {:.2} | {:.0}% |",
+        p.writes_per_s, p.frames_per_s, p.cpu_us_per_write, p.writer_cpu_pct
+    );
+    for r in &c.reports {
+        // Each delivery burst the client sees is (at most) one server write.
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} ({:.0}% of probe) | {:.0} ({:.0}% of probe) | | {}% |",
+            r.server.kind,
+            r.throughput.flushes_per_s,
+            r.throughput.flushes_per_s / p.writes_per_s.max(1e-9) * 100.0,
+            r.throughput.price_frames_per_s,
+            r.throughput.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
+            opt(r.server_proc.cpu_pct, 0),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nA server's share of the probe is its headroom only when it is saturated (CPU near \
+         100%); below that it only delivers what the feed gives it.\n"
+    );
+}
+
+/// Every ramp step, and each server's capacity.
+fn ramp_section(ramped: &[&Report], s: &mut String) {
+    let _ = writeln!(s, "## Capacity at the latency target (ramp)\n");
+    let _ = writeln!(
+        s,
+        "| server | feed asked/s | feed sent/s | delivered/s | p50 / p99 (ms) | server CPU | p99 < 50 ms |"
+    );
+    let _ = writeln!(s, "|{}", " --- |".repeat(7));
+    for r in ramped {
+        for st in &r.ramp {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {} / {} | {}% | {} |",
                 r.server.kind,
-                ratio(
-                    r.latency_healthy.p50_us as f64,
-                    q.latency_healthy.p50_us as f64
-                ),
-                ratio(
-                    r.latency_healthy.p99_us as f64,
-                    q.latency_healthy.p99_us as f64
-                ),
-                ratio(
-                    r.throughput.price_frames_per_s,
-                    q.throughput.price_frames_per_s
-                ),
-                match (cpu_us_per_price(r), cpu_us_per_price(q)) {
-                    (Some(a), Some(b)) => ratio(a, b),
-                    _ => "n/a".into(),
-                }
-            );
-        }
-        s.push('\n');
-        if let Some(p) = &c.probe {
-            let _ = writeln!(s, "## Physical limit (probe)\n");
-            let _ = writeln!(
-                s,
-                "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
-                 frames per write(2) to each of {} loopback connections, round after round, for \
-                 {:.1} s; one epoll reader on core {} drains them.\n",
-                crate::compare::SERVER_CORE,
-                p.config.frames_per_write,
-                p.config.payload_bytes,
-                p.config.connections,
-                p.window_s,
-                p.config
-                    .reader_core
-                    .map_or("(unpinned)".into(), |c| c.to_string()),
-            );
-            let _ = writeln!(
-                s,
-                "| | writes/s | frames/s | CPU µs per write | writer CPU |\n| --- | --- | --- | --- | --- |"
-            );
-            let _ = writeln!(
-                s,
-                "| probe | {:.0} | {:.0} | {:.2} | {:.0}% |",
-                p.writes_per_s, p.frames_per_s, p.cpu_us_per_write, p.writer_cpu_pct
-            );
-            for r in &c.reports {
-                // Each delivery burst the client sees is (at most) one server write.
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.0} ({:.0}% of probe) | {:.0} ({:.0}% of probe) | | {}% |",
-                    r.server.kind,
-                    r.throughput.flushes_per_s,
-                    r.throughput.flushes_per_s / p.writes_per_s.max(1e-9) * 100.0,
-                    r.throughput.price_frames_per_s,
-                    r.throughput.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
-                    opt(r.server_proc.cpu_pct, 0),
-                );
-            }
-            let _ = writeln!(
-                s,
-                "\nA server's share of the probe is its headroom only when it is saturated (CPU near \
-                 100%); below that it only delivers what the feed gives it.\n"
+                st.window.rate,
+                st.window.quotes_per_s,
+                st.window.prices_per_s,
+                ms(st.latency.p50_us),
+                ms(st.latency.p99_us),
+                opt(st.window.server_cpu_pct, 0),
+                if st.within_target { "yes" } else { "no" },
             );
         }
     }
-    let ramped: Vec<&Report> = c.reports.iter().filter(|r| !r.ramp.is_empty()).collect();
-    if !ramped.is_empty() {
-        let _ = writeln!(s, "## Capacity at the latency target (ramp)\n");
+    s.push('\n');
+    for r in ramped {
         let _ = writeln!(
             s,
-            "| server | feed asked/s | feed sent/s | delivered/s | p50 / p99 (ms) | server CPU | p99 < 50 ms |"
+            "- **{}**: capacity {} quotes/s at p99 < 50 ms",
+            r.server.kind,
+            r.capacity()
+                .map_or("below the first step".into(), |c| format!("{c:.0}"))
         );
-        let _ = writeln!(s, "|{}", " --- |".repeat(7));
-        for r in &ramped {
-            for st in &r.ramp {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {:.0} | {:.0} | {} / {} | {}% | {} |",
-                    r.server.kind,
-                    st.window.rate,
-                    st.window.quotes_per_s,
-                    st.window.prices_per_s,
-                    ms(st.latency.p50_us),
-                    ms(st.latency.p99_us),
-                    opt(st.window.server_cpu_pct, 0),
-                    if st.within_target { "yes" } else { "no" },
-                );
-            }
-        }
-        s.push('\n');
-        for r in &ramped {
-            let _ = writeln!(
-                s,
-                "- **{}**: capacity {} quotes/s at p99 < 50 ms",
-                r.server.kind,
-                r.capacity()
-                    .map_or("below the first step".into(), |c| format!("{c:.0}"))
-            );
-        }
-        s.push('\n');
     }
+    s.push('\n');
+}
+
+/// Slow readers, memory per connection, and what was not measured.
+fn other_sections(c: &Comparison, s: &mut String) {
     if c.reports.iter().any(|r| r.latency_slow.count > 0) {
         let _ = writeln!(s, "## Slow readers\n");
         for r in &c.reports {
@@ -413,19 +445,6 @@ fn summary(c: &Comparison) -> String {
         }
         s.push('\n');
     }
-    let _ = writeln!(
-        s,
-        "## Plots\n\n![latency percentiles](latency.svg)\n\n![cadence](cadence.svg)\n"
-    );
-    if !ramped.is_empty() {
-        let _ = writeln!(s, "![ramp](ramp.svg)\n");
-    }
-    let _ = writeln!(
-        s,
-        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {}`.",
-        c.scenario
-    );
-    s
 }
 
 fn latency_plot(c: &Comparison) -> String {

@@ -131,7 +131,9 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The chart as a standalone SVG document.
+/// The chart as a standalone SVG document. Long because it writes the
+/// document top to bottom: frame, grid and ticks, reference lines, series,
+/// legend; each part is a few lines that read best in drawing order.
 pub fn chart(title: &str, x: &Axis, y: &Axis, series: &[Series], refs: &[RefLine]) -> String {
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;

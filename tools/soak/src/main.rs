@@ -1,4 +1,5 @@
-//! Churn soak against a running quotecast (loopback only, bounded in time).
+//! Churn soak against a quotecast on loopback, bounded in time: a running
+//! one (`--addr`, `--pid`, `--token`) or one it starts (`--server-bin`).
 //!
 //! Worker threads loop until the deadline: connect, subscribe to prices, a
 //! metrics channel and alerts, read for a while, unsubscribe, disconnect.
@@ -9,26 +10,36 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use quotecast_testkit::client::{Event, Ws};
+use quotecast_testkit::server::{Server, Spawn, Stderr};
+use quotecast_testkit::token;
 use rand::Rng;
 use serde_json::json;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::Message;
 
 #[derive(Parser, Debug)]
-#[command(about = "Churn soak against a running quotecast")]
+#[command(about = "Churn soak against a quotecast on loopback")]
 struct Args {
-    /// Server address (loopback only).
+    /// Address of a running server (loopback only).
+    #[arg(long, requires_all = ["pid", "token"], required_unless_present = "server_bin")]
+    addr: Option<SocketAddr>,
+    /// Its process id, for RSS and fd sampling.
     #[arg(long)]
-    addr: SocketAddr,
-    /// Server process id, for RSS and fd sampling.
+    pid: Option<u32>,
+    /// A token for it with TRADER (and ideally ADMIN) roles.
     #[arg(long)]
-    pid: u32,
-    /// A token with TRADER (and ideally ADMIN) roles.
-    #[arg(long)]
-    token: String,
+    token: Option<String>,
+    /// Start this quotecast binary on a loopback port instead, with its own
+    /// secret and token; it is stopped (SIGTERM) at the end.
+    #[arg(long, conflicts_with = "addr")]
+    server_bin: Option<String>,
+    /// With --server-bin: the file the server's stderr goes to.
+    #[arg(long, requires = "server_bin")]
+    server_log: Option<PathBuf>,
     /// Churn duration in seconds.
     #[arg(long, default_value_t = 600)]
     seconds: u64,
@@ -43,7 +54,46 @@ struct Args {
     dead_pct: u32,
     /// Write the JSON summary here as well as to stdout.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
+}
+
+/// The server under soak.
+struct Target {
+    addr: SocketAddr,
+    pid: u32,
+    token: String,
+}
+
+/// The server of `--addr`, or one started from `--server-bin` (kept running
+/// while the returned handle lives).
+fn target(args: &Args) -> anyhow::Result<(Target, Option<Server>)> {
+    if let (Some(addr), Some(pid), Some(token)) = (args.addr, args.pid, &args.token) {
+        let target = Target {
+            addr,
+            pid,
+            token: token.clone(),
+        };
+        return Ok((target, None));
+    }
+    let bin = args
+        .server_bin
+        .as_deref()
+        .context("--addr or --server-bin")?;
+    let secret = token::new_secret();
+    let stderr = args
+        .server_log
+        .clone()
+        .map_or(Stderr::Discard, Stderr::File);
+    let server = Spawn::quotecast(bin, &secret).stderr(stderr).start()?;
+    // Valid for the whole churn and the settling after it.
+    let ttl = args.seconds as i64 + 3_600;
+    let claims = token::claims("soak", "local", &["TRADER", "ADMIN"], ttl);
+    let target = Target {
+        addr: server.addr,
+        pid: server.pid(),
+        token: token::hs256(&secret, &claims),
+    };
+    Ok((target, Some(server)))
 }
 
 #[derive(Default)]
@@ -82,13 +132,8 @@ fn sample(pid: u32, start: Instant) -> Option<Sample> {
 }
 
 /// One client session; returns the frames read.
-fn session(args: &Args, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
-    let stream = TcpStream::connect_timeout(&args.addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let url = format!("ws://{}/v1/ws?access_token={}", args.addr, args.token);
-    let (mut ws, _) = tungstenite::client::client(url, stream).context("upgrade")?;
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_millis(200)))?;
+fn session(target: &Target, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
+    let mut ws = Ws::connect_query(target.addr, &target.token).context("upgrade")?;
     let symbols: Vec<String> = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "BTCUSD", "AUDUSD"]
         .iter()
         .filter(|_| rng.random_bool(0.5))
@@ -99,26 +144,23 @@ fn session(args: &Args, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
         json!({"op":"subscribe","id":2,"channel":"metrics.trading","window_ms":1000,"agg":"sum"}),
         json!({"op":"subscribe","id":3,"channel":"alerts","since":0}),
     ] {
-        ws.send(Message::text(op.to_string()))?;
+        ws.send(&op)?;
     }
     let mut frames = 0;
-    let mut read_for =
-        |ws: &mut tungstenite::WebSocket<TcpStream>, span: Duration, gap: Duration| {
-            let until = Instant::now() + span;
-            while Instant::now() < until {
-                match ws.read() {
-                    Ok(_) => frames += 1,
-                    Err(tungstenite::Error::Io(e))
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => return false,
-                }
-                std::thread::sleep(gap);
+    // Reads a frame, waits `gap`, again, until `span` has passed; false
+    // when the connection ended.
+    let mut read_for = |ws: &mut Ws, span: Duration, gap: Duration| {
+        let until = Instant::now() + span;
+        while Instant::now() < until {
+            match ws.next(until) {
+                Some(Event::Json(_)) => frames += 1,
+                None => {}
+                Some(_) => return false,
             }
-            true
-        };
+            std::thread::sleep(gap);
+        }
+        true
+    };
     match kind {
         // Dead: subscribed, never reads, disappears.
         0 => std::thread::sleep(Duration::from_millis(rng.random_range(2_000..12_000))),
@@ -137,10 +179,10 @@ fn session(args: &Args, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
                     json!({"op":"unsubscribe","id":4,"channel":"prices"}),
                     json!({"op":"unsubscribe","id":5,"channel":"metrics.trading"}),
                 ] {
-                    ws.send(Message::text(op.to_string()))?;
+                    ws.send(&op)?;
                 }
                 read_for(&mut ws, Duration::from_millis(50), Duration::ZERO);
-                let _ = ws.close(None);
+                let _ = ws.ws.close(None);
                 read_for(&mut ws, Duration::from_millis(50), Duration::ZERO);
             }
         }
@@ -148,63 +190,76 @@ fn session(args: &Args, kind: u32, rng: &mut impl Rng) -> anyhow::Result<u64> {
     Ok(frames)
 }
 
+/// One client thread: sessions of a random kind, one after the other,
+/// until `deadline`.
+fn churn(args: &Args, target: &Target, counts: &Counts, deadline: Instant) {
+    let mut rng = rand::rng();
+    while Instant::now() < deadline {
+        let roll = rng.random_range(0..100);
+        let kind = if roll < args.dead_pct {
+            counts.dead.fetch_add(1, Relaxed);
+            0
+        } else if roll < args.dead_pct + args.slow_pct {
+            counts.slow.fetch_add(1, Relaxed);
+            1
+        } else {
+            2
+        };
+        match session(target, kind, &mut rng) {
+            Ok(n) => {
+                counts.sessions.fetch_add(1, Relaxed);
+                counts.frames.fetch_add(n, Relaxed);
+            }
+            Err(e) => {
+                counts.errors.fetch_add(1, Relaxed);
+                if let Ok(mut last) = counts.last_error.lock() {
+                    *last = format!("{e:#}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The server once its open fds are back to `baseline_fds`, or after 30 s:
+/// it notices the last closes late (dead clients are cut by the
+/// slow-consumer clock).
+fn settled(pid: u32, start: Instant, baseline_fds: u64) -> anyhow::Result<Sample> {
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut end = sample(pid, start).context("server died")?;
+    while Instant::now() < settle && end.fds > baseline_fds {
+        std::thread::sleep(Duration::from_secs(1));
+        end = sample(pid, start).context("server died")?;
+    }
+    Ok(end)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
-    if !args.addr.ip().is_loopback() {
+    let (target, mut server) = target(&args)?;
+    if !target.addr.ip().is_loopback() {
         bail!("the soak only targets loopback addresses");
     }
+    let target = Arc::new(target);
     let start = Instant::now();
-    let baseline = sample(args.pid, start).context("server process not found")?;
+    let baseline = sample(target.pid, start).context("server process not found")?;
     let counts = Arc::new(Counts::default());
     let deadline = start + Duration::from_secs(args.seconds);
     let workers: Vec<_> = (0..args.threads)
         .map(|_| {
-            let (args, counts) = (args.clone(), counts.clone());
-            std::thread::spawn(move || {
-                let mut rng = rand::rng();
-                while Instant::now() < deadline {
-                    let roll = rng.random_range(0..100);
-                    let kind = if roll < args.dead_pct {
-                        counts.dead.fetch_add(1, Relaxed);
-                        0
-                    } else if roll < args.dead_pct + args.slow_pct {
-                        counts.slow.fetch_add(1, Relaxed);
-                        1
-                    } else {
-                        2
-                    };
-                    match session(&args, kind, &mut rng) {
-                        Ok(n) => {
-                            counts.sessions.fetch_add(1, Relaxed);
-                            counts.frames.fetch_add(n, Relaxed);
-                        }
-                        Err(e) => {
-                            counts.errors.fetch_add(1, Relaxed);
-                            if let Ok(mut last) = counts.last_error.lock() {
-                                *last = format!("{e:#}");
-                            }
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                    }
-                }
-            })
+            let (args, target, counts) = (args.clone(), target.clone(), counts.clone());
+            std::thread::spawn(move || churn(&args, &target, &counts, deadline))
         })
         .collect();
     let mut samples = vec![baseline];
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
-        samples.extend(sample(args.pid, start));
+        samples.extend(sample(target.pid, start));
     }
     for w in workers {
         let _ = w.join();
     }
-    // Let the server notice the last closes (dead clients are cut by the slow-consumer clock).
-    let settle = Instant::now() + Duration::from_secs(30);
-    let mut end = sample(args.pid, start).context("server died")?;
-    while Instant::now() < settle && end.fds > baseline.fds {
-        std::thread::sleep(Duration::from_secs(1));
-        end = sample(args.pid, start).context("server died")?;
-    }
+    let end = settled(target.pid, start, baseline.fds)?;
     let churn: Vec<u64> = samples
         .iter()
         .filter(|s| s.at_s > args.seconds as f64 * 0.25)
@@ -224,6 +279,13 @@ fn main() -> anyhow::Result<()> {
         "fds": {"baseline": baseline.fds, "end": end.fds},
         "rss_end_within_10pct_of_plateau": rss_ok, "fds_back_to_baseline": fds_ok,
     });
+    // A server this soak started ends cleanly, so its whole log is written.
+    if let Some(server) = server.as_mut() {
+        let status = server.stop().context("the server did not exit")?;
+        if !status.success() {
+            bail!("the server exited with {status} at the end of the soak");
+        }
+    }
     let text = serde_json::to_string_pretty(&summary)?;
     println!("{text}");
     if let Some(path) = &args.json {

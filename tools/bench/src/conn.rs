@@ -1,0 +1,547 @@
+//! One connection of a load thread and what it does with its bytes:
+//! connect, upgrade, subscribe, then read frames, answer pings, and time
+//! every live price against its `ts`. [`Ctx`] holds what they all share.
+
+use crate::decode::{self, Kind};
+use crate::stats::WorkerStats;
+use crate::worker::{unix_us, Class, Plan, Shared, Target, LATENCY_TARGET_US, NO_STEP};
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use quotecast_testkit::{http, ws};
+use std::io::{ErrorKind, Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Two prices of one connection further apart than this belong to different
+/// flushes. The server flushes a connection at most every 1/max_rate_hz
+/// (16.7 ms at 60 Hz) in one vectored write, whose parts reach the client
+/// within microseconds of each other even when split over several reads.
+const FLUSH_GAP_US: u64 = 1_000;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not started yet.
+    Pending,
+    /// TCP connect in flight.
+    Connecting,
+    /// Upgrade request sent, waiting for the `101`.
+    Handshaking,
+    /// Upgraded.
+    Open,
+    /// Ended.
+    Closed,
+}
+
+/// One connection of a load thread.
+pub struct Conn {
+    /// The socket, once connecting.
+    pub sock: Option<TcpStream>,
+    /// Where it is.
+    pub state: State,
+    /// How it reads.
+    pub class: Class,
+    /// When it started connecting.
+    pub started: Instant,
+    /// The frames to send once upgraded, then the time they were sent.
+    pub subscribe: Vec<Vec<u8>>,
+    /// Its upgrade path, when not the target's.
+    pub path: Option<Box<str>>,
+    /// When the subscribe op went out.
+    pub sub_sent: Option<Instant>,
+    /// The `Sec-WebSocket-Accept` the server must answer.
+    pub expected_accept: Option<Box<str>>,
+    /// Bytes waiting for the socket to accept them.
+    pub out: Vec<u8>,
+    /// Handshake bytes, or the unparsed tail of a frame split across reads.
+    pub inbuf: Vec<u8>,
+    /// Subscribed (acknowledged), or ready by its plan.
+    pub ready: bool,
+    /// When its last price arrived (µs).
+    pub last_price_us: u64,
+    /// When its last flush began (µs).
+    pub last_flush_us: u64,
+    /// Flushes received in the measurement window.
+    pub flushes: u32,
+}
+
+/// Everything a frame handler may touch besides its connection.
+pub struct Ctx<'a> {
+    /// Where the sockets are registered.
+    pub registry: Registry,
+    /// The server.
+    pub target: &'a Target,
+    /// State shared with the main thread.
+    pub shared: &'a Shared,
+    /// This thread's statistics.
+    pub stats: WorkerStats,
+    /// Inside the measurement window.
+    pub measuring: bool,
+    /// Wall clock of the last read (µs).
+    pub now_us: u64,
+    /// Connects and upgrades in flight.
+    pub inflight: usize,
+    /// Prices since the last `publish_live`.
+    pub live_prices: u64,
+    /// Flushes since the last `publish_live`.
+    pub live_flushes: u64,
+    /// State of the mask generator.
+    pub rng: u64,
+}
+
+impl Conn {
+    /// A connection not started yet, as `plan` says.
+    pub fn new(plan: Plan, now: Instant) -> Conn {
+        Conn {
+            sock: None,
+            state: State::Pending,
+            class: plan.class,
+            started: now,
+            subscribe: plan.subscribe,
+            path: plan.path.map(String::into_boxed_str),
+            sub_sent: None,
+            expected_accept: None,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            ready: false,
+            last_price_us: 0,
+            last_flush_us: 0,
+            flushes: 0,
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn next_u64(&mut self) -> u64 {
+        // xorshift64*: masks need no cryptographic strength here.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn mask(&mut self) -> [u8; 4] {
+        (self.next_u64() as u32).to_ne_bytes()
+    }
+
+    /// Ends `conn`; `reason` is counted when it was not ready yet or did not
+    /// end with a close frame.
+    pub fn close(&mut self, conn: &mut Conn, reason: &str) {
+        if let Some(mut sock) = conn.sock.take() {
+            let _ = self.registry.deregister(&mut sock);
+        }
+        match conn.state {
+            State::Connecting | State::Handshaking => {
+                self.inflight -= 1;
+            }
+            State::Open | State::Pending | State::Closed => {}
+        }
+        if !conn.ready && conn.state != State::Closed {
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if conn.state != State::Closed && !reason.is_empty() {
+            let phase = if conn.ready { "open" } else { "setup" };
+            self.stats.fail(&format!("{phase}:{reason}"));
+        }
+        conn.state = State::Closed;
+        conn.out = Vec::new();
+        conn.inbuf = Vec::new();
+    }
+
+    pub fn write_out(&mut self, conn: &mut Conn) {
+        while !conn.out.is_empty() {
+            let Some(sock) = conn.sock.as_mut() else {
+                return;
+            };
+            match sock.write(&conn.out) {
+                Ok(0) => return self.close(conn, "write_zero"),
+                Ok(n) => {
+                    conn.out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.close(conn, &io_reason(&e)),
+            }
+        }
+    }
+
+    pub fn on_connected(&mut self, conn: &mut Conn) {
+        let Some(sock) = conn.sock.as_mut() else {
+            return;
+        };
+        match sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.close(conn, &io_reason(&e)),
+        }
+        match sock.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotConnected => return,
+            Err(e) => return self.close(conn, &io_reason(&e)),
+        }
+        let _ = sock.set_nodelay(true);
+        record(&mut self.stats.connect, conn.started.elapsed());
+        let key = ws::generate_key();
+        conn.expected_accept = Some(ws::derive_accept_key(key.as_bytes()).into());
+        conn.out = ws::upgrade_request(
+            &self.target.host,
+            conn.path.as_deref().unwrap_or(&self.target.path),
+            &key,
+            &self.target.token,
+        );
+        conn.state = State::Handshaking;
+        self.write_out(conn);
+    }
+
+    fn on_bytes(&mut self, conn: &mut Conn, data: &[u8]) {
+        match conn.state {
+            State::Handshaking => {
+                conn.inbuf.extend_from_slice(data);
+                let head = match http::parse_head(&conn.inbuf) {
+                    Ok(None) => return,
+                    Ok(Some(head)) => head,
+                    Err(_) => return self.close(conn, "bad_response"),
+                };
+                if head.status != 101 {
+                    return self.close(conn, &format!("http_{}", head.status));
+                }
+                if head.header("sec-websocket-accept") != conn.expected_accept.as_deref() {
+                    return self.close(conn, "bad_accept");
+                }
+                record(&mut self.stats.handshake, conn.started.elapsed());
+                self.inflight -= 1;
+                conn.state = State::Open;
+                conn.expected_accept = None;
+                conn.inbuf.drain(..head.len);
+                let ops = std::mem::take(&mut conn.subscribe);
+                let subscribes_by_path = ops.is_empty();
+                for op in ops {
+                    let mask = self.mask();
+                    ws::encode_client_frame(ws::OP_TEXT, &op, mask, &mut conn.out);
+                    conn.sub_sent = Some(Instant::now());
+                }
+                self.write_out(conn);
+                if conn.class == Class::Dead || subscribes_by_path {
+                    conn.ready = true;
+                    conn.inbuf = Vec::new();
+                    self.shared.ready.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                if !conn.inbuf.is_empty() {
+                    self.frames(conn, &[]);
+                }
+            }
+            State::Open => self.frames(conn, data),
+            State::Pending | State::Connecting | State::Closed => {}
+        }
+    }
+
+    /// Parses the frames of `data` (after any carried-over tail) and keeps the
+    /// incomplete rest. The common case, no tail, parses straight from `data`.
+    fn frames(&mut self, conn: &mut Conn, data: &[u8]) {
+        if conn.inbuf.is_empty() {
+            let used = self.parse_all(conn, data);
+            if conn.state == State::Open {
+                conn.inbuf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut conn.inbuf);
+            buf.extend_from_slice(data);
+            let used = self.parse_all(conn, &buf);
+            if conn.state == State::Open {
+                buf.drain(..used);
+                // A backlog (e.g. after a stall) grows this to 64 KiB and more;
+                // do not keep that per connection once it is parsed.
+                if buf.capacity() > 16 * 1024 && buf.len() < 4 * 1024 {
+                    buf.shrink_to(4 * 1024);
+                }
+                conn.inbuf = buf;
+            }
+        }
+    }
+
+    fn parse_all(&mut self, conn: &mut Conn, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while conn.state == State::Open {
+            match ws::parse_frame(&buf[pos..]) {
+                Ok(None) => break,
+                Ok(Some((frame, n))) => {
+                    pos += n;
+                    self.on_frame(conn, frame);
+                }
+                Err(e) => {
+                    self.close(conn, &format!("protocol_{e:?}"));
+                    break;
+                }
+            }
+        }
+        pos
+    }
+
+    fn on_frame(&mut self, conn: &mut Conn, frame: ws::Frame<'_>) {
+        match frame.opcode {
+            ws::OP_TEXT if frame.fin => self.on_text(conn, frame.payload),
+            ws::OP_PING => {
+                self.stats.counts.pings += 1;
+                let mask = self.mask();
+                ws::encode_client_frame(ws::OP_PONG, frame.payload, mask, &mut conn.out);
+                self.write_out(conn);
+            }
+            ws::OP_CLOSE => {
+                let code = match frame.payload {
+                    [a, b, ..] => u16::from_be_bytes([*a, *b]),
+                    _ => 1005,
+                };
+                *self.stats.close_codes.entry(code).or_default() += 1;
+                let mask = self.mask();
+                let echo = if code == 1005 { 1000 } else { code };
+                ws::encode_client_frame(ws::OP_CLOSE, &echo.to_be_bytes(), mask, &mut conn.out);
+                self.write_out(conn);
+                self.close(conn, "");
+            }
+            ws::OP_PONG => {}
+            _ => self.stats.counts.other += 1,
+        }
+    }
+
+    /// Times a live price against its `ts` and counts the flush it belongs to.
+    fn on_price(&mut self, conn: &mut Conn, payload: &[u8]) {
+        let counts = &mut self.stats.counts;
+        let Some((_seq, ts)) = decode::price_seq_ts(payload) else {
+            counts.bad_prices += 1;
+            return;
+        };
+        self.live_prices += 1;
+        let now = self.now_us;
+        let new_flush = now.saturating_sub(conn.last_price_us) > FLUSH_GAP_US;
+        conn.last_price_us = now;
+        if self.measuring {
+            counts.price_frames += 1;
+            counts.price_bytes += payload.len() as u64;
+            let latency = now.saturating_sub(ts).max(1);
+            match conn.class {
+                Class::Healthy => {
+                    self.stats.latency.saturating_record(latency);
+                    record_step(self.shared, &mut self.stats.steps, latency);
+                }
+                Class::Slow | Class::Dead => self.stats.latency_slow.saturating_record(latency),
+            }
+        }
+        if new_flush {
+            if conn.class == Class::Healthy {
+                self.live_flushes += 1;
+            }
+            if self.measuring && conn.class == Class::Healthy {
+                counts.flushes += 1;
+                conn.flushes += 1;
+                if conn.last_flush_us != 0 {
+                    self.stats
+                        .flush_gap
+                        .saturating_record(now - conn.last_flush_us);
+                }
+            }
+            conn.last_flush_us = now;
+        }
+    }
+
+    fn on_text(&mut self, conn: &mut Conn, payload: &[u8]) {
+        let counts = &mut self.stats.counts;
+        match decode::classify(payload) {
+            Kind::Price => self.on_price(conn, payload),
+            Kind::Snapshot => counts.snapshots += 1,
+            Kind::Ack => {
+                counts.acks += 1;
+                if decode::find(payload, br#""errors":[{"#).is_some() {
+                    counts.ack_errors += 1;
+                }
+                if !conn.ready {
+                    conn.ready = true;
+                    self.shared.ready.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent) = conn.sub_sent.take() {
+                        record(&mut self.stats.subscribe, sent.elapsed());
+                    }
+                }
+            }
+            Kind::Welcome => {
+                if let Some(hz) = decode::u64_field(payload, br#""max_rate_hz":"#) {
+                    self.shared.max_rate_hz.store(hz, Ordering::Relaxed);
+                }
+            }
+            Kind::Status => {
+                if decode::find(payload, br#""lagging""#).is_some() {
+                    counts.lagging += 1;
+                }
+            }
+            Kind::Error => counts.errors += 1,
+            Kind::Other => counts.other += 1,
+        }
+    }
+
+    /// Reads `conn` until the socket is drained.
+    pub fn read_conn(&mut self, conn: &mut Conn, buf: &mut [u8]) {
+        loop {
+            let Some(sock) = conn.sock.as_mut() else {
+                return;
+            };
+            match sock.read(buf) {
+                Ok(0) => return self.close(conn, "eof"),
+                Ok(n) => {
+                    self.now_us = unix_us();
+                    if self.measuring {
+                        self.stats.counts.wire_bytes += n as u64;
+                        self.stats.counts.reads += 1;
+                    }
+                    self.on_bytes(conn, &buf[..n]);
+                    // A short read drained the socket. Linux epoll in
+                    // edge-triggered mode signals again on every later arrival,
+                    // so the read that would only return WouldBlock is skipped.
+                    if conn.state == State::Closed || n < buf.len() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.close(conn, &io_reason(&e)),
+            }
+        }
+    }
+
+    /// A context with no connection in flight yet; masks drawn from `seed`.
+    pub fn new(registry: Registry, target: &'a Target, shared: &'a Shared, seed: u64) -> Self {
+        Ctx {
+            registry,
+            target,
+            shared,
+            stats: WorkerStats::new(),
+            measuring: false,
+            now_us: unix_us(),
+            inflight: 0,
+            live_prices: 0,
+            live_flushes: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// Starts connecting `conn`, registered under token `index`.
+    pub fn start(&mut self, conn: &mut Conn, index: usize) {
+        conn.started = Instant::now();
+        conn.state = State::Connecting;
+        self.inflight += 1;
+        let mut sock = match TcpStream::connect(self.target.addr) {
+            Ok(sock) => sock,
+            Err(e) => return self.close(conn, &io_reason(&e)),
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.registry.register(&mut sock, Token(index), interest) {
+            return self.close(conn, &io_reason(&e));
+        }
+        conn.sock = Some(sock);
+    }
+
+    /// Handles one readiness event of `conn`.
+    pub fn on_event(&mut self, conn: &mut Conn, ev: &Event, buf: &mut [u8]) {
+        match conn.state {
+            State::Connecting => {
+                if ev.is_writable() || ev.is_error() || ev.is_write_closed() {
+                    self.on_connected(conn);
+                }
+            }
+            State::Handshaking | State::Open => {
+                if ev.is_writable() && !conn.out.is_empty() {
+                    self.write_out(conn);
+                }
+                let wants_read = conn.state == State::Handshaking
+                    || (conn.state == State::Open && conn.class == Class::Healthy);
+                if wants_read && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                    self.read_conn(conn, buf);
+                }
+            }
+            State::Pending | State::Closed => {}
+        }
+    }
+
+    /// Fails the connections still connecting or upgrading after `timeout`.
+    pub fn sweep_handshakes(&mut self, conns: &mut [Conn], timeout: Duration) {
+        for conn in conns {
+            let waiting = matches!(conn.state, State::Connecting | State::Handshaking);
+            if waiting && conn.started.elapsed() > timeout {
+                self.close(conn, "timeout");
+            }
+        }
+    }
+
+    /// Adds the prices and flushes seen since the last call to the shared
+    /// counters the timeline reads.
+    pub fn publish_live(&mut self) {
+        if self.live_prices > 0 {
+            self.shared
+                .price_frames
+                .fetch_add(self.live_prices, Ordering::Relaxed);
+            self.live_prices = 0;
+        }
+        if self.live_flushes > 0 {
+            self.shared
+                .flushes
+                .fetch_add(self.live_flushes, Ordering::Relaxed);
+            self.live_flushes = 0;
+        }
+    }
+
+    /// The statistics, with each healthy open connection's flush count and
+    /// the `never_started` connections counted as failures.
+    pub fn finish(mut self, conns: &[Conn], never_started: usize) -> WorkerStats {
+        for conn in conns {
+            if conn.class == Class::Healthy && conn.state == State::Open && conn.ready {
+                if conn.flushes > 0 {
+                    self.stats.busy_flushes.push(conn.flushes);
+                } else {
+                    self.stats.idle_conns += 1;
+                }
+            }
+        }
+        if never_started > 0 {
+            *self
+                .stats
+                .failures
+                .entry("setup:never_started".into())
+                .or_default() += never_started as u64;
+        }
+        self.stats
+    }
+}
+
+/// Records a healthy price's latency into the current ramp step, if any.
+fn record_step(shared: &Shared, steps: &mut Vec<hdrhistogram::Histogram<u64>>, latency: u64) {
+    let step = shared.step.load(Ordering::Relaxed);
+    if step == NO_STEP {
+        return;
+    }
+    if steps.len() <= step {
+        steps.resize_with(step + 1, crate::stats::histogram);
+    }
+    steps[step].saturating_record(latency);
+    shared.step_prices.fetch_add(1, Ordering::Relaxed);
+    if latency > LATENCY_TARGET_US {
+        shared.step_late.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records a duration, in µs (at least 1).
+fn record(h: &mut hdrhistogram::Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_micros() as u64).max(1));
+}
+
+/// A short name for a socket error, for the failure counts.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "refused".into(),
+        ErrorKind::ConnectionReset => "reset".into(),
+        ErrorKind::BrokenPipe => "broken_pipe".into(),
+        ErrorKind::TimedOut => "timed_out".into(),
+        _ => match e.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => "too_many_open_files".into(),
+            Some(libc::EADDRNOTAVAIL) => "no_local_port".into(),
+            _ => format!("io_{:?}", e.kind()).to_lowercase(),
+        },
+    }
+}
