@@ -26,11 +26,19 @@ pub enum QuotecastFeed<'a> {
     },
 }
 
-/// `quotecast serve` on a free loopback port, one shard, with `secret`,
-/// fed by its simulator or, with `Replay`, by `tcp:ADDR` over `symbols`.
+/// Every load connection comes from one loopback IP and one tenant: the
+/// per-IP and per-tenant caps (1,000 by default) would refuse the rest of a
+/// scenario with 429 and the run would measure part of its load.
+const LIFT_CONNECTION_CAPS: &str =
+    "[server]\nmax_connections_per_ip = 0\nmax_connections_per_tenant = 0\n";
+
+/// `quotecast serve` on a free loopback port, one shard, with `secret` and
+/// no connection caps, fed by its simulator or, with `Replay`, by
+/// `tcp:ADDR` over `symbols`.
 pub fn quotecast(bin: &str, secret: &str, max_rate_hz: u32, feed: QuotecastFeed<'_>) -> Spawn {
-    let spawn =
-        Spawn::quotecast(bin, secret).args(["--max-rate-hz".to_string(), max_rate_hz.to_string()]);
+    let spawn = Spawn::quotecast(bin, secret)
+        .config(LIFT_CONNECTION_CAPS)
+        .args(["--max-rate-hz".to_string(), max_rate_hz.to_string()]);
     match feed {
         QuotecastFeed::Sim { symbols, rate } => spawn.args([
             "--sim-symbols".to_string(),
