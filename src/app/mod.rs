@@ -8,7 +8,7 @@ use crate::auth::{self, MintRequest, SecretSource, Verifier};
 use crate::config::{AuthConfig, Config, JwtAlg};
 use crate::feed;
 use crate::ingest::aggregator::{self, Aggregator};
-use crate::ingest::publish::{Publication, Publisher};
+use crate::ingest::publish::Publisher;
 use crate::ingest::ring::{self, RingConsumer, RingProducer};
 use crate::ingest::stats::AggregatorStats;
 use crate::model::channel::Catalogue;
@@ -73,7 +73,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         shards,
         agg_stats,
     ));
-    let gateway = new_gateway(&node, Publisher::new(publisher, shards));
+    let gateway = new_gateway(&node, publisher);
 
     let (events_tx, events) = mpsc::channel();
     let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;
@@ -108,8 +108,7 @@ fn load_keys(cfg: &AuthConfig) -> anyhow::Result<(Option<Hs256Secret>, Verifier)
 }
 
 /// Opens the feed and starts the aggregator thread that writes into the
-/// shard rings; returns the sender that publishing goes through, and the
-/// thread.
+/// shard rings; returns the way publishing reaches it, and the thread.
 fn start_ingest(
     config: &Config,
     universe: &Arc<Universe>,
@@ -117,10 +116,11 @@ fn start_ingest(
     producers: Vec<RingProducer>,
     agg_stats: Arc<AggregatorStats>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<(mpsc::Sender<Publication>, JoinHandle<()>)> {
+) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
     let feed =
         feed::open(config, universe.clone(), catalogue.clone()).context("opening the feed")?;
-    let (publisher, published) = mpsc::channel();
+    let (tx, published) = mpsc::channel();
+    let publisher = Publisher::new(tx, producers.len());
     let agg = Aggregator::new(
         universe,
         &config.feed,

@@ -286,8 +286,14 @@ impl Shard {
 
     /// Handles one client message; returns false when the reader should stop.
     pub fn on_message(&mut self, key: ConnKey, msg: Incoming, now: Instant) -> bool {
-        let rules = self.node.clone();
-        let Some(session) = self.conns.get_mut(key) else {
+        // Disjoint borrows: the session, the streams it changes, the rules.
+        let Shard {
+            conns,
+            streams,
+            node,
+            ..
+        } = self;
+        let Some(session) = conns.get_mut(key) else {
             return false;
         };
         let closing = session.outbox().is_closing();
@@ -317,7 +323,7 @@ impl Shard {
                 true
             }
             Incoming::Text(mut text) => {
-                session::handle_op(session, &mut text, now, &mut self.streams, rules.rules());
+                session::handle_op(session, &mut text, now, streams, node.rules());
                 true
             }
         };

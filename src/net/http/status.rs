@@ -1,6 +1,6 @@
 //! The read-only documents: `/healthz`, `/v1/channels` and `/v1/status`.
 
-use super::response::{json_error, response};
+use super::response::{json_error, response, unauthorized};
 use super::{authenticate, Request};
 use crate::auth::Role;
 use crate::clock;
@@ -25,7 +25,7 @@ pub(super) fn healthz(node: &Node) -> Vec<u8> {
 /// `GET /v1/channels`: the catalogue, for any valid token.
 pub(super) fn channels(gateway: &Gateway, req: &Request) -> Vec<u8> {
     match authenticate(gateway, req) {
-        Err(e) => super::response::unauthorized(&e),
+        Err(e) => unauthorized(&e),
         Ok(_) => response(200, "application/json", &channels_json(&gateway.node)),
     }
 }
@@ -33,7 +33,7 @@ pub(super) fn channels(gateway: &Gateway, req: &Request) -> Vec<u8> {
 /// `GET /v1/status`: the node's figures, for ADMIN tokens.
 pub(super) fn status(gateway: &Gateway, req: &Request) -> Vec<u8> {
     match authenticate(gateway, req) {
-        Err(e) => super::response::unauthorized(&e),
+        Err(e) => unauthorized(&e),
         Ok(c) if !c.has_role(&Role::ADMIN) => json_error(403, "forbidden", "needs the ADMIN role"),
         Ok(_) => response(200, "application/json", &status_json(&gateway.node)),
     }
