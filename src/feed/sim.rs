@@ -353,9 +353,12 @@ impl Feed for Sim {
             std::thread::sleep(max_wait);
             return Ok(());
         }
+        // Wake once per millisecond's batch, not once per quote: every
+        // wake-up is a context switch that may land on a shard's core.
+        let batch = (self.rate / 1000).max(1);
         let mut due = self.due(self.rate);
-        if due <= self.emitted {
-            let next_ns = u128::from(self.emitted + 1) * 1_000_000_000 / u128::from(self.rate);
+        if due < self.emitted + batch {
+            let next_ns = u128::from(self.emitted + batch) * 1_000_000_000 / u128::from(self.rate);
             let next = Duration::from_nanos(next_ns.min(u128::from(u64::MAX)) as u64);
             std::thread::sleep(next.saturating_sub(self.start.elapsed()).min(max_wait));
             due = self.due(self.rate);

@@ -27,11 +27,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How long one feed poll may wait when nothing is pending: bounds how late
-/// `stop` and stale-venue sweeps are noticed.
+/// How long one feed poll may wait: bounds how late `stop`, stale-venue
+/// sweeps and values parked on a full ring are seen to. Not shorter: each
+/// wake-up is a context switch that may preempt a shard on its core.
 const POLL_WAIT: Duration = Duration::from_millis(1);
-/// Shorter wait while a ring is full, so pending values go out soon.
-const PENDING_WAIT: Duration = Duration::from_micros(200);
 /// Upper bound on the stale-venue sweep interval.
 const MAX_SWEEP_US: u64 = 100_000;
 
@@ -223,13 +222,8 @@ impl Aggregator {
         tracing::info!(shards = self.shards.len(), "aggregator running");
         while !stop.load(Ordering::Relaxed) {
             buf.clear();
-            let wait = if self.pending() > 0 {
-                PENDING_WAIT
-            } else {
-                POLL_WAIT
-            };
             if feed_alive {
-                if let Err(e) = feed.poll(&mut buf, wait) {
+                if let Err(e) = feed.poll(&mut buf, POLL_WAIT) {
                     tracing::error!(error = %e, "feed failed; aggregator idle");
                     feed_alive = false;
                     self.stats.feed_errors.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +232,7 @@ impl Aggregator {
                     .feed_input_errors
                     .store(feed.input_errors(), Ordering::Relaxed);
             } else {
-                std::thread::sleep(wait);
+                std::thread::sleep(POLL_WAIT);
             }
             let now = now_us();
             self.on_quotes(&buf, now);
