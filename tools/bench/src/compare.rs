@@ -107,6 +107,11 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let symbols = feed::symbol_names(cfg.sim_symbols);
+    if args.servers.contains(&Kind::Quotecast) {
+        let path = dir.join("quotecast.toml");
+        std::fs::write(&path, crate::server::BENCH_CONFIG)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut cmp = Comparison::new(scenario, machine, cfg.clone());
     for &kind in &args.servers {
         if kind == Kind::Sockudo {
@@ -144,7 +149,11 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
         }
     }
     cmp.loads.push(("end".into(), results::load_average()));
+    cmp.invalid = results::invalid_reasons(&cmp);
     results::write(&dir, &cmp)?;
+    for reason in &cmp.invalid {
+        println!("INVALID   {reason}");
+    }
     println!("results   {}", dir.display());
     Ok(())
 }

@@ -60,6 +60,9 @@ pub struct Comparison {
     pub skipped: Vec<(String, String)>,
     /// `/proc/loadavg` before each run (other builds share the machine).
     pub loads: Vec<(String, String)>,
+    /// Why this comparison measured only part of its load (see
+    /// [`invalid_reasons`]); no ratio is computed when it is not empty.
+    pub invalid: Vec<String>,
 }
 
 impl Comparison {
@@ -73,8 +76,38 @@ impl Comparison {
             probe: None,
             skipped: Vec::new(),
             loads: Vec::new(),
+            invalid: Vec::new(),
         }
     }
+}
+
+/// A feed that reached a server at less than this share of the configured
+/// rate gave it less work than the others.
+const MIN_FEED_SHARE: f64 = 0.9;
+
+/// Why a comparison measured only part of its load: a server that failed
+/// connections, or one that received less of the feed than asked. Such a run
+/// is reported but computes no ratios.
+pub fn invalid_reasons(c: &Comparison) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &c.reports {
+        let conns = &r.connections;
+        if conns.failed > 0 || conns.ready < conns.planned {
+            out.push(format!(
+                "{}: {} of {} connections ready, {} failed",
+                r.server.kind, conns.ready, conns.planned, conns.failed
+            ));
+        }
+        let asked = c.config.sim_rate as f64;
+        let got = r.feed_quotes_per_s.unwrap_or(0.0);
+        if c.config.ramp_rates.is_empty() && got < asked * MIN_FEED_SHARE {
+            out.push(format!(
+                "{}: the feed reached it at {got:.0} quotes/s of the {asked:.0} asked",
+                r.server.kind
+            ));
+        }
+    }
+    out
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -157,8 +190,10 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn summary(c: &Comparison) -> String {
     let mut s = String::new();
     setup_section(c, &mut s);
+    invalid_section(c, &mut s);
     client_section(c, &mut s);
-    if let Some(q) = c.reports.iter().find(|r| r.server.kind == "quotecast") {
+    let quotecast = c.reports.iter().find(|r| r.server.kind == "quotecast");
+    if let Some(q) = quotecast.filter(|_| c.invalid.is_empty()) {
         ratio_section(c, q, &mut s);
         if let Some(p) = &c.probe {
             probe_section(c, p, &mut s);
@@ -195,7 +230,7 @@ fn setup_section(c: &Comparison, s: &mut String) {
     let _ = writeln!(
         s,
         "Machine: {}, {} cores, kernel {}. Each server pinned to core {} with `taskset`, \
-         the load generator (and the probe's reader) to core {}. Release builds.\n",
+         the load generator (and the probe's reader) to core {}. Release builds; quotecast runs with `quotecast.toml` of this folder (connection caps off).\n",
         c.machine.cpu,
         c.machine.cores,
         c.machine.kernel,
@@ -232,6 +267,24 @@ fn setup_section(c: &Comparison, s: &mut String) {
         "Load average (1/5/15 min) before each run — the machine is shared with other builds: {}.\n",
         loads.join("; ")
     );
+}
+
+/// The reasons this run is not a result, first thing after the setup.
+fn invalid_section(c: &Comparison, s: &mut String) {
+    if c.invalid.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## INVALID RUN: part of the load was not measured
+
+No ratio and no share of the \
+         probe is computed from this run:\n"
+    );
+    for reason in &c.invalid {
+        let _ = writeln!(s, "- {reason}");
+    }
+    s.push('\n');
 }
 
 /// The table of what a healthy client of each server sees.
@@ -606,5 +659,68 @@ mod tests {
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'));
         assert_eq!(timestamp("2026-11-22T03:04:05Z"), "20261122T030405Z");
+    }
+
+    /// A report of `planned` connections of which `ready` got ready and
+    /// `failed` failed, fed at `feed` quotes/s.
+    fn report(cfg: &RunConfig, kind: &str, ready: usize, failed: usize, feed: f64) -> Report {
+        let shared = crate::worker::Shared::default();
+        shared
+            .ready
+            .store(ready, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .failed
+            .store(failed, std::sync::atomic::Ordering::Relaxed);
+        let mix = crate::scenario::Mix {
+            planned: cfg.connections,
+            healthy: cfg.connections,
+            slow: 0,
+            dead: 0,
+        };
+        let measured = crate::report::Measured {
+            connect_phase_s: 1.0,
+            ready_after_connect: ready,
+            window_s: 10.0,
+            feed_quotes_per_s: Some(feed),
+            ramp: Vec::new(),
+            timeline: Vec::new(),
+            stats: crate::stats::WorkerStats::new(),
+            procs: Default::default(),
+        };
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let mut r = Report::new(cfg, addr, 200, mix, None, &shared, measured);
+        r.server.kind = kind.into();
+        r
+    }
+
+    #[test]
+    fn failed_connections_or_a_short_feed_invalidate_a_run_and_its_ratios() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
+        let cfg = RunConfig::resolve(&cli, 2);
+        let machine = Machine::read();
+        let mut c = Comparison::new("hot".into(), machine, cfg.clone());
+        c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
+        c.reports.push(report(&cfg, "nchan", 10, 0, 19_500.0));
+        assert!(invalid_reasons(&c).is_empty());
+        c.invalid = invalid_reasons(&c);
+        assert!(summary(&c).contains("## Ratios"));
+
+        c.reports
+            .push(report(&cfg, "tokio-broadcast", 6, 4, 12_000.0));
+        c.invalid = invalid_reasons(&c);
+        assert_eq!(
+            c.invalid,
+            [
+                "tokio-broadcast: 6 of 10 connections ready, 4 failed",
+                "tokio-broadcast: the feed reached it at 12000 quotes/s of the 20000 asked",
+            ]
+        );
+        let text = summary(&c);
+        assert!(text.contains("INVALID RUN"), "{text}");
+        assert!(
+            !text.contains("## Ratios") && !text.contains("of probe"),
+            "{text}"
+        );
     }
 }

@@ -26,10 +26,12 @@ pub enum QuotecastFeed<'a> {
     },
 }
 
-/// Every load connection comes from one loopback IP and one tenant: the
-/// per-IP and per-tenant caps (1,000 by default) would refuse the rest of a
-/// scenario with 429 and the run would measure part of its load.
-const LIFT_CONNECTION_CAPS: &str =
+/// The configuration a spawned quotecast runs with (`compare` writes it
+/// into its run folder as `quotecast.toml`). Every load connection comes from
+/// one loopback IP and one tenant: the per-IP and per-tenant caps (1,000 by
+/// default) would refuse the rest of a scenario with 429 and the run would
+/// measure part of its load.
+pub const BENCH_CONFIG: &str =
     "[server]\nmax_connections_per_ip = 0\nmax_connections_per_tenant = 0\n";
 
 /// `quotecast serve` on a free loopback port, one shard, with `secret` and
@@ -37,7 +39,7 @@ const LIFT_CONNECTION_CAPS: &str =
 /// `tcp:ADDR` over `symbols`.
 pub fn quotecast(bin: &str, secret: &str, max_rate_hz: u32, feed: QuotecastFeed<'_>) -> Spawn {
     let spawn = Spawn::quotecast(bin, secret)
-        .config(LIFT_CONNECTION_CAPS)
+        .config(BENCH_CONFIG)
         .args(["--max-rate-hz".to_string(), max_rate_hz.to_string()]);
     match feed {
         QuotecastFeed::Sim { symbols, rate } => spawn.args([
