@@ -149,10 +149,10 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
         }
     }
     cmp.loads.push(("end".into(), results::load_average()));
-    cmp.invalid = results::invalid_reasons(&cmp);
+    cmp.invalid = results::invalid_runs(&cmp);
     results::write(&dir, &cmp)?;
-    for reason in &cmp.invalid {
-        println!("INVALID   {reason}");
+    for i in &cmp.invalid {
+        println!("INVALID   {}: {}", i.server, i.reason);
     }
     println!("results   {}", dir.display());
     Ok(())

@@ -3,6 +3,7 @@
 //! every live price against its `ts`. [`Ctx`] holds what they all share.
 
 use crate::decode::{self, Kind};
+use crate::stamps;
 use crate::stats::WorkerStats;
 use crate::worker::{unix_us, Class, Plan, Shared, Target, LATENCY_TARGET_US, NO_STEP};
 use mio::event::Event;
@@ -304,10 +305,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Times a live price against its `ts` and counts the flush it belongs to.
+    /// Times a live price from when the harness's feed generated it (or,
+    /// without the harness's feed, from its `ts`) and counts the flush it
+    /// belongs to.
     fn on_price(&mut self, conn: &mut Conn, payload: &[u8]) {
         let counts = &mut self.stats.counts;
-        let Some((_seq, ts)) = decode::price_seq_ts(payload) else {
+        let Some((seq, ts)) = decode::price_seq_ts(payload) else {
             counts.bad_prices += 1;
             return;
         };
@@ -318,13 +321,21 @@ impl<'a> Ctx<'a> {
         if self.measuring {
             counts.price_frames += 1;
             counts.price_bytes += payload.len() as u64;
-            let latency = now.saturating_sub(ts).max(1);
-            match conn.class {
-                Class::Healthy => {
+            let origin = match &self.shared.stamps {
+                None => Some(ts),
+                Some(stamps) => decode::price_symbol(payload)
+                    .and_then(stamps::symbol_index)
+                    .and_then(|symbol| stamps.lookup(symbol, seq)),
+            };
+            match (origin.map(|o| now.saturating_sub(o).max(1)), conn.class) {
+                (None, _) => counts.unmatched_prices += 1,
+                (Some(latency), Class::Healthy) => {
                     self.stats.latency.saturating_record(latency);
                     record_step(self.shared, &mut self.stats.steps, latency);
                 }
-                Class::Slow | Class::Dead => self.stats.latency_slow.saturating_record(latency),
+                (Some(latency), Class::Slow | Class::Dead) => {
+                    self.stats.latency_slow.saturating_record(latency)
+                }
             }
         }
         if new_flush {

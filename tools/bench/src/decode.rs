@@ -84,6 +84,15 @@ pub fn price_seq_ts(payload: &[u8]) -> Option<(u64, u64)> {
     ))
 }
 
+/// The `"symbol"` string of a price message (no escapes: symbol names are
+/// plain).
+pub fn price_symbol(payload: &[u8]) -> Option<&[u8]> {
+    let start = find(payload, br#""symbol":""#)? + 10;
+    let rest = payload.get(start..)?;
+    let len = memchr::memchr(b'"', rest)?;
+    Some(&rest[..len])
+}
+
 /// Fast path: `..."ts":<digits>}` at the very end, as quotecast writes it.
 fn ts_at_end(payload: &[u8]) -> Option<u64> {
     let body = payload.strip_suffix(b"}")?;
@@ -112,6 +121,8 @@ mod tests {
         assert_eq!(price_seq_ts(p), Some((918_273, 1_763_769_600_123_456)));
         let reordered = br#"{"type":"price","ts":17,"seq":5,"bid":1}"#;
         assert_eq!(price_seq_ts(reordered), Some((5, 17)));
+        assert_eq!(price_symbol(p), Some(&b"EURUSD"[..]));
+        assert_eq!(price_symbol(reordered), None);
         assert_eq!(
             classify(br#"{"type":"snapshot","data":[]}"#),
             Kind::Snapshot

@@ -8,6 +8,7 @@
 //! HTTP `POST /pub/<symbol>` per update carrying the price message itself
 //! (nchan, which relays bodies and has no aggregator).
 
+use crate::stamps::Stamps;
 use anyhow::Context;
 use quotecast_testkit::server::accept_by;
 use rand::rngs::StdRng;
@@ -51,6 +52,7 @@ pub struct Feed {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     publisher: Option<JoinHandle<anyhow::Result<u64>>>,
+    stamps: Arc<Stamps>,
 }
 
 impl Feed {
@@ -68,7 +70,8 @@ impl Feed {
         let rate = Arc::new(AtomicU64::new(rate));
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let mut gen = Quotes::new(symbols, seed);
+        let stamps = Arc::new(Stamps::new(symbols.len()));
+        let mut gen = Quotes::new(symbols, seed, stamps.clone());
         let (r, s, st) = (rate.clone(), sent.clone(), stop.clone());
         let (thread, publisher) = match sink {
             Sink::Lines(listener) => {
@@ -80,8 +83,9 @@ impl Feed {
                     .spawn(move || {
                         pace(&r, &s, &st, |due| {
                             let mut buf = String::new();
+                            let now = crate::worker::unix_us();
                             for _ in 0..due {
-                                gen.next_line(&mut buf);
+                                gen.next_line(now, &mut buf);
                             }
                             (&out).write_all(buf.as_bytes())
                         })
@@ -101,7 +105,8 @@ impl Feed {
                     .name("feed".into())
                     .spawn(move || {
                         pace(&r, &s, &st, |due| {
-                            let batch = (0..due).map(|_| gen.next_publish()).collect();
+                            let now = crate::worker::unix_us();
+                            let batch = (0..due).map(|_| gen.next_publish(now)).collect();
                             tx.send(batch).map_err(|_| ErrorKind::BrokenPipe.into())
                         })
                     })?;
@@ -114,12 +119,18 @@ impl Feed {
             stop,
             thread: Some(thread),
             publisher,
+            stamps,
         })
     }
 
     /// Changes the rate from the next tick on.
     pub fn set_rate(&self, rate: u64) {
         self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// When each quote was generated, for the clients' latency.
+    pub fn stamps(&self) -> Arc<Stamps> {
+        self.stamps.clone()
     }
 
     /// Quotes sent so far.
@@ -236,10 +247,11 @@ struct Quotes {
     seq: Vec<u64>,
     rng: StdRng,
     next: usize,
+    stamps: Arc<Stamps>,
 }
 
 impl Quotes {
-    fn new(symbols: Vec<String>, seed: u64) -> Self {
+    fn new(symbols: Vec<String>, seed: u64, stamps: Arc<Stamps>) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mid = symbols
             .iter()
@@ -252,12 +264,14 @@ impl Quotes {
             seq,
             rng,
             next: 0,
+            stamps,
         }
     }
 
     /// The next symbol (round robin: every symbol gets rate / symbols per
-    /// second) with a moved mid; returns (index, bid, ask).
-    fn step(&mut self) -> (usize, f64, f64) {
+    /// second) with a moved mid, stamped as generated at `now_us`; returns
+    /// (index, bid, ask).
+    fn step(&mut self, now_us: u64) -> (usize, f64, f64) {
         let i = self.next;
         self.next = (self.next + 1) % self.symbols.len();
         let up = self.rng.random_bool(0.5);
@@ -265,12 +279,13 @@ impl Quotes {
         *m *= if up { 1.0001 } else { 0.9999 };
         let half = *m * 0.00005;
         self.seq[i] += 1;
+        self.stamps.record(i, self.seq[i], now_us);
         (i, *m - half, *m + half)
     }
 
     /// One JSON line of the replay format.
-    fn next_line(&mut self, out: &mut String) {
-        let (i, bid, ask) = self.step();
+    fn next_line(&mut self, now_us: u64, out: &mut String) {
+        let (i, bid, ask) = self.step(now_us);
         let _ = writeln!(
             out,
             r#"{{"symbol":"{}","venue":"{VENUE}","bid":{bid:.6},"bid_size":1000000,"ask":{ask:.6},"ask_size":1000000}}"#,
@@ -278,14 +293,13 @@ impl Quotes {
         );
     }
 
-    /// One HTTP publish of the price message a client receives, stamped now.
-    fn next_publish(&mut self) -> String {
-        let (i, bid, ask) = self.step();
+    /// One HTTP publish of the price message a client receives, stamped
+    /// `now_us`.
+    fn next_publish(&mut self, now_us: u64) -> String {
+        let (i, bid, ask) = self.step(now_us);
         let body = format!(
             r#"{{"type":"price","symbol":"{}","seq":{},"bid":{bid:.6},"bid_size":1000000,"bid_venue":"{VENUE}","ask":{ask:.6},"ask_size":1000000,"ask_venue":"{VENUE}","ts":{}}}"#,
-            self.symbols[i],
-            self.seq[i],
-            crate::worker::unix_us()
+            self.symbols[i], self.seq[i], now_us
         );
         format!(
             "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -301,10 +315,11 @@ mod tests {
 
     #[test]
     fn lines_are_replay_quotes_that_always_move() {
-        let mut q = Quotes::new(symbol_names(2), 7);
+        let stamps = Arc::new(Stamps::new(2));
+        let mut q = Quotes::new(symbol_names(2), 7, stamps.clone());
         let mut s = String::new();
-        for _ in 0..4 {
-            q.next_line(&mut s);
+        for t in 0..4 {
+            q.next_line(1_000 + t, &mut s);
         }
         let lines: Vec<serde_json::Value> = s
             .lines()
@@ -315,12 +330,15 @@ mod tests {
         assert_eq!(lines[0]["venue"], VENUE);
         assert_ne!(lines[0]["bid"], lines[2]["bid"]);
         assert!(lines[0]["bid"].as_f64() < lines[0]["ask"].as_f64());
+        // Line 3 is the second quote of S0000: seq 2, stamped 1_002.
+        assert_eq!(stamps.lookup(0, 2), Some(1_002));
+        assert_eq!(stamps.lookup(1, 1), Some(1_001));
     }
 
     #[test]
     fn publish_carries_a_price_the_client_decodes() {
-        let mut q = Quotes::new(symbol_names(1), 7);
-        let s = q.next_publish();
+        let mut q = Quotes::new(symbol_names(1), 7, Arc::new(Stamps::new(1)));
+        let s = q.next_publish(1_763_769_600_123_456);
         assert!(s.starts_with("POST /pub/S0000 HTTP/1.1\r\n"));
         let body = &s[s.find("\r\n\r\n").unwrap() + 4..];
         let len: usize = s

@@ -37,6 +37,7 @@ mod results;
 mod run;
 mod scenario;
 mod server;
+mod stamps;
 mod stats;
 mod svg;
 mod worker;

@@ -511,8 +511,16 @@ fn print_processes(r: &Report) {
     }
     let k = &r.counts;
     println!(
-        "messages  snapshots {} acks {} (with errors {}) errors {} lagging {} pings {} other {} bad {}",
-        k.snapshots, k.acks, k.ack_errors, k.errors, k.lagging, k.pings, k.other, k.bad_prices
+        "messages  snapshots {} acks {} (with errors {}) errors {} lagging {} pings {} other {} bad {} untimed {}",
+        k.snapshots,
+        k.acks,
+        k.ack_errors,
+        k.errors,
+        k.lagging,
+        k.pings,
+        k.other,
+        k.bad_prices,
+        k.unmatched_prices
     );
     if !r.close_codes.is_empty() || !r.failures.is_empty() {
         println!("closes    {:?}  failures {:?}", r.close_codes, r.failures);

@@ -60,9 +60,25 @@ pub struct Comparison {
     pub skipped: Vec<(String, String)>,
     /// `/proc/loadavg` before each run (other builds share the machine).
     pub loads: Vec<(String, String)>,
-    /// Why this comparison measured only part of its load (see
-    /// [`invalid_reasons`]); no ratio is computed when it is not empty.
-    pub invalid: Vec<String>,
+    /// Servers whose run measured only part of its load, and why (see
+    /// [`invalid_runs`]); no ratio or share is computed from them.
+    pub invalid: Vec<Invalid>,
+}
+
+/// A server run that is not a result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invalid {
+    /// quotecast, tokio-broadcast, nchan or sockudo.
+    pub server: String,
+    /// What it did not measure.
+    pub reason: String,
+}
+
+impl Comparison {
+    /// Whether the run of `server` measured its whole load.
+    pub fn is_valid(&self, server: &str) -> bool {
+        self.invalid.iter().all(|i| i.server != server)
+    }
 }
 
 impl Comparison {
@@ -85,25 +101,42 @@ impl Comparison {
 /// rate gave it less work than the others.
 const MIN_FEED_SHARE: f64 = 0.9;
 
-/// Why a comparison measured only part of its load: a server that failed
-/// connections, or one that received less of the feed than asked. Such a run
-/// is reported but computes no ratios.
-pub fn invalid_reasons(c: &Comparison) -> Vec<String> {
+/// Prices not matched to the generator's stamp above this share of the
+/// prices received mean the latency figures time only part of the load.
+const MAX_UNTIMED_SHARE: f64 = 0.01;
+
+/// The server runs that measured only part of their load: failed
+/// connections, less of the feed than asked (a server that reads its feed
+/// slower than it is sent), or prices that could not be timed from the
+/// generator's stamps. They are reported but no ratio is computed from them.
+pub fn invalid_runs(c: &Comparison) -> Vec<Invalid> {
     let mut out = Vec::new();
     for r in &c.reports {
+        let mut invalid = |reason: String| {
+            out.push(Invalid {
+                server: r.server.kind.clone(),
+                reason,
+            })
+        };
         let conns = &r.connections;
         if conns.failed > 0 || conns.ready < conns.planned {
-            out.push(format!(
-                "{}: {} of {} connections ready, {} failed",
-                r.server.kind, conns.ready, conns.planned, conns.failed
+            invalid(format!(
+                "{} of {} connections ready, {} failed",
+                conns.ready, conns.planned, conns.failed
             ));
         }
         let asked = c.config.sim_rate as f64;
         let got = r.feed_quotes_per_s.unwrap_or(0.0);
         if c.config.ramp_rates.is_empty() && got < asked * MIN_FEED_SHARE {
-            out.push(format!(
-                "{}: the feed reached it at {got:.0} quotes/s of the {asked:.0} asked",
-                r.server.kind
+            invalid(format!(
+                "the feed reached it at {got:.0} quotes/s of the {asked:.0} asked"
+            ));
+        }
+        let k = &r.counts;
+        if k.unmatched_prices as f64 > k.price_frames as f64 * MAX_UNTIMED_SHARE {
+            invalid(format!(
+                "{} of {} prices not matched to the generator's stamps (untimed)",
+                k.unmatched_prices, k.price_frames
             ));
         }
     }
@@ -193,7 +226,7 @@ fn summary(c: &Comparison) -> String {
     invalid_section(c, &mut s);
     client_section(c, &mut s);
     let quotecast = c.reports.iter().find(|r| r.server.kind == "quotecast");
-    if let Some(q) = quotecast.filter(|_| c.invalid.is_empty()) {
+    if let Some(q) = quotecast.filter(|q| c.is_valid(&q.server.kind)) {
         ratio_section(c, q, &mut s);
         if let Some(p) = &c.probe {
             probe_section(c, p, &mut s);
@@ -276,13 +309,11 @@ fn invalid_section(c: &Comparison, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "## INVALID RUN: part of the load was not measured
-
-No ratio and no share of the \
-         probe is computed from this run:\n"
+        "## INVALID runs: part of the load was not measured\n\n\
+         No ratio and no share of the probe is computed from these runs:\n"
     );
-    for reason in &c.invalid {
-        let _ = writeln!(s, "- {reason}");
+    for i in &c.invalid {
+        let _ = writeln!(s, "- {}: {}", i.server, i.reason);
     }
     s.push('\n');
 }
@@ -350,6 +381,10 @@ fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
         }
     };
     for r in c.reports.iter().filter(|r| r.server.kind != "quotecast") {
+        if !c.is_valid(&r.server.kind) {
+            let _ = writeln!(s, "| {} | invalid run | | | |", r.server.kind);
+            continue;
+        }
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
@@ -401,7 +436,7 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         "| probe | {:.0} | {:.0} | {:.2} | {:.0}% |",
         p.writes_per_s, p.frames_per_s, p.cpu_us_per_write, p.writer_cpu_pct
     );
-    for r in &c.reports {
+    for r in c.reports.iter().filter(|r| c.is_valid(&r.server.kind)) {
         // Each delivery burst the client sees is (at most) one server write.
         let _ = writeln!(
             s,
@@ -694,33 +729,47 @@ mod tests {
     }
 
     #[test]
-    fn failed_connections_or_a_short_feed_invalidate_a_run_and_its_ratios() {
+    fn failed_connections_short_feeds_and_untimed_prices_invalidate_a_server_run() {
         use clap::Parser;
         let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
         let cfg = RunConfig::resolve(&cli, 2);
-        let machine = Machine::read();
-        let mut c = Comparison::new("hot".into(), machine, cfg.clone());
+        let mut c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
         c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
         c.reports.push(report(&cfg, "nchan", 10, 0, 19_500.0));
-        assert!(invalid_reasons(&c).is_empty());
-        c.invalid = invalid_reasons(&c);
-        assert!(summary(&c).contains("## Ratios"));
+        assert!(invalid_runs(&c).is_empty());
+        assert!(
+            summary(&c).contains("| nchan | n/a |"),
+            "ratios of a valid peer"
+        );
 
         c.reports
             .push(report(&cfg, "tokio-broadcast", 6, 4, 12_000.0));
-        c.invalid = invalid_reasons(&c);
+        c.reports[1].counts.price_frames = 1_000;
+        c.reports[1].counts.unmatched_prices = 11;
+        c.invalid = invalid_runs(&c);
+        let reasons: Vec<String> = c
+            .invalid
+            .iter()
+            .map(|i| format!("{}: {}", i.server, i.reason))
+            .collect();
         assert_eq!(
-            c.invalid,
+            reasons,
             [
+                "nchan: 11 of 1000 prices not matched to the generator's stamps (untimed)",
                 "tokio-broadcast: 6 of 10 connections ready, 4 failed",
                 "tokio-broadcast: the feed reached it at 12000 quotes/s of the 20000 asked",
             ]
         );
         let text = summary(&c);
-        assert!(text.contains("INVALID RUN"), "{text}");
+        assert!(text.contains("INVALID runs"), "{text}");
+        assert!(text.contains("| nchan | invalid run |"), "{text}");
+        assert!(text.contains("| tokio-broadcast | invalid run |"), "{text}");
+
+        c.reports[0].connections.failed = 1;
+        c.invalid = invalid_runs(&c);
         assert!(
-            !text.contains("## Ratios") && !text.contains("of probe"),
-            "{text}"
+            !summary(&c).contains("## Ratios"),
+            "no ratios against an invalid quotecast"
         );
     }
 }

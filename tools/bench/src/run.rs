@@ -158,6 +158,7 @@ pub fn run(
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(worker::CONNECTING),
         step: AtomicUsize::new(worker::NO_STEP),
+        stamps: feed.map(Feed::stamps),
         ..Shared::default()
     });
     let sample = || server_pid.and_then(|p| procstat::sample(Some(p)));

@@ -53,6 +53,9 @@ pub struct Counts {
     pub flushes: u64,
     /// Price frames in which `seq` or `ts` could not be found (whole run).
     pub bad_prices: u64,
+    /// Prices in the window whose generator stamp was not found by (symbol,
+    /// `seq`): not timed (see `stamps.rs`).
+    pub unmatched_prices: u64,
     /// Snapshots received (whole run).
     pub snapshots: u64,
     /// Acks received (whole run).
@@ -120,6 +123,7 @@ impl WorkerStats {
         c.reads += d.reads;
         c.flushes += d.flushes;
         c.bad_prices += d.bad_prices;
+        c.unmatched_prices += d.unmatched_prices;
         c.snapshots += d.snapshots;
         c.acks += d.acks;
         c.ack_errors += d.ack_errors;

@@ -2,11 +2,13 @@
 //! connections (conn.rs), and the state it shares with the main thread.
 
 use crate::conn::{Conn, Ctx, State};
+use crate::stamps::Stamps;
 use crate::stats::WorkerStats;
 use mio::{Events, Poll};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Connections are being opened; nothing is measured yet.
@@ -44,6 +46,9 @@ pub struct Shared {
     pub step_late: AtomicU64,
     /// Flushes received by healthy connections so far, for the timeline.
     pub flushes: AtomicU64,
+    /// The harness feed's send times, when it drives the server: latency is
+    /// then measured from them instead of the server's `ts`.
+    pub stamps: Option<Arc<Stamps>>,
 }
 
 /// The latency target of the capacity figure: p99 under 50 ms.
