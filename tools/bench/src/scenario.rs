@@ -30,6 +30,9 @@ pub enum Scenario {
     /// `desk` connections with the feed raised step by step (compare only):
     /// the highest rate with healthy p99 < 50 ms.
     Ramp,
+    /// 200 connections x 5 of 1,000 symbols, 1,000 quotes/s: no rate cap
+    /// binds, so it measures the latency of an unhurried path.
+    Light,
 }
 
 impl Scenario {
@@ -101,6 +104,7 @@ impl RunConfig {
             Some(Scenario::SlowMix) => (5_000, 10, 1_000, 10_000, 20.0, 0.02, 0.05, 0.0),
             Some(Scenario::Storm) => (10_000, 1, 200, 1_000, 5.0, 0.0, 0.0, 2_000.0),
             Some(Scenario::Ramp) => (5_000, 10, 1_000, 1_000, 0.0, 0.0, 0.0, 0.0),
+            Some(Scenario::Light) => (200, 5, 1_000, 1_000, 20.0, 0.0, 0.0, 0.0),
         };
         let ramp_rates = match (&cli.ramp_rates, cli.scenario) {
             (Some(r), _) => r.clone(),
