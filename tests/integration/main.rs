@@ -2,6 +2,7 @@
 //! and talks to it over real sockets; one module per behaviour.
 
 mod events_util;
+mod sse_client;
 mod util;
 
 mod alerts_replay;
@@ -27,6 +28,7 @@ mod rate_cap;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
+mod sse;
 mod subscribe_snapshot;
 mod tenant_isolation;
 mod token_expiry;
