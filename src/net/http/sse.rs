@@ -132,7 +132,7 @@ fn one_op(params: &[(String, String)]) -> Result<Value, String> {
                 .parse::<u64>()
                 .map_or_else(|_| Value::from(value.clone()), Value::from),
             _ => match name.strip_prefix("filter.") {
-                Some(key) if key.is_empty() => return Err("filter.<key> needs a key".into()),
+                Some("") => return Err("filter.<key> needs a key".into()),
                 Some(key) => {
                     filters.insert(key.to_owned(), value.clone().into());
                     continue;
