@@ -62,8 +62,10 @@ pub fn close(code: u16, reason: &str) -> Bytes {
 
 /// Where an SSE connection stands in each reliable stream it follows: the
 /// `id:` of its reliable events, which `Last-Event-ID` hands back on
-/// reconnect. Text: `<channel>:<seq>` per stream, comma-separated
-/// (`alerts:57,sessions:12`), every stream of the connection in each id.
+/// reconnect. Text: the `seq` alone when the connection follows one
+/// reliable stream (`57`, the contract's `id` = `seq`); else `<channel>:<seq>`
+/// per stream, comma-separated (`alerts:57,sessions:12`), every stream of
+/// the connection in each id.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Cursor {
     streams: Vec<(ChannelId, Box<str>, u64)>,
@@ -88,22 +90,39 @@ impl Cursor {
     /// Appends `id: <cursor>` and the blank line that ends the event.
     pub fn write_id(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"id: ");
-        for (i, (_, name, seq)) in self.streams.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        match self.streams.as_slice() {
+            [(_, _, seq)] => out.extend_from_slice(seq.to_string().as_bytes()),
+            streams => {
+                for (i, (_, name, seq)) in streams.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(seq.to_string().as_bytes());
+                }
             }
-            out.extend_from_slice(name.as_bytes());
-            out.push(b':');
-            out.extend_from_slice(seq.to_string().as_bytes());
         }
         out.extend_from_slice(b"\n\n");
     }
 }
 
-/// Reads a `Last-Event-ID` written by [`Cursor::write_id`]: each channel
-/// named and the `seq` it had reached.
-pub fn parse_cursor(text: &str) -> Result<Vec<(&str, u64)>, String> {
-    let bad = || format!("Last-Event-ID {text:?} is not <channel>:<seq>[,<channel>:<seq>...]");
+/// What a `Last-Event-ID` written by [`Cursor::write_id`] says.
+#[derive(Debug, PartialEq)]
+pub enum Resume<'a> {
+    /// The `seq` of the one reliable stream followed.
+    Seq(u64),
+    /// Each channel named and the `seq` it had reached.
+    Channels(Vec<(&'a str, u64)>),
+}
+
+/// Reads a `Last-Event-ID` written by [`Cursor::write_id`].
+pub fn parse_cursor(text: &str) -> Result<Resume<'_>, String> {
+    if let Ok(seq) = text.trim().parse() {
+        return Ok(Resume::Seq(seq));
+    }
+    let bad =
+        || format!("Last-Event-ID {text:?} is not <seq> or <channel>:<seq>[,<channel>:<seq>...]");
     text.trim()
         .split(',')
         .filter(|part| !part.is_empty())
@@ -115,7 +134,8 @@ pub fn parse_cursor(text: &str) -> Result<Vec<(&str, u64)>, String> {
             }
             Ok((channel, seq))
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Resume::Channels)
 }
 
 #[cfg(test)]
@@ -133,12 +153,17 @@ mod tests {
         cursor.write_id(&mut out);
         assert_eq!(out, b"id: alerts:42,sessions:0\n\n");
         let text = std::str::from_utf8(&out[4..out.len() - 2]).unwrap();
-        assert_eq!(
-            parse_cursor(text),
-            Ok(vec![("alerts", 42), ("sessions", 0)])
-        );
-        assert_eq!(parse_cursor(""), Ok(vec![]));
-        for bad in ["alerts", "alerts:x", ":4", "alerts:-1"] {
+        let both = Resume::Channels(vec![("alerts", 42), ("sessions", 0)]);
+        assert_eq!(parse_cursor(text), Ok(both));
+        assert_eq!(parse_cursor(""), Ok(Resume::Channels(vec![])));
+
+        let mut one = Cursor::default();
+        one.follow(ChannelId(5), "alerts", 41);
+        out.clear();
+        one.write_id(&mut out);
+        assert_eq!(out, b"id: 41\n\n", "one stream: the seq alone");
+        assert_eq!(parse_cursor(" 41"), Ok(Resume::Seq(41)));
+        for bad in ["alerts", "alerts:x", ":4", "alerts:-1", "-1"] {
             assert!(parse_cursor(bad).is_err(), "{bad}");
         }
     }

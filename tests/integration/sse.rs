@@ -161,7 +161,23 @@ fn last_event_id_resumes_every_reliable_stream_without_gap_or_duplicate() {
     assert_eq!(ack.data["recovered"], false, "{ack:?}");
     let (snapshot, _) = third.until(deadline(), |e| e.event == "snapshot");
     assert_eq!(snapshot.data["data"].as_array().map(Vec::len), Some(6));
-    assert_eq!(snapshot.id.as_deref(), Some("alerts:6"));
+    assert_eq!(
+        snapshot.id.as_deref(),
+        Some("6"),
+        "one reliable stream: the seq alone"
+    );
+    drop(third);
+
+    // That id resumes like `since`.
+    let headers = [
+        ("Authorization", bearer(&trader())),
+        ("Last-Event-ID", "4".into()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut fourth = open_ok(&s, "/v1/sse?channel=alerts", &headers);
+    let got = read_reliable(&mut fourth, 2, 0);
+    assert_eq!(reliable_seqs(&got, "alert"), [5, 6]);
+    assert_eq!(got.last().unwrap().id.as_deref(), Some("6"));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::net::conn::{self, Opening};
 use crate::net::Gateway;
 use crate::protocol::{self, ClientOp, SubscribeOp};
 use crate::shard::ShardHandle;
-use crate::sse;
+use crate::sse::{self, Resume};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use serde_json::{Map, Value};
@@ -80,10 +80,20 @@ pub fn subscriptions(req: &Request, max_symbols: usize) -> Result<Vec<SubscribeO
         }
         None => vec![parse_subscribe(&one_op(&params)?, max_symbols)?],
     };
-    if let Some(id) = req.header("last-event-id") {
-        for (channel, seq) in sse::parse_cursor(id)? {
-            for op in ops.iter_mut().filter(|op| op.channel == channel) {
-                op.since = Some(seq);
+    match req
+        .header("last-event-id")
+        .map(sse::parse_cursor)
+        .transpose()?
+    {
+        None => {}
+        // The id of a stream with one reliable subscription: `since` of
+        // every op (latest-value channels ignore it).
+        Some(Resume::Seq(seq)) => ops.iter_mut().for_each(|op| op.since = Some(seq)),
+        Some(Resume::Channels(cursor)) => {
+            for (channel, seq) in cursor {
+                for op in ops.iter_mut().filter(|op| op.channel == channel) {
+                    op.since = Some(seq);
+                }
             }
         }
     }
@@ -199,6 +209,8 @@ mod tests {
         let got = ops(&target, Some("alerts:9,sessions:2")).unwrap();
         let since: Vec<_> = got.iter().map(|op| (op.id, op.since)).collect();
         assert_eq!(since, [(4, Some(9)), (5, Some(2)), (6, None)]);
+        let got = ops("/v1/sse?channel=alerts&since=1", Some("7")).unwrap();
+        assert_eq!(got[0].since, Some(7));
     }
 
     #[test]
