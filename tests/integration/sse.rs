@@ -3,7 +3,7 @@
 //! rules and limits.
 
 use crate::events_util::*;
-use crate::sse_client::{open, Sse, SseEvent};
+use crate::sse_client::{open, open_over, Sse, SseEvent};
 use crate::util::*;
 use serde_json::{json, Value};
 
@@ -281,4 +281,78 @@ fn streams_count_against_the_connection_caps_and_free_their_slot() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[test]
+fn an_expired_token_ends_the_stream_with_a_close_event() {
+    let s = start_sim(5, 100, &[], None);
+    let short = sign(&claims("u1", "t1", &["TRADER"], 2));
+    let mut sse = open_ok(
+        &s,
+        &format!("/v1/sse?channel=prices&symbols=EURUSD&access_token={short}"),
+        &[],
+    );
+    let (err, _) = sse.until(deadline(), |e| e.event == "error");
+    assert_eq!(err.data["code"], "token_expired", "{err:?}");
+    let (close, _) = sse.until(deadline(), |_| true);
+    assert_eq!(
+        (close.event.as_str(), &close.data["code"]),
+        ("close", &json!(4001)),
+        "{close:?}"
+    );
+    assert!(
+        sse.next(deadline()).is_none() && sse.ended,
+        "the stream ends after its close event"
+    );
+}
+
+#[test]
+fn the_flush_rate_cap_applies_to_streams() {
+    let s = start_sim(2, 4000, &["--max-rate-hz", "4"], None);
+    let auth = bearer(&trader());
+    let symbols = channel_symbols(&s).join(",");
+    let mut sse = open_ok(
+        &s,
+        &format!("/v1/sse?channel=prices&symbols={symbols}"),
+        &[("Authorization", &auth)],
+    );
+    sse.until(deadline(), |e| e.event == "snapshot");
+    // ~2,000 quotes/s per symbol; at 4 flushes/s a symbol gets at most one
+    // value per flush: 2 symbols x 4/s x 3 s, plus one flush of slack.
+    let (first, _) = sse.until(deadline(), |e| e.event == "price");
+    let window = after_ms(3_000);
+    let mut prices = 1;
+    while let Some(e) = sse.next(window) {
+        prices += usize::from(e.event == "price");
+    }
+    assert!(!sse.ended, "{first:?}");
+    assert!(
+        (2..=2 * 4 * 3 + 2).contains(&prices),
+        "{prices} prices in 3 s at 4 flushes/s"
+    );
+}
+
+#[test]
+fn a_never_reading_stream_is_cut_off_and_its_slot_freed() {
+    let toml = "[server]\nslow_consumer_timeout_ms = 500\n";
+    let s = start_sim(20, 20000, &["--max-rate-hz", "1000"], Some(toml));
+    let baseline = status(&s)["connections"].as_u64().unwrap();
+    let symbols = channel_symbols(&s).join(",");
+    let target = format!(
+        "/v1/sse?channel=prices&symbols={symbols}&access_token={}",
+        trader()
+    );
+    // A small receive buffer, and nothing read after the response head.
+    let never = open_over(small_rcvbuf_stream(s.addr, 4096), s.addr, &target, &[])
+        .unwrap_or_else(|r| panic!("{r:?}"));
+    status_until(&s, deadline(), |v| v["connections"] == baseline + 1);
+    let v = status_until(&s, deadline(), |v| v["connections"] == baseline);
+    let slow: u64 = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["slow_closes"].as_u64())
+        .sum();
+    assert!(slow >= 1, "closed as a slow consumer: {v}");
+    drop(never);
 }

@@ -37,7 +37,21 @@ pub struct Sse {
 /// Opens `GET target` with `headers`: the stream once the server answers
 /// 200, or the whole refusal.
 pub fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Result<Sse, HttpResponse> {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    open_over(
+        TcpStream::connect(addr).expect("connect"),
+        addr,
+        target,
+        headers,
+    )
+}
+
+/// [`open`] over `stream`, already connected to `addr`.
+pub fn open_over(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<Sse, HttpResponse> {
     let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
