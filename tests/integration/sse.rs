@@ -356,3 +356,37 @@ fn a_never_reading_stream_is_cut_off_and_its_slot_freed() {
     assert!(slow >= 1, "closed as a slow consumer: {v}");
     drop(never);
 }
+
+#[test]
+fn metric_windows_stream_with_query_filters() {
+    let s = start_sim(5, 100, &[], None);
+    let auth = bearer(&trader());
+    let target = "/v1/sse?channel=metrics.trading&metrics=trade_volume&window_ms=1000&agg=sum\
+                  &filter.book=FX1";
+    let mut sse = open_ok(&s, target, &[("Authorization", &auth)]);
+    let (ack, _) = sse.until(deadline(), |e| e.event == "ack");
+    assert_eq!(
+        (
+            &ack.data["agg"],
+            &ack.data["window_ms"],
+            &ack.data["subscribed"]
+        ),
+        (&json!("sum"), &json!(1000), &json!(["trade_volume"])),
+        "{ack:?}"
+    );
+    sse.until(deadline(), |e| e.event == "snapshot");
+    let k = future_window_us();
+    publish(
+        &s,
+        &json!([
+            trade("t1", k + 10, "FX1", json!({"trade_volume": 250.0})),
+            trade("t1", k + 20, "FX1", json!({"trade_volume": 100.0})),
+            trade("t1", k + 30, "FX2", json!({"trade_volume": 1000.0})),
+        ]),
+    );
+    let seq = k / 1_000_000;
+    let (metrics, _) = sse.until(deadline(), |e| e.event == "metrics" && e.data["seq"] == seq);
+    assert_eq!(metrics.id, None, "{metrics:?}");
+    let value = metrics.data["values"]["trade_volume"]["value"].as_f64();
+    assert_eq!(value, Some(350.0), "FX1 only: {metrics:?}");
+}
