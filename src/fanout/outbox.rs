@@ -33,7 +33,7 @@ pub struct Outbox {
     control: Vec<Bytes>,
     control_bytes: usize,
     /// Reliable frames waiting for the next flush, in order; never merged.
-    /// An SSE connection's end with the cursor step that writes their `id:`.
+    /// On an SSE connection each has the cursor step whose `id:` line ends it.
     reliable: VecDeque<(Bytes, Option<Step>)>,
     reliable_bytes: usize,
     /// Set when a subscribed stream changed since the last flush.

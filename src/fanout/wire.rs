@@ -107,3 +107,33 @@ impl Wire {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChannelsConfig;
+    use crate::ingest::sequencer::{tests::alert, Sequencer};
+    use crate::model::channel::Catalogue;
+
+    #[test]
+    fn sse_shares_each_message_and_adds_the_connection_cursor() {
+        let cat = Catalogue::new(&ChannelsConfig::default()).unwrap();
+        let alerts = cat.find("alerts").unwrap().0;
+        let msg = Sequencer::default().stamp(alert(&cat, "t1", 1), &cat, 9);
+
+        let (frame, step) = Wire::WebSocket.reliable(&msg);
+        assert_eq!((frame, step.is_none()), (msg.frame.clone(), true));
+
+        let mut wire = Wire::Sse(Cursor::default());
+        assert!(wire.follow(alerts, "alerts", 0).is_some());
+        let (fields, step) = wire.reliable(&msg);
+        let (again, _) = Wire::Sse(Cursor::default()).reliable(&msg);
+        assert_eq!(fields.as_ptr(), again.as_ptr(), "encoded once, shared");
+        let mut out = fields.to_vec();
+        wire.complete(step, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("event: alert\ndata: {"), "{text}");
+        assert!(text.ends_with("}\nid: 1\n\n"), "{text}");
+        assert!(Wire::WebSocket.follow(alerts, "alerts", 0).is_none());
+    }
+}
