@@ -390,3 +390,29 @@ fn metric_windows_stream_with_query_filters() {
     let value = metrics.data["values"]["trade_volume"]["value"].as_f64();
     assert_eq!(value, Some(350.0), "FX1 only: {metrics:?}");
 }
+
+#[test]
+fn sigterm_ends_streams_with_a_1001_close_event() {
+    let mut s = start_sim(3, 100, &[], Some("[server]\ndrain_timeout_ms = 2000\n"));
+    let auth = bearer(&trader());
+    let mut sse = open_ok(
+        &s,
+        "/v1/sse?channel=prices&symbols=EURUSD",
+        &[("Authorization", &auth)],
+    );
+    sse.until(deadline(), |e| e.event == "snapshot");
+    s.sigterm().expect("SIGTERM");
+    let (close, _) = sse.until(deadline(), |e| e.event == "close");
+    assert_eq!(
+        (&close.data["code"], &close.data["reason"]),
+        (&json!(1001), &json!("server shutting down"))
+    );
+    assert!(
+        sse.next(deadline()).is_none() && sse.ended,
+        "the stream ends"
+    );
+    assert!(
+        s.wait_exit(deadline()).is_some_and(|st| st.success()),
+        "exits cleanly"
+    );
+}
