@@ -14,7 +14,7 @@
 //! | `config`, `clock` | `Config` with serde defaults and `validate()`; the one wall clock |
 //! | [`auth`] | token verification and minting (shared with `quotecast token`) |
 //! | `model` | symbols, quotes, the channel catalogue, validated events |
-//! | [`frame`], [`protocol`] | WebSocket frames encoded once and read; the JSON wire contract |
+//! | [`frame`], `sse`, [`protocol`] | WebSocket frames and SSE events encoded once, frames read; the JSON wire contract |
 //! | `feed/` | the `Feed` seam: simulator and JSON-lines replay |
 //! | `ingest/` | aggregator thread: best bid/ask book, reliable `seq`, one SPSC ring per shard |
 //! | `fanout/` | latest-value table, stream → subscribers, flush wheel, per-connection outbox |
@@ -41,6 +41,7 @@ mod net;
 pub mod protocol;
 mod session;
 mod shard;
+mod sse;
 
 pub use app::{run, Ready};
 pub use cli::watch;

@@ -14,6 +14,7 @@ use crate::ingest::stats::AggregatorStats;
 use crate::model::channel::Catalogue;
 use crate::model::symbol::Universe;
 use crate::net::admission::Admission;
+use crate::net::origin::OriginPolicy;
 use crate::net::{http, listener, Gateway};
 use crate::shard::{self, Node, ShardHandle};
 use anyhow::{bail, Context};
@@ -73,7 +74,8 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         shards,
         agg_stats,
     ));
-    let gateway = new_gateway(&node, publisher);
+    let dev_mode = matches!(hs256, Some((_, SecretSource::Dev)));
+    let gateway = new_gateway(&node, publisher, dev_mode);
 
     let (events_tx, events) = mpsc::channel();
     let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;
@@ -149,9 +151,10 @@ fn mint_local_token(secret: &[u8]) -> String {
 
 /// What every connection goes through: the node, the per-IP and per-tenant
 /// connection limits, and the way to the aggregator for publishing.
-fn new_gateway(node: &Arc<Node>, publisher: Publisher) -> Arc<Gateway> {
+fn new_gateway(node: &Arc<Node>, publisher: Publisher, dev_mode: bool) -> Arc<Gateway> {
     let server = &node.config.server;
     Arc::new(Gateway {
+        origins: OriginPolicy::new(server.allowed_origins.as_deref(), dev_mode),
         admission: Admission::new(
             server.max_connections_per_ip,
             server.max_connections_per_tenant,
@@ -258,6 +261,14 @@ fn raise_memlock_limit() {
 }
 
 fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe) {
+    // A browser cannot open 0.0.0.0: name the loopback address instead.
+    let mut page = addr;
+    if page.ip().is_unspecified() {
+        page.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     let symbols = universe
         .symbols()
         .iter()
@@ -269,6 +280,7 @@ fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe) {
         "\n*** DEV MODE: no {} and no auth.hs256_secret_file, so this process made up a random \
          secret. Tokens below die with it. Never run production like this. ***\n\
          dev token (sub=local tenant=local roles=TRADER,ADMIN, 12h):\n  {token}\n\
+         open the trading terminal in a browser:\n  http://{page}/?token={token}\n\
          watch live prices in another terminal:\n  \
          cargo run --release -- watch --url ws://{addr}/v1/ws --token {token} {symbols}\n",
         auth::SECRET_ENV

@@ -52,5 +52,6 @@ pub use jws::MAX_TOKEN_BYTES;
 pub use keys::KeyError;
 pub use mint::{mint_hs256, mint_hs256_at, parse_ttl, MintRequest};
 pub use secret::{load_hs256_secret, SecretSource, SECRET_ENV};
+pub(crate) use token::form_decode;
 pub use token::token_from_request;
 pub use verify::{AuthError, Verifier};

@@ -34,7 +34,7 @@ pub fn token_from_request(
 
 /// Decodes a form-encoded query component (`%XX` escapes, `+` as space);
 /// `None` for a broken escape or invalid UTF-8.
-fn form_decode(s: &str) -> Option<String> {
+pub(crate) fn form_decode(s: &str) -> Option<String> {
     // percent-encoding passes a broken escape through as text; a token
     // altered that way must be refused, not forwarded.
     let whole = |(i, _)| {

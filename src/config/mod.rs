@@ -15,7 +15,7 @@ mod validate;
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use channels::ChannelsConfig;
 pub use feed::{FeedConfig, FeedKind};
-pub use server::ServerConfig;
+pub use server::{is_origin_pattern, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
 pub use validate::ConfigError;
 
@@ -71,6 +71,9 @@ const DEFAULT_HEADER: &str = "\
 # auth.issuer/audience   when set, tokens MUST carry this iss / aud
 # tenants.NAME.symbols   [tenants.t1] symbols = [\"EURUSD\", \"USD*\"]: what tenant t1
 #                        may see; a tenant without an entry sees every symbol
+# server.allowed_origins browser origins that may connect besides the server's own
+#                        page, e.g. [\"https://desk.example\", \"http://localhost:*\"];
+#                        unset = http://localhost:* in dev mode, none in production
 # feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 ";

@@ -56,6 +56,13 @@ pub struct ServerConfig {
     /// Kernel send buffer per connection (SO_SNDBUF); 0 = kernel default. Kept
     /// small so a slow reader is conflated in our table, not queued in the kernel.
     pub send_buffer_bytes: usize,
+    /// Browser origins (`https://desk.example`, or `http://localhost:*` for
+    /// any port) whose pages may open a WebSocket or SSE stream and read REST
+    /// answers (CORS), besides the server's own page. Unset: `http://localhost:*`
+    /// in dev mode, none in production. A request without `Origin` (not a
+    /// browser) is not affected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
     /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
     /// the Autobahn conformance suite (`tools/scripts/autobahn`). Never in production.
     pub echo_route: bool,
@@ -87,9 +94,24 @@ impl Default for ServerConfig {
             ring_capacity: 65_536,
             io_memory_kib: 1_024,
             send_buffer_bytes: 64 * 1024,
+            allowed_origins: None,
             echo_route: false,
         }
     }
+}
+
+/// Whether `pattern` is an origin `http(s)://host[:port]`, or `http(s)://host:*`.
+pub fn is_origin_pattern(pattern: &str) -> bool {
+    let Some((scheme, rest)) = pattern.split_once("://") else {
+        return false;
+    };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1"));
+    let port_ok = port == "*" || (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    matches!(scheme, "http" | "https") && host_ok && port_ok
 }
 
 impl ServerConfig {

@@ -1,7 +1,7 @@
 //! [`Config::validate`] and the [`ConfigError`] it returns: numeric
 //! settings against a table of ranges, then the checks across settings.
 
-use super::{is_symbol_pattern, Config, FeedKind};
+use super::{is_origin_pattern, is_symbol_pattern, Config, FeedKind};
 use std::ops::RangeInclusive;
 
 /// A configuration mistake, saying what to fix.
@@ -32,6 +32,9 @@ pub enum ConfigError {
     /// An `auth` setting is inconsistent; the message names it.
     #[error("{0}")]
     Auth(String),
+    /// An entry of `server.allowed_origins` is not an origin.
+    #[error("server.allowed_origins: {0:?} is not an origin like \"https://host[:port]\" or \"http://host:*\"")]
+    BadOrigin(String),
     /// A tenant's symbol pattern is not a name or a `PREFIX*` pattern.
     #[error("tenants.{tenant}.symbols: {pattern:?} is not a symbol name or a PREFIX* pattern")]
     BadSymbolPattern {
@@ -66,6 +69,10 @@ impl Config {
         if self.feed.symbols.len() > u32::MAX as usize || self.feed.venues.len() > u16::MAX as usize
         {
             return Err(ConfigError::Universe("too many symbols or venues".into()));
+        }
+        let origins = self.server.allowed_origins.iter().flatten();
+        if let Some(bad) = origins.into_iter().find(|o| !is_origin_pattern(o)) {
+            return Err(ConfigError::BadOrigin(bad.clone()));
         }
         self.auth.validate()?;
         for (tenant, t) in &self.tenants {
@@ -174,6 +181,30 @@ mod tests {
         let mut cfg = Config::default();
         cfg.feed.kind = FeedKind::Replay;
         assert_eq!(cfg.validate(), Err(ConfigError::ReplayWithoutSource));
+    }
+
+    #[test]
+    fn allowed_origins_must_be_origins() {
+        let cfg = Config::from_toml(
+            "[server]\nallowed_origins = [\"https://desk.example\", \"http://localhost:*\", \"http://[::1]:8080\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.validate(), Ok(()));
+        for bad in [
+            "desk.example",
+            "https://desk.example/",
+            "ftp://x",
+            "https://",
+            "http://x:",
+        ] {
+            let mut cfg = Config::default();
+            cfg.server.allowed_origins = Some(vec![bad.into()]);
+            assert_eq!(
+                cfg.validate(),
+                Err(ConfigError::BadOrigin(bad.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! nothing per connection grows with the update rate.
 
 use crate::model::symbol::SymbolId;
+use crate::sse;
 use bytes::Bytes;
 
 /// A latest-value stream: a symbol's best price, or one metric value of a
@@ -55,6 +56,14 @@ impl StreamId {
     /// The number of the stream within its kind.
     pub fn number(self) -> u32 {
         self.0 & !Self::METRIC
+    }
+
+    /// The `type` of the messages the stream carries.
+    pub fn message_type(self) -> &'static str {
+        match self.kind() {
+            StreamKind::Price => "price",
+            StreamKind::Metric => "metrics",
+        }
     }
 }
 
@@ -135,6 +144,9 @@ impl Latest {
 #[derive(Debug, Default)]
 pub struct LatestTable {
     slots: PerStream<Option<Latest>>,
+    /// The SSE event of each latest value, built the first time an SSE
+    /// connection is sent it and shared by every other (never per connection).
+    sse: PerStream<Option<Bytes>>,
 }
 
 impl LatestTable {
@@ -145,6 +157,7 @@ impl LatestTable {
             Some(old) if old.seq >= latest.seq => false,
             _ => {
                 *slot = Some(latest);
+                self.forget_sse(stream);
                 true
             }
         }
@@ -154,6 +167,24 @@ impl LatestTable {
     pub fn clear(&mut self, stream: StreamId) {
         if let Some(slot) = self.slots.get_mut(stream) {
             *slot = None;
+        }
+        self.forget_sse(stream);
+    }
+
+    fn forget_sse(&mut self, stream: StreamId) {
+        if let Some(event) = self.sse.get_mut(stream) {
+            *event = None;
+        }
+    }
+
+    /// Builds the SSE event of `stream`'s latest value unless it exists.
+    fn prepare_sse(&mut self, stream: StreamId) {
+        let Some(latest) = self.slots.get(stream).and_then(Option::as_ref) else {
+            return;
+        };
+        let event = self.sse.entry(stream);
+        if event.is_none() {
+            *event = Some(sse::event(stream.message_type(), latest.payload()));
         }
     }
 
@@ -249,6 +280,34 @@ impl Subscriptions {
     /// Appends the latest frame of every stream that moved since it was last
     /// sent to `out`, and marks it sent. Linear in the number of subscriptions.
     pub fn collect_dirty(&mut self, table: &LatestTable, out: &mut Vec<u8>) -> Collected {
+        self.collect_with(table, out, |_, latest, out| {
+            out.extend_from_slice(&latest.frame)
+        })
+    }
+
+    /// [`Subscriptions::collect_dirty`] for an SSE connection: appends the
+    /// shared SSE event of each value, building it first where this shard
+    /// has not yet.
+    pub fn collect_dirty_sse(&mut self, table: &mut LatestTable, out: &mut Vec<u8>) -> Collected {
+        for sub in &self.subs {
+            if table.get(sub.stream).is_some_and(|l| l.seq > sub.sent_seq) {
+                table.prepare_sse(sub.stream);
+            }
+        }
+        let table = &*table;
+        self.collect_with(table, out, |stream, _, out| {
+            if let Some(event) = table.sse.get(stream).and_then(Option::as_ref) {
+                out.extend_from_slice(event);
+            }
+        })
+    }
+
+    fn collect_with(
+        &mut self,
+        table: &LatestTable,
+        out: &mut Vec<u8>,
+        mut write: impl FnMut(StreamId, &Latest, &mut Vec<u8>),
+    ) -> Collected {
         let mut c = Collected {
             oldest_ts_us: u64::MAX,
             ..Collected::default()
@@ -264,7 +323,7 @@ impl Subscriptions {
                 c.skipped += latest.seq - sub.sent_seq - 1;
             }
             sub.sent_seq = latest.seq;
-            out.extend_from_slice(&latest.frame);
+            write(sub.stream, latest, out);
             c.frames += 1;
             c.oldest_ts_us = c.oldest_ts_us.min(latest.ts_us);
         }
@@ -315,5 +374,32 @@ mod tests {
         table.publish(a, latest(9));
         assert_eq!(subs.collect_dirty(&table, &mut out).frames, 0);
         assert_eq!(table.get(a).map(Latest::payload), Some(&b"9;"[..]));
+    }
+
+    #[test]
+    fn sse_events_are_built_once_per_value_and_shared() {
+        let mut table = LatestTable::default();
+        let stream = StreamId::price(SymbolId(2));
+        let (mut one, mut two) = (Subscriptions::default(), Subscriptions::default());
+        one.add(stream, 0);
+        two.add(stream, 0);
+        table.publish(stream, latest(1));
+        let (mut out1, mut out2) = (Vec::new(), Vec::new());
+        assert_eq!(one.collect_dirty_sse(&mut table, &mut out1).frames, 1);
+        let built = table.sse.get(stream).cloned().flatten().unwrap();
+        assert_eq!(two.collect_dirty_sse(&mut table, &mut out2).frames, 1);
+        let shared = table.sse.get(stream).cloned().flatten().unwrap();
+        assert_eq!(
+            built.as_ptr(),
+            shared.as_ptr(),
+            "one event for both connections"
+        );
+        assert_eq!(out1, b"event: price\ndata: 1;\n\n");
+        assert_eq!(out1, out2);
+        table.publish(stream, latest(2));
+        assert!(
+            table.sse.get(stream).unwrap().is_none(),
+            "a new value drops the old event"
+        );
     }
 }

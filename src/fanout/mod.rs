@@ -6,3 +6,4 @@ pub mod latest;
 pub mod outbox;
 pub mod topic;
 pub mod wheel;
+pub mod wire;

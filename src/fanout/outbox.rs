@@ -9,7 +9,10 @@
 
 use super::latest::{LatestTable, Subscriptions};
 use super::wheel::{ConnKey, FlushWheel};
-use crate::frame::{self, CloseCode};
+use super::wire::{Step, Wire};
+use crate::frame::CloseCode;
+use crate::ingest::sequencer::ReliableMsg;
+use crate::model::channel::ChannelId;
 use crate::protocol;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -24,12 +27,14 @@ const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 /// One connection's pending output and flush state.
 pub struct Outbox {
     key: ConnKey,
+    wire: Wire,
     /// Latest-value subscriptions with the last `seq` sent on each.
     subs: Subscriptions,
     control: Vec<Bytes>,
     control_bytes: usize,
     /// Reliable frames waiting for the next flush, in order; never merged.
-    reliable: VecDeque<Bytes>,
+    /// On an SSE connection each has the cursor step whose `id:` line ends it.
+    reliable: VecDeque<(Bytes, Option<Step>)>,
     reliable_bytes: usize,
     /// Set when a subscribed stream changed since the last flush.
     dirty: bool,
@@ -65,10 +70,12 @@ pub struct Flush {
 }
 
 impl Outbox {
-    /// An empty outbox for the connection `key`, free to flush at once.
-    pub fn new(key: ConnKey, now: Instant) -> Self {
+    /// An empty outbox for the connection `key` speaking `wire`, free to
+    /// flush at once.
+    pub fn new(key: ConnKey, wire: Wire, now: Instant) -> Self {
         Outbox {
             key,
+            wire,
             subs: Subscriptions::default(),
             control: Vec::new(),
             control_bytes: 0,
@@ -95,6 +102,11 @@ impl Outbox {
         self.key
     }
 
+    /// How the connection's bytes are framed.
+    pub fn wire(&self) -> &Wire {
+        &self.wire
+    }
+
     /// The latest-value subscriptions.
     pub fn subs(&self) -> &Subscriptions {
         &self.subs
@@ -116,27 +128,53 @@ impl Outbox {
 
     /// Queues a JSON message as a control frame.
     pub fn push_json(&mut self, json: &[u8]) {
-        self.push_control(frame::text(json));
+        self.push_control(self.wire.message(json));
     }
 
-    /// Queues a replayed reliable frame. It is not counted against
+    /// Queues the keep-alive of the connection's wire format.
+    pub fn push_heartbeat(&mut self) {
+        self.push_control(self.wire.heartbeat());
+    }
+
+    /// Queues a replayed reliable message. It is not counted against
     /// `max_pending_reliable`: a replay is bounded by the history and shares
     /// its frames, where live messages behind a stalled client are not.
-    pub fn push_replay(&mut self, frame: Bytes) {
-        if self.close.is_none() {
-            self.reliable.push_back(frame);
+    pub fn push_replay(&mut self, msg: &ReliableMsg) {
+        let entry = self.wire.reliable(msg);
+        self.push_replay_entry(entry);
+    }
+
+    /// Queues a reliable channel's `snapshot` (`json`) that brings `channel`
+    /// up to `seq` (sent when the history does not cover `since`).
+    pub fn push_replay_snapshot(&mut self, json: &[u8], channel: ChannelId, seq: u64) {
+        let entry = self.wire.reliable_snapshot(json, channel, seq);
+        self.push_replay_entry(entry);
+    }
+
+    /// Starts following the reliable `channel` (named `name`) at `seq`; an
+    /// SSE connection is told its new cursor in order with its events.
+    pub fn follow_reliable(&mut self, channel: ChannelId, name: &str, seq: u64) {
+        if let Some(step) = self.wire.follow(channel, name, seq) {
+            self.push_replay_entry((Bytes::new(), Some(step)));
         }
     }
 
-    /// Queues a live reliable frame. Past `limit` pending bytes the connection is
+    fn push_replay_entry(&mut self, entry: (Bytes, Option<Step>)) {
+        if self.close.is_none() {
+            self.reliable.push_back(entry);
+        }
+    }
+
+    /// Queues a live reliable message. Past `limit` pending bytes the connection is
     /// closed with 4008 and the queue dropped: the client reconnects and
     /// replays with `since` rather than being fed a gap.
-    pub fn push_reliable(&mut self, frame: Bytes, limit: usize) {
+    pub fn push_reliable(&mut self, msg: &ReliableMsg, limit: usize) {
         if self.close.is_some() {
             return;
         }
+        let (frame, step) = self.wire.reliable(msg);
         self.reliable_bytes += frame.len();
-        self.reliable.push_back(frame);
+        self.reliable.push_back((frame, step));
         if self.reliable_bytes > limit {
             self.reliable.clear();
             self.reliable_bytes = 0;
@@ -248,7 +286,12 @@ impl Outbox {
     /// Builds the next flush: control frames, then reliable frames, then the
     /// latest frame of every dirty subscription if the rate cap (`interval`)
     /// allows, then a close frame if one was requested.
-    pub fn build_flush(&mut self, table: &LatestTable, interval: Duration, now: Instant) -> Flush {
+    pub fn build_flush(
+        &mut self,
+        table: &mut LatestTable,
+        interval: Duration,
+        now: Instant,
+    ) -> Flush {
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
         for f in self.control.drain(..) {
@@ -256,13 +299,17 @@ impl Outbox {
         }
         self.control_bytes = 0;
         // Reliable messages go out ahead of latest values and are not rate-capped.
-        for f in self.reliable.drain(..) {
+        for (f, step) in self.reliable.drain(..) {
             buf.extend_from_slice(&f);
+            self.wire.complete(step, &mut buf);
         }
         self.reliable_bytes = 0;
         let (mut frames, mut skipped) = (0, 0);
         if self.close.is_none() && self.dirty && now >= self.next_flush_at {
-            let c = self.subs.collect_dirty(table, &mut buf);
+            let c = match self.wire {
+                Wire::WebSocket => self.subs.collect_dirty(table, &mut buf),
+                Wire::Sse(_) => self.subs.collect_dirty_sse(table, &mut buf),
+            };
             self.dirty = false;
             self.next_flush_at = now + interval;
             if c.frames > 0 {
@@ -270,10 +317,10 @@ impl Outbox {
             }
             let behind = self.behind_since.is_some();
             if behind && c.skipped > 0 {
-                buf.extend_from_slice(&frame::text(&protocol::status_lagging(c.skipped)));
+                buf.extend_from_slice(&self.wire.message(&protocol::status_lagging(c.skipped)));
                 self.lagging = true;
             } else if self.lagging && !behind {
-                buf.extend_from_slice(&frame::text(&protocol::status_ok()));
+                buf.extend_from_slice(&self.wire.message(&protocol::status_ok()));
                 self.lagging = false;
             }
             (frames, skipped) = (c.frames, c.skipped);
@@ -281,7 +328,7 @@ impl Outbox {
         let mut closing = false;
         if let Some((code, reason)) = self.close {
             if !self.close_sent {
-                buf.extend_from_slice(&frame::close_frame_with_reason(code, reason));
+                buf.extend_from_slice(&self.wire.close(code, reason));
                 self.close_sent = true;
             }
             closing = true;
@@ -335,6 +382,7 @@ impl Outbox {
         }
         self.request_close(CloseCode::SLOW_CONSUMER);
         self.close_sent = true;
-        Some(frame::close_frame(CloseCode::SLOW_CONSUMER))
+        let code = CloseCode::SLOW_CONSUMER;
+        Some(self.wire.close(code, code.reason()))
     }
 }

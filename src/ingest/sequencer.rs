@@ -5,9 +5,10 @@
 use crate::frame;
 use crate::model::channel::{Catalogue, ChannelId};
 use crate::model::event::ReliableEvent;
+use crate::sse;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One reliable stream: a tenant's channel, or one user's notifications.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,12 +34,21 @@ pub struct ReliableMsg {
     pub frame: Bytes,
     /// Where the JSON object starts inside `frame`.
     pub payload_at: usize,
+    /// The `event:` and `data:` lines for SSE connections
+    /// ([`sse::event_fields`]), built once, when the first one is sent it.
+    sse: OnceLock<Bytes>,
 }
 
 impl ReliableMsg {
     /// The JSON object alone, for snapshots.
     pub fn payload(&self) -> &[u8] {
         &self.frame[self.payload_at..]
+    }
+
+    /// The message as SSE fields, shared by every SSE connection of every shard.
+    pub fn sse_fields(&self) -> &Bytes {
+        self.sse
+            .get_or_init(|| sse::event_fields(&sse::type_of(self.payload()), self.payload()))
     }
 }
 
@@ -79,6 +89,7 @@ impl Sequencer {
             ts_us: now_us,
             payload_at: frame.len() - json.len(),
             frame,
+            sse: OnceLock::new(),
         }
     }
 }

@@ -1,12 +1,15 @@
-//! One upgraded WebSocket connection: a reader (client frames → the shard)
-//! and a writer (one socket write per flush the shard builds), running
-//! concurrently on the shard that accepted it.
+//! One upgraded WebSocket connection or SSE stream: a reader (client frames
+//! → the shard; an SSE client sends nothing) and a writer (one socket write
+//! per flush the shard builds), running concurrently on the shard that
+//! accepted it.
 
 use super::socket;
 use crate::auth::Claims;
 use crate::fanout::wheel::ConnKey;
 use crate::frame::{self, CloseCode, FrameReader};
+use crate::protocol::SubscribeOp;
 use crate::shard::ShardHandle;
+use crate::sse;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use glommio::net::TcpStream;
@@ -25,22 +28,57 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// with 1011 and its state removed. After a panic the only state left
 /// half-updated is this connection's, which is removed here; the shard's
 /// `RefCell` borrow is released by the unwinding itself.
-pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
+pub async fn run(
+    shard: ShardHandle,
+    stream: TcpStream,
+    claims: Claims,
+    leftover: Vec<u8>,
+    opening: Opening,
+) {
     let fd = stream.as_raw_fd();
-    let key = shard.open(claims);
+    let sse = matches!(opening, Opening::Sse(_));
+    let key = match opening {
+        Opening::WebSocket => shard.open(claims),
+        Opening::Sse(ops) => shard.open_sse(claims, ops),
+    };
     // The halves stay here, outside the caught future, so the socket is
     // still open when the 1011 close is written.
     let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let served = futures_lite::future::zip(
-        read_loop(&shard, key, &mut rd, leftover),
-        write_loop(&shard, key, &mut wr, fd),
-    );
+    let reading = async {
+        match sse {
+            true => drain_loop(&shard, key, &mut rd).await,
+            false => read_loop(&shard, key, &mut rd, leftover).await,
+        }
+    };
+    let served = futures_lite::future::zip(reading, write_loop(&shard, key, &mut wr, fd));
     if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
         let msg = panic_message(payload.as_ref());
         tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
-        socket::send_now(fd, &frame::close_frame(CloseCode::INTERNAL_ERROR));
+        let code = CloseCode::INTERNAL_ERROR;
+        let close = match sse {
+            true => sse::close(code.code(), code.reason()),
+            false => frame::close_frame(code),
+        };
+        socket::send_now(fd, &close);
     }
     shard.remove(key);
+}
+
+/// What an accepted request becomes.
+pub enum Opening {
+    /// A WebSocket connection: ops arrive as frames.
+    WebSocket,
+    /// An SSE stream with the subscriptions its query named; the client
+    /// sends nothing more.
+    Sse(Vec<SubscribeOp>),
+}
+
+/// The reading side of an SSE stream: the client has nothing more to say,
+/// so anything it sends is dropped; its end closes the stream.
+async fn drain_loop(shard: &ShardHandle, key: ConnKey, rd: &mut ReadHalf<TcpStream>) {
+    let mut chunk = [0u8; 512];
+    while let Ok(1..) = rd.read(&mut chunk).await {}
+    shard.reader_finished(key);
 }
 
 /// The message a panic carried, for the log.

@@ -1,15 +1,18 @@
-//! The network edge: the listener, HTTP routing and the WebSocket upgrade,
-//! connection caps, and the task that runs one upgraded connection.
+//! The network edge: the listener, HTTP routing, the WebSocket upgrade and
+//! SSE streams, the Origin policy, connection caps, and the task that runs
+//! one connection.
 
 pub mod admission;
 mod conn;
 pub mod http;
 pub mod listener;
+pub mod origin;
 mod socket;
 
 use crate::ingest::publish::Publisher;
 use crate::shard::Node;
 use admission::Admission;
+use origin::OriginPolicy;
 use std::sync::Arc;
 
 /// What the network edge needs beyond the shard: the node context, the
@@ -22,4 +25,6 @@ pub struct Gateway {
     /// The way to the aggregator for `POST /v1/publish` (one batch per
     /// request, so a request is published whole or not at all).
     pub publisher: Publisher,
+    /// Which browser pages may open streams and read REST answers.
+    pub origins: OriginPolicy,
 }

@@ -18,8 +18,20 @@ pub fn handle_op(
     streams: &mut Streams,
     rules: Rules<'_>,
 ) {
+    let parsed = protocol::parse_op(text, rules.config.server.max_symbols_per_op);
+    handle_parsed(session, parsed, now, streams, rules);
+}
+
+/// [`handle_op`] for an op already parsed (an SSE request's subscriptions
+/// come parsed from its query): the same rate limit, the same replies.
+pub fn handle_parsed(
+    session: &mut Session,
+    parsed: Result<ClientOp, OpError>,
+    now: Instant,
+    streams: &mut Streams,
+    rules: Rules<'_>,
+) {
     let cfg = &rules.config.server;
-    let parsed = protocol::parse_op(text, cfg.max_symbols_per_op);
     if !session.ops.try_take(now) {
         session.refused_in_row += 1;
         let id = parsed.as_ref().ok().map(op_id);

@@ -8,6 +8,7 @@ use crate::config::ServerConfig;
 use crate::fanout::latest::StreamKind;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
+use crate::fanout::wire::Wire;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::symbol::SymbolId;
@@ -35,9 +36,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session for `claims` on connection `key`, limited by `cfg`.
+    /// A new session for `claims` on connection `key` speaking `wire`,
+    /// limited by `cfg`.
     pub fn new(
         key: ConnKey,
+        wire: Wire,
         claims: Claims,
         allowed: Option<Vec<SymbolId>>,
         cfg: &ServerConfig,
@@ -46,7 +49,7 @@ impl Session {
         Session {
             claims,
             allowed,
-            outbox: Outbox::new(key, now),
+            outbox: Outbox::new(key, wire, now),
             metric_subs: Vec::new(),
             reliable_subs: Vec::new(),
             ops: TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, now),
@@ -118,11 +121,15 @@ impl Session {
         } else if self.claims.exp <= now_s {
             outbox.push_json(&protocol::token_expired());
             outbox.request_close(CloseCode::TOKEN_EXPIRED);
-        } else if now.saturating_duration_since(self.last_rx) > heartbeat * 3 {
+        } else if !outbox.wire().is_sse()
+            && now.saturating_duration_since(self.last_rx) > heartbeat * 3
+        {
+            // An SSE client sends nothing after its request: a dead one is
+            // found by its writes (slow consumer), not by silence.
             outbox.request_close(CloseCode::IDLE_TIMEOUT);
         } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
             self.last_ping = now;
-            outbox.push_control(frame::ping(b""));
+            outbox.push_heartbeat();
         }
     }
 

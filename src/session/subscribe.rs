@@ -15,7 +15,6 @@ use super::{Rules, Streams};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
-use crate::frame;
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::{Channel, ChannelId, ChannelKind};
 use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
@@ -302,13 +301,17 @@ fn subscribe_reliable(
     // The ack is a control frame, so it goes out ahead of the replay
     // (or snapshot) queued here and of the live messages behind them.
     let outbox = session.outbox_mut();
+    // An SSE cursor starts where the client stands: at `since`, or at the
+    // stream's end for a live subscription.
+    let start = op.since.unwrap_or(replay.last_seq);
+    outbox.follow_reliable(channel, &op.channel, start);
     if replay.recovered {
         for msg in &replay.messages {
-            outbox.push_replay(msg.frame.clone());
+            outbox.push_replay(msg);
         }
     } else {
         let snapshot = protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
-        outbox.push_replay(frame::text(&snapshot));
+        outbox.push_replay_snapshot(&snapshot, channel, replay.last_seq);
     }
     protocol::reliable_ack(
         op.id,

@@ -6,7 +6,9 @@ use super::state::Shard;
 use crate::auth::Claims;
 use crate::fanout::outbox::Flush;
 use crate::fanout::wheel::ConnKey;
+use crate::fanout::wire::Wire;
 use crate::frame::{FrameError, Incoming};
+use crate::protocol::SubscribeOp;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,7 +44,12 @@ impl ShardHandle {
 
     /// Opens a session for an upgraded connection; returns its key.
     pub fn open(&self, claims: Claims) -> ConnKey {
-        self.with(|s| s.open(claims))
+        self.with(|s| s.open(claims, Wire::WebSocket))
+    }
+
+    /// Opens an SSE session subscribed with `ops`; returns its key.
+    pub fn open_sse(&self, claims: Claims, ops: Vec<SubscribeOp>) -> ConnKey {
+        self.with(|s| s.open_sse(claims, ops))
     }
 
     /// The client sent bytes.

@@ -12,10 +12,12 @@ use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::fanout::outbox::{Flush, Outbox};
 use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
+use crate::fanout::wire::Wire;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
-use crate::protocol::{self, ErrorCode, OpError};
+use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
 use crate::session::{self, Session, Streams};
+use crate::sse::Cursor;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use std::sync::atomic::Ordering::Relaxed;
@@ -117,11 +119,11 @@ impl Shard {
             Update::Published(receipt) => receipt.shard_applied(),
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
-                let frame = msg.frame.clone();
+                let shared = msg.clone();
                 for &key in self.streams.reliable.on_message(msg, clock::now_us()) {
                     if let Some(session) = self.conns.get_mut(key) {
                         let outbox = session.outbox_mut();
-                        outbox.push_reliable(frame.clone(), limit);
+                        outbox.push_reliable(&shared, limit);
                         outbox.request_flush(&mut self.wheel, now);
                     }
                 }
@@ -241,8 +243,8 @@ impl Shard {
 
     // --- what the connection tasks report ---
 
-    /// Opens a session for `claims` and queues its `welcome`.
-    pub fn open(&mut self, claims: Claims) -> ConnKey {
+    /// Opens a session for `claims` speaking `wire` and queues its `welcome`.
+    pub fn open(&mut self, claims: Claims, wire: Wire) -> ConnKey {
         let node = self.node.clone();
         let cfg = &node.config.server;
         self.connections_made += 1;
@@ -259,11 +261,32 @@ impl Shard {
         let now = Instant::now();
         let key = self
             .conns
-            .insert(|key| Session::new(key, claims, allowed, cfg, now));
+            .insert(|key| Session::new(key, wire, claims, allowed, cfg, now));
         self.with_outbox(key, |outbox, wheel| {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
         });
+        key
+    }
+
+    /// Opens an SSE session for `claims` and carries out its subscribe
+    /// `ops` as if they were its first messages (rate limit included).
+    pub fn open_sse(&mut self, claims: Claims, ops: Vec<SubscribeOp>) -> ConnKey {
+        let key = self.open(claims, Wire::Sse(Cursor::default()));
+        let now = Instant::now();
+        let Shard {
+            conns,
+            streams,
+            node,
+            ..
+        } = self;
+        if let Some(session) = conns.get_mut(key) {
+            for op in ops {
+                let op = Ok(ClientOp::Subscribe(op));
+                session::handle_parsed(session, op, now, streams, node.rules());
+            }
+        }
+        self.request_flush(key, now);
         key
     }
 
@@ -364,9 +387,10 @@ impl Shard {
     /// Builds the next write of `key`.
     pub fn build_flush(&mut self, key: ConnKey, now: Instant) -> Option<Flush> {
         let session = self.conns.get_mut(key)?;
-        let flush = session
-            .outbox_mut()
-            .build_flush(&self.streams.table, self.flush_interval, now);
+        let flush =
+            session
+                .outbox_mut()
+                .build_flush(&mut self.streams.table, self.flush_interval, now);
         self.counters.frames += flush.frames;
         self.counters.skipped += flush.skipped;
         self.counters.flushes += 1;

@@ -2,11 +2,13 @@
 //! and talks to it over real sockets; one module per behaviour.
 
 mod events_util;
+mod sse_client;
 mod util;
 
 mod alerts_replay;
 mod auth_rejections;
 mod bad_ops;
+mod browser_assets;
 mod channel_permissions;
 mod connection_caps;
 mod echo_route;
@@ -21,12 +23,14 @@ mod jwt_attacks;
 mod limits;
 mod metrics_windows;
 mod never_reader;
+mod origin_policy;
 mod publish_http;
 mod publish_visible;
 mod rate_cap;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
+mod sse;
 mod subscribe_snapshot;
 mod tenant_isolation;
 mod token_expiry;

@@ -1,23 +1,28 @@
 //! HTTP/1.1 on the shard's port: read one bounded request head, then route
-//! it to the WebSocket upgrade, `/v1/publish`, `/healthz`, `/v1/channels` or
-//! `/v1/status`. Every reply closes the connection.
+//! it to the WebSocket upgrade, the SSE stream, `/v1/publish`, `/healthz`,
+//! `/v1/channels`, `/v1/status`, or the page and SDK at `/` and `/client.js`.
+//! Every reply closes the connection. A browser page outside the Origin
+//! policy gets 403 for a stream, and REST answers without CORS headers.
 
+mod assets;
 mod echo;
 mod publish;
 mod request;
 mod response;
+mod sse;
 mod status;
 mod upgrade;
 
 pub use request::{parse_head, HeadError, Request};
 pub use upgrade::check_upgrade;
 
-use super::Gateway;
+use super::{origin, Gateway};
 use crate::auth::{self, AuthError, Claims};
 use crate::shard::ShardHandle;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use response::json_error;
+use origin::OriginPolicy;
+use response::{json_error, with_headers};
 use std::sync::Arc;
 
 /// Verifies the request's token (header or `access_token`).
@@ -41,12 +46,27 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         }
     };
     let draining = gateway.node.is_draining();
+    let origin = req.header("origin");
+    let cors = cors_headers(&gateway.origins, origin);
+    let admitted = gateway.origins.admits(origin, req.header("host"));
     let reply = match (req.method.as_str(), req.path.as_str()) {
-        (_, "/v1/ws") if draining => json_error(503, "draining", "node is shutting down"),
+        ("OPTIONS", "/healthz" | "/v1/channels" | "/v1/status" | "/v1/publish" | "/v1/sse") => {
+            preflight(&cors)
+        }
+        (_, "/v1/ws" | "/v1/sse") if !admitted => {
+            json_error(403, "forbidden", "origin_not_allowed")
+        }
+        (_, "/v1/ws" | "/v1/sse") if draining => {
+            json_error(503, "draining", "node is shutting down")
+        }
         (_, "/v1/ws") => match upgrade::check(&gateway, &stream, &req) {
             Err(reply) => reply,
             Ok(upgrade) => return upgrade.run(shard, stream, leftover).await,
         },
+        ("GET", "/v1/sse") => return sse::serve(shard, &gateway, stream, &req, &cors).await,
+        ("GET", "/") => assets::terminal(),
+        ("GET", "/client.js") => assets::client_js(),
+        (_, "/v1/sse" | "/" | "/client.js") => json_error(405, "method_not_allowed", "use GET"),
         ("POST", "/v1/publish") => publish::serve(&gateway, &mut stream, &req, leftover).await,
         (_, "/v1/echo") if cfg.echo_route => match check_upgrade(&req) {
             Err(reply) => reply,
@@ -61,6 +81,28 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         (_, "/v1/publish") => json_error(405, "method_not_allowed", "use POST"),
         _ => json_error(404, "not_found", "no such endpoint"),
     };
-    let _ = stream.write_all(&reply).await;
+    let _ = stream.write_all(&with_headers(reply, &cors)).await;
     let _ = stream.close().await;
+}
+
+/// The CORS headers of a reply to `origin`: only for a listed origin.
+fn cors_headers(policy: &OriginPolicy, origin: Option<&str>) -> String {
+    match origin {
+        Some(origin) if policy.lists(origin) => {
+            format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// The answer to a CORS preflight: what a listed origin may send (the
+/// `cors` headers are added to it like to any reply), 403 for any other.
+fn preflight(cors: &str) -> Vec<u8> {
+    if cors.is_empty() {
+        return json_error(403, "forbidden", "origin_not_allowed");
+    }
+    b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n\
+      Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID\r\n\
+      Access-Control-Max-Age: 600\r\nConnection: close\r\n\r\n"
+        .to_vec()
 }

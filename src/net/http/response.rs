@@ -7,6 +7,7 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         202 => "Accepted",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -43,4 +44,34 @@ pub fn json_error(status: u16, error: &str, reason: &str) -> Vec<u8> {
 /// The `401` response for a refused token.
 pub fn unauthorized(err: &AuthError) -> Vec<u8> {
     response(401, "application/json", &err.json_body())
+}
+
+/// `reply` with the header lines `headers` (each ending in CRLF) added
+/// after its status line.
+pub fn with_headers(mut reply: Vec<u8>, headers: &str) -> Vec<u8> {
+    if headers.is_empty() {
+        return reply;
+    }
+    let at = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(reply.len(), |i| i + 2);
+    reply.splice(at..at, headers.bytes());
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_go_after_the_status_line() {
+        let reply = with_headers(response(200, "text/plain", "ok"), "A: 1\r\n");
+        let text = String::from_utf8(reply).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nA: 1\r\nContent-Type: text/plain\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\nok"), "{text}");
+    }
 }

@@ -6,7 +6,8 @@ use super::request::Request;
 use super::response::{json_error, unauthorized};
 use crate::auth::Claims;
 use crate::net::admission::Slot;
-use crate::net::{conn, Gateway};
+use crate::net::conn::{self, Opening};
+use crate::net::Gateway;
 use crate::shard::ShardHandle;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -63,6 +64,22 @@ pub(super) fn check(
     req: &Request,
 ) -> Result<Upgrade, Vec<u8>> {
     let accept = check_upgrade(req)?;
+    let (claims, slot) = admit(gateway, stream, req)?;
+    Ok(Upgrade {
+        accept,
+        claims,
+        _slot: slot,
+    })
+}
+
+/// The token, then the connection caps, of a request for a connection (a
+/// WebSocket upgrade or an SSE stream): its claims and the slot it holds,
+/// or the refusal to send (400, 401, 429).
+pub(super) fn admit(
+    gateway: &Gateway,
+    stream: &TcpStream,
+    req: &Request,
+) -> Result<(Claims, Slot), Vec<u8>> {
     let claims = authenticate(gateway, req).map_err(|e| unauthorized(&e))?;
     let ip = stream
         .peer_addr()
@@ -72,11 +89,7 @@ pub(super) fn check(
         .admission
         .admit(ip, &claims.tenant)
         .map_err(|refusal| json_error(429, "too_many_connections", refusal.as_str()))?;
-    Ok(Upgrade {
-        accept,
-        claims,
-        _slot: slot,
-    })
+    Ok((claims, slot))
 }
 
 impl Upgrade {
@@ -87,7 +100,7 @@ impl Upgrade {
             .await
             .is_ok()
         {
-            conn::run(shard, stream, self.claims, leftover).await;
+            conn::run(shard, stream, self.claims, leftover, Opening::WebSocket).await;
         }
     }
 }
