@@ -43,7 +43,7 @@ mod session;
 mod shard;
 
 pub use app::{run, Ready};
-pub use cli::watch;
+pub use cli::{bridge, watch};
 
 /// The HTTP request parsing the server runs before any route (fuzz targets).
 pub mod http {

@@ -71,8 +71,10 @@ const DEFAULT_HEADER: &str = "\
 # auth.issuer/audience   when set, tokens MUST carry this iss / aud
 # tenants.NAME.symbols   [tenants.t1] symbols = [\"EURUSD\", \"USD*\"]: what tenant t1
 #                        may see; a tenant without an entry sees every symbol
-# feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
+# feed.kind              \"sim\" (built-in simulator), \"replay\" (JSON lines) or
+#                        \"nats\" (the same lines from NATS and JetStream)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
+# feed.nats_url          NATS server(s) of the nats feed, comma-separated
 ";
 
 #[cfg(test)]
