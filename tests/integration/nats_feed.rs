@@ -8,6 +8,34 @@ use crate::util::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
+/// Stale after 700 ms without a quote, so a NATS outage shows quickly.
+const TOML: &str = "[feed]\nfeed_stale_after_ms = 700\n";
+
+/// Publishes EURUSD quotes at LP1 (bid moving up from `bid`) until a price
+/// of at least that bid arrives: the feed (re)subscribes in the background.
+/// Returns every frame read, the price last.
+fn publish_until_price(nats: &Nats, ws: &mut Ws, bid: f64) -> Vec<Value> {
+    let mut nats_pub = nats.publisher();
+    let until = deadline();
+    let mut frames = Vec::new();
+    for step in 0.. {
+        let b = bid + f64::from(step) * 0.0001;
+        nats_pub.publish("quotecast.quote.LP1.EURUSD", &quote("LP1", b, b + 0.0004));
+        for v in ws.collect_for(after_ms(250)) {
+            let done = v["type"] == "price" && v["bid"].as_f64() >= Some(bid);
+            frames.push(v);
+            if done {
+                return frames;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no price from NATS quotes"
+        );
+    }
+    unreachable!("the loop returns or fails")
+}
+
 fn start_on(nats: &Nats) -> Server {
     start_server(
         &[
@@ -18,7 +46,7 @@ fn start_on(nats: &Nats) -> Server {
             "--venues",
             "LP1,LP2",
         ],
-        None,
+        Some(TOML),
     )
 }
 
@@ -34,33 +62,44 @@ fn quotes_on_nats_subjects_become_best_prices() {
     let server = start_on(&nats);
     let mut ws = connect(&server, &trader());
     ws.subscribe(1, &["EURUSD"]);
-    let mut nats_pub = nats.publisher();
-    // The feed subscribes in the background: publish until it is listening.
-    let first = deadline();
-    let price = loop {
-        nats_pub.publish("quotecast.quote.LP1.EURUSD", &quote("LP1", 1.0841, 1.0845));
-        let seen = ws.collect_for(after_ms(250));
-        if let Some(p) = seen.into_iter().find(|v| v["type"] == "price") {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < first,
-            "no price from NATS quotes"
-        );
-    };
-    assert_eq!(
-        (&price["bid"], &price["bid_src"]),
-        (&json!(1.0841), &json!("LP1")),
-        "{price}"
-    );
+    let price = publish_until_price(&nats, &mut ws, 1.0841).pop().unwrap();
+    assert_eq!(price["bid_src"], "LP1", "{price}");
 
-    nats_pub.publish("quotecast.quote.LP2.EURUSD", &quote("LP2", 1.0843, 1.0844));
-    let best = ws.recv_json_until(deadline(), |v| v["type"] == "price" && v["bid"] == 1.0843);
+    nats.publisher()
+        .publish("quotecast.quote.LP2.EURUSD", &quote("LP2", 1.5, 1.5002));
+    let best = ws.recv_json_until(deadline(), |v| v["type"] == "price" && v["bid"] == 1.5);
     assert_eq!(
-        (&best["bid_src"], &best["ask"], &best["ask_src"]),
-        (&json!("LP2"), &json!(1.0844), &json!("LP2")),
+        (&best["bid_src"], &best["ask_src"]),
+        (&json!("LP2"), &json!("LP1")),
         "best across venues: {best}"
     );
+}
+
+#[test]
+fn a_nats_outage_is_feed_stale_then_ok_when_it_returns() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let server = start_on(&nats);
+    let mut ws = connect(&server, &trader());
+    ws.subscribe(1, &["EURUSD"]);
+    publish_until_price(&nats, &mut ws, 1.0841);
+
+    nats.restart(|| {
+        let stale = ws.recv_json_until(deadline(), |v| v["type"] == "status");
+        assert_eq!(stale["state"], "feed_stale", "{stale}");
+    });
+    // The client reconnects by itself; quotes flow again and clients hear so.
+    let frames = publish_until_price(&nats, &mut ws, 1.2);
+    assert!(
+        frames
+            .iter()
+            .any(|v| v["type"] == "status" && v["state"] == "ok"),
+        "no status ok before the price: {}",
+        tail(&frames)
+    );
+    let r = http_get(server.addr, "/healthz", &[]);
+    assert_eq!((r.status, r.body.trim()), (200, "ok"), "{r:?}");
 }
 
 #[test]

@@ -44,28 +44,18 @@ impl Nats {
         let dir =
             std::env::temp_dir().join(format!("quotecast-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning nats-server");
-        let nats = Nats {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(nats.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server never listened on {}",
-                nats.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(nats)
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = spawn(addr, &dir);
+        Some(Nats { child, dir, addr })
+    }
+
+    /// Kills the server (as a crash would), runs `while_down`, then starts
+    /// it again on the same port with the same JetStream directory.
+    pub fn restart(&mut self, while_down: impl FnOnce()) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while_down();
+        self.child = spawn(self.addr, &self.dir);
     }
 
     /// Its `nats://` URL.
@@ -77,6 +67,34 @@ impl Nats {
     pub fn publisher(&self) -> Publisher {
         Publisher::connect(self.addr)
     }
+}
+
+/// nats-server with JetStream on `addr`, storing in `dir`; returns once it
+/// accepts connections.
+fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
+    let child = Command::new("nats-server")
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &addr.port().to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning nats-server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nats-server never listened on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 impl Drop for Nats {
