@@ -44,7 +44,7 @@ mod shard;
 mod sse;
 
 pub use app::{run, Ready};
-pub use cli::watch;
+pub use cli::{bridge, watch};
 
 /// The HTTP request parsing the server runs before any route (fuzz targets).
 pub mod http {

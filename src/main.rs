@@ -29,6 +29,8 @@ enum Command {
     Token(TokenArgs),
     /// Connect, subscribe to a channel and print its live messages.
     Watch(quotecast::watch::WatchArgs),
+    /// Publish a replay file's quotes and events to NATS (feed.kind = "nats").
+    Bridge(quotecast::bridge::BridgeArgs),
 }
 
 /// A flag given twice takes its last value, so scripts can append overrides.
@@ -68,6 +70,9 @@ struct ServeArgs {
     /// Replay source: a file or tcp:HOST:PORT.
     #[arg(long)]
     replay: Option<String>,
+    /// NATS server(s) of the `nats` feed, comma-separated (implies --feed nats).
+    #[arg(long)]
+    nats_url: Option<String>,
     /// Symbol universe, comma-separated (default: the simulator's).
     #[arg(long, value_delimiter = ',')]
     symbols: Option<Vec<String>>,
@@ -139,6 +144,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             f.kind = FeedKind::Replay;
         }
     }
+    if let Some(url) = args.nats_url {
+        f.nats_url = url;
+        if args.feed.is_none() {
+            f.kind = FeedKind::Nats;
+        }
+    }
     if let Some(symbols) = args.symbols {
         f.symbols = symbols;
     }
@@ -207,5 +218,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Watch(args) => quotecast::watch::run(args),
+        Command::Bridge(args) => quotecast::bridge::run(args),
     }
 }

@@ -1,3 +1,4 @@
 //! The command-line tools that ship in the binary besides `serve`.
 
+pub mod bridge;
 pub mod watch;

@@ -10,6 +10,10 @@ pub enum FeedKind {
     Sim,
     /// Venue quotes as JSON lines from a file or a TCP address.
     Replay,
+    /// Venue quotes from core NATS subjects `quotecast.quote.<venue>.<symbol>`
+    /// and events from the JetStream stream on `quotecast.event.>`, each
+    /// message one line of the replay format.
+    Nats,
 }
 
 /// Where venue quotes come from and how the aggregator treats them.
@@ -35,6 +39,8 @@ pub struct FeedConfig {
     pub sim_events_rate: u64,
     /// For `replay`: a file path, or `tcp:HOST:PORT` to connect to.
     pub replay: Option<String>,
+    /// For `nats`: the server(s) to connect to, comma-separated.
+    pub nats_url: String,
     /// A venue quote older than this stops counting toward the best price.
     pub venue_max_age_ms: u64,
     /// With no venue quote for this long the feed is stale: `prices`
@@ -54,6 +60,7 @@ impl Default for FeedConfig {
             sim_seed: 42,
             sim_events_rate: 400,
             replay: None,
+            nats_url: "nats://127.0.0.1:4222".into(),
             venue_max_age_ms: 5_000,
             feed_stale_after_ms: 5_000,
         }

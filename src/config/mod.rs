@@ -74,8 +74,10 @@ const DEFAULT_HEADER: &str = "\
 # server.allowed_origins browser origins that may connect besides the server's own
 #                        page, e.g. [\"https://desk.example\", \"http://localhost:*\"];
 #                        unset = http://localhost:* in dev mode, none in production
-# feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
+# feed.kind              \"sim\" (built-in simulator), \"replay\" (JSON lines) or
+#                        \"nats\" (the same lines from NATS and JetStream)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
+# feed.nats_url          NATS server(s) of the nats feed, comma-separated
 ";
 
 #[cfg(test)]

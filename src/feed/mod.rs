@@ -1,8 +1,9 @@
 //! The feed seam: where venue quotes enter the server.
 //!
 //! A [`Feed`] is polled by the aggregator thread only, so an adapter may keep
-//! plain mutable state. Adapters: [`sim`] (the default, a seeded simulator)
-//! and [`replay`] (JSON lines from a file or a TCP peer).
+//! plain mutable state. Adapters: [`sim`] (the default, a seeded simulator),
+//! [`replay`] (JSON lines from a file or a TCP peer) and [`nats`] (the same
+//! lines from NATS subjects and JetStream).
 
 use crate::config::{Config, FeedConfig, FeedKind};
 use crate::model::channel::Catalogue;
@@ -12,6 +13,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod nats;
 pub mod replay;
 pub mod sim;
 
@@ -58,6 +60,10 @@ pub fn open(
     catalogue: Arc<Catalogue>,
 ) -> io::Result<Box<dyn Feed>> {
     let cfg = &config.feed;
+    let events = replay::EventInput {
+        catalogue: catalogue.clone(),
+        max_future_us: config.channels.max_event_future_us(),
+    };
     match cfg.kind {
         FeedKind::Sim => Ok(Box::new(sim::Sim::new(cfg, &universe, &catalogue))),
         FeedKind::Replay => {
@@ -67,12 +73,9 @@ pub fn open(
                     "feed.kind = \"replay\" needs feed.replay",
                 )
             })?;
-            let events = replay::EventInput {
-                catalogue,
-                max_future_us: config.channels.max_event_future_us(),
-            };
             Ok(Box::new(replay::Replay::open(source, universe, events)?))
         }
+        FeedKind::Nats => Ok(Box::new(nats::open(&cfg.nats_url, universe, events)?)),
     }
 }
 

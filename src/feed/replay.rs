@@ -242,21 +242,37 @@ impl Replay {
         events: EventInput,
         name: String,
     ) -> io::Result<Replay> {
+        Replay::spawn_reader("replay-reader", name, universe, events, move |lines| {
+            read_lines(BufReader::with_capacity(64 * 1024, reader), lines)
+        })
+    }
+
+    /// A feed whose input comes from `read`, run on a thread named `thread`:
+    /// it hands every line or message to its [`Lines`], which parses,
+    /// counts and passes it on to the aggregator.
+    pub(super) fn spawn_reader(
+        thread: &str,
+        source: String,
+        universe: Arc<Universe>,
+        events: EventInput,
+        read: impl FnOnce(Lines) + Send + 'static,
+    ) -> io::Result<Replay> {
         let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         let stats = Arc::new(ReplayStats::default());
-        let thread_stats = stats.clone();
+        let lines = Lines {
+            universe,
+            events,
+            stats: stats.clone(),
+            tx,
+            limit: WarnLimit {
+                last: None,
+                suppressed: 0,
+            },
+            source,
+        };
         std::thread::Builder::new()
-            .name("replay-reader".into())
-            .spawn(move || {
-                read_lines(
-                    BufReader::with_capacity(64 * 1024, reader),
-                    &universe,
-                    &events,
-                    &thread_stats,
-                    &tx,
-                    &name,
-                )
-            })?;
+            .name(thread.into())
+            .spawn(move || read(lines))?;
         Ok(Replay {
             rx,
             events: Vec::new(),
@@ -356,66 +372,94 @@ impl WarnLimit {
     }
 }
 
-fn read_lines<R: BufRead>(
-    mut reader: R,
-    universe: &Universe,
-    events: &EventInput,
-    stats: &ReplayStats,
-    tx: &SyncSender<Msg>,
-    source: &str,
-) {
+/// The receiving end of a reader thread: parses each line or message,
+/// counts it, logs a dropped one (at most once a second) and hands good
+/// input to the feed.
+pub(super) struct Lines {
+    universe: Arc<Universe>,
+    events: EventInput,
+    stats: Arc<ReplayStats>,
+    tx: SyncSender<Msg>,
+    limit: WarnLimit,
+    source: String,
+}
+
+impl Lines {
+    /// Takes one line or message (surrounding whitespace ignored, empty
+    /// ones skipped); false when the feed is gone and reading should stop.
+    pub(super) fn push(&mut self, line: &[u8]) -> bool {
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            return true;
+        }
+        let result = if text.len() > MAX_LINE_BYTES {
+            Err(LineError::TooLong)
+        } else {
+            parse_input(text, &self.universe, &self.events, now_us())
+        };
+        self.count(result, line)
+    }
+
+    /// Counts an over-long line whose rest was skipped.
+    fn too_long(&mut self, head: &[u8]) -> bool {
+        self.count(Err(LineError::TooLong), head)
+    }
+
+    fn count(&mut self, result: Result<Input, LineError>, line: &[u8]) -> bool {
+        self.stats.lines.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(input) => {
+                let counter = match input {
+                    Input::Quote(_) => &self.stats.quotes,
+                    Input::Event(_) => &self.stats.events,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.tx.send(Msg::Line(input)).is_ok()
+            }
+            Err(err) => {
+                self.stats.count(err);
+                self.limit.warn(&self.source, err, line);
+                true
+            }
+        }
+    }
+
+    /// The input ended (`Ok`) or failed for good: says so and tells the feed.
+    pub(super) fn finish(self, end: io::Result<()>) {
+        let end = match end {
+            Ok(()) => Msg::End,
+            Err(e) => Msg::Failed(e),
+        };
+        log_end(&end, &self.stats, &self.source);
+        let _ = self.tx.send(end);
+    }
+}
+
+fn read_lines<R: BufRead>(mut reader: R, mut lines: Lines) {
     let mut line = Vec::with_capacity(1024);
-    let mut limit = WarnLimit {
-        last: None,
-        suppressed: 0,
-    };
     let end = loop {
         line.clear();
         let read = (&mut reader)
             .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut line);
         let n = match read {
-            Ok(0) => break Msg::End,
+            Ok(0) => break Ok(()),
             Ok(n) => n,
-            Err(e) => break Msg::Failed(e),
+            Err(e) => break Err(e),
         };
-        let result = if n > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+        let more = if n > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
             if let Err(e) = skip_line(&mut reader) {
-                break Msg::Failed(e);
+                break Err(e);
             }
-            Err(LineError::TooLong)
+            lines.too_long(&line)
         } else {
-            let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            parse_input(text, universe, events, now_us())
+            lines.push(&line)
         };
-        stats.lines.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(input) => {
-                if !send_input(input, stats, tx) {
-                    return; // the feed was dropped
-                }
-            }
-            Err(err) => {
-                stats.count(err);
-                limit.warn(source, err, &line);
-            }
+        if !more {
+            return; // the feed was dropped
         }
     };
-    log_end(&end, stats, source);
-    let _ = tx.send(end);
-}
-
-/// Counts a good line and hands it to the feed; false when the feed is gone.
-fn send_input(input: Input, stats: &ReplayStats, tx: &SyncSender<Msg>) -> bool {
-    let counter = match input {
-        Input::Quote(_) => &stats.quotes,
-        Input::Event(_) => &stats.events,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
-    tx.send(Msg::Line(input)).is_ok()
+    lines.finish(end);
 }
 
 /// Says why the input stopped: an error, or its end after so many lines.

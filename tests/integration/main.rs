@@ -2,6 +2,7 @@
 //! and talks to it over real sockets; one module per behaviour.
 
 mod events_util;
+mod nats_util;
 mod sse_client;
 mod util;
 
@@ -22,6 +23,7 @@ mod idle_timeout;
 mod jwt_attacks;
 mod limits;
 mod metrics_windows;
+mod nats_feed;
 mod never_reader;
 mod origin_policy;
 mod publish_http;
