@@ -135,6 +135,20 @@ pub fn unsubscribe_ack(id: u64, channel: &str, unsubscribed: &[&str]) -> Vec<u8>
     }))
 }
 
+/// The `ack` of a `metrics.*` unsubscribe: the metrics dropped and those
+/// the subscription still holds.
+pub fn metrics_unsubscribe_ack(
+    id: u64,
+    channel: &str,
+    unsubscribed: &[&str],
+    remaining: &[&str],
+) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel,
+        "unsubscribed": unsubscribed, "remaining": remaining,
+    }))
+}
+
 /// The `ack` of a successful `auth` refresh.
 pub fn auth_ack(id: u64, session_expires_ms: u64) -> Vec<u8> {
     #[derive(Serialize)]

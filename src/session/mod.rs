@@ -9,6 +9,7 @@ mod ops;
 mod rate;
 mod state;
 mod subscribe;
+mod unsubscribe_metrics;
 
 pub use ops::handle_op;
 pub use state::Session;

@@ -40,7 +40,15 @@ pub fn handle_op(
             id,
             channel,
             symbols,
-        }) => unsubscribe(session, id, &channel, symbols.as_deref(), streams, rules),
+            metrics,
+        }) => unsubscribe(
+            session,
+            id,
+            &channel,
+            (symbols.as_deref(), metrics.as_deref()),
+            streams,
+            rules,
+        ),
     };
     let outbox = session.outbox_mut();
     match reply {

@@ -18,7 +18,7 @@ pub use subscribe::SubscribeOp;
 pub enum ClientOp {
     /// Subscribe to (part of) a channel.
     Subscribe(SubscribeOp),
-    /// Unsubscribe from some (or, with `None`, all) symbols of a channel.
+    /// Unsubscribe from some (or, with `None`, all) symbols or metrics of a channel.
     Unsubscribe {
         /// Client-chosen id echoed in the reply.
         id: u64,
@@ -26,6 +26,8 @@ pub enum ClientOp {
         channel: String,
         /// Symbols to drop; `None` drops the whole channel.
         symbols: Option<Vec<String>>,
+        /// `metrics.*`: metrics to drop; `None` drops the whole subscription.
+        metrics: Option<Vec<String>>,
     },
     /// Application-level ping.
     Ping {
@@ -131,7 +133,17 @@ mod tests {
             Ok(ClientOp::Unsubscribe {
                 id: 4,
                 channel: "prices".into(),
-                symbols: None
+                symbols: None,
+                metrics: None,
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"unsubscribe","id":8,"channel":"metrics.pnl","metrics":["a"]}"#),
+            Ok(ClientOp::Unsubscribe {
+                id: 8,
+                channel: "metrics.pnl".into(),
+                symbols: None,
+                metrics: Some(vec!["a".into()]),
             })
         );
         assert_eq!(
