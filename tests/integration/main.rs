@@ -8,6 +8,7 @@ mod alerts_replay;
 mod auth_rejections;
 mod bad_ops;
 mod channel_permissions;
+mod claim_mapping;
 mod connection_caps;
 mod echo_route;
 mod entitlements;

@@ -23,7 +23,9 @@ fn unknown_fields_are_refused_and_the_op_is_not_applied() {
     assert_unknown_field(&reply, 1, "snapshot");
     let frames = ws.collect_for(after_ms(1000));
     assert!(
-        frames.iter().all(|f| f["type"] != "price" && f["type"] != "snapshot"),
+        frames
+            .iter()
+            .all(|f| f["type"] != "price" && f["type"] != "snapshot"),
         "a refused subscribe was applied: {}",
         tail(&frames)
     );
@@ -37,7 +39,9 @@ fn unknown_fields_are_refused_and_the_op_is_not_applied() {
     let (reply, _) = ws.request(json!({"op":"unsubscribe","id":4,"channel":"prices",
         "symbols":["EURUSD"],"force":1}));
     assert_unknown_field(&reply, 4, "force");
-    ws.recv_json_until(deadline(), |v| v["type"] == "price" && v["symbol"] == "EURUSD");
+    ws.recv_json_until(deadline(), |v| {
+        v["type"] == "price" && v["symbol"] == "EURUSD"
+    });
 
     // Every op is strict, ping and auth included.
     let (reply, _) = ws.request(json!({"op":"ping","id":5,"payload":"x"}));

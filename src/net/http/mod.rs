@@ -20,9 +20,13 @@ use glommio::net::TcpStream;
 use response::json_error;
 use std::sync::Arc;
 
-/// Verifies the request's token (header or `access_token`).
+/// Verifies the request's token (header or a configured query parameter).
 fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
-    let token = auth::token_from_request(req.header("authorization"), req.query.as_deref())?;
+    let token = auth::token_from_request(
+        req.header("authorization"),
+        req.query.as_deref(),
+        &gateway.node.config.auth.query_params,
+    )?;
     gateway.node.verifier.verify_now(&token)
 }
 
