@@ -68,10 +68,13 @@ impl Session {
         &self.claims
     }
 
-    /// Extends the session to a refreshed token's expiry.
-    pub(super) fn extend_expiry(&mut self, exp: u64) -> u64 {
-        self.claims.exp = self.claims.exp.max(exp);
-        self.claims.exp
+    /// Takes a refreshed token's claims and the symbols they allow; the
+    /// expiry only ever moves later. Returns it.
+    pub(super) fn refresh(&mut self, claims: Claims, allowed: Option<Vec<SymbolId>>) -> u64 {
+        let exp = self.claims.exp.max(claims.exp);
+        self.claims = Claims { exp, ..claims };
+        self.allowed = allowed;
+        exp
     }
 
     /// What the client is sent next.

@@ -78,6 +78,7 @@ impl Node {
             catalogue: &self.catalogue,
             universe: &self.universe,
             verifier: &self.verifier,
+            entitlements: &self.entitlements,
         }
     }
 }

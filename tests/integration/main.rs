@@ -26,6 +26,7 @@ mod never_reader;
 mod publish_http;
 mod publish_visible;
 mod rate_cap;
+mod refresh_permissions;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
