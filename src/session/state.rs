@@ -10,6 +10,7 @@ use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
+use crate::model::channel::ChannelId;
 use crate::model::symbol::SymbolId;
 use crate::protocol;
 use std::time::{Duration, Instant};
@@ -75,6 +76,11 @@ impl Session {
         self.claims = Claims { exp, ..claims };
         self.allowed = allowed;
         exp
+    }
+
+    /// The `metrics.*` channels subscribed.
+    pub fn metric_channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.metric_subs.iter().map(|m| m.spec.channel)
     }
 
     /// What the client is sent next.

@@ -30,6 +30,7 @@ mod refresh_permissions;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
+mod status_counts;
 mod strict_ops;
 mod subscribe_snapshot;
 mod tenant_isolation;

@@ -2,6 +2,7 @@
 //! it to the WebSocket upgrade, `/v1/publish`, `/healthz`, `/v1/channels` or
 //! `/v1/status`. Every reply closes the connection.
 
+mod counts;
 mod echo;
 mod publish;
 mod request;
