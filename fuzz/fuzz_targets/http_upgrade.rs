@@ -40,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(accept.len(), 28, "base64 of a SHA-1");
                 }
                 // The token lookup every authenticated route does.
-                let _ = auth::token_from_request(req.header("authorization"), req.query.as_deref());
+                let params = ["access_token".to_string(), "token".to_string()];
+                let query = req.query.as_deref();
+                let _ = auth::token_from_request(req.header("authorization"), query, &params);
                 return;
             }
         }

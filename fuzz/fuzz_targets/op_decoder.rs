@@ -76,14 +76,18 @@ fuzz_target!(|data: &[u8]| {
                     id: i,
                     channel: c,
                     symbols: s,
+                    metrics,
                 } => {
                     assert_eq!(reference["op"], "unsubscribe");
                     assert!(s.as_ref().is_none_or(|s| s.len() <= MAX_SYMBOLS));
                     assert_eq!((Some(i), Some(c), s), (id, channel, symbols));
+                    assert_eq!(metrics, strings(reference.get("metrics")));
                 }
                 ClientOp::Ping { id: i } => {
                     assert_eq!(reference["op"], "ping");
                     assert_eq!(Some(i), id);
+                    // Strict ops: an accepted ping has nothing but `op` and `id`.
+                    assert!(reference.as_object().is_some_and(|o| o.len() == 2));
                 }
                 ClientOp::Auth { id: i, token } => {
                     assert_eq!(reference["op"], "auth");

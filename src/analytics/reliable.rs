@@ -11,6 +11,7 @@
 
 use crate::fanout::wheel::ConnKey;
 use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
+use crate::model::channel::ChannelId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -115,6 +116,13 @@ impl ReliableStreams {
     /// Subscriptions across streams.
     pub fn subscriptions(&self) -> usize {
         self.streams.values().map(|s| s.subscribers.len()).sum()
+    }
+
+    /// The channel and subscription count of every stream.
+    pub fn subscriptions_per_stream(&self) -> impl Iterator<Item = (ChannelId, usize)> + '_ {
+        self.streams
+            .iter()
+            .map(|(key, s)| (key.channel, s.subscribers.len()))
     }
 }
 

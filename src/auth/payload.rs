@@ -2,7 +2,7 @@
 //! then the clock, then the configured issuer and audience.
 
 use super::{AuthError, Claims, Role};
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, ClaimNames};
 use serde_json::{Map, Value};
 
 /// What a payload must satisfy beyond its types: leeway, issuer, audience.
@@ -11,6 +11,8 @@ pub(super) struct ClaimRules {
     leeway_s: u64,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Where `sub`, `tenant` and `roles` are.
+    names: ClaimNames,
 }
 
 impl ClaimRules {
@@ -20,15 +22,16 @@ impl ClaimRules {
             leeway_s: cfg.leeway_s,
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
+            names: cfg.claims.clone(),
         }
     }
 
     /// Steps 6 to 8 of the order in the module docs.
     pub fn check(&self, p: &Map<String, Value>, now_s: u64) -> Result<Claims, AuthError> {
         let claims = Claims {
-            sub: required_string(p, "sub")?,
-            tenant: required_string(p, "tenant")?,
-            roles: match p.get("roles") {
+            sub: required_string(p, &self.names.sub)?,
+            tenant: required_string(p, &self.names.tenant)?,
+            roles: match at(p, &self.names.roles) {
                 Some(Value::Array(items)) => strings(items)?
                     .into_iter()
                     .map(|r| Role::from(r.to_ascii_uppercase()))
@@ -78,8 +81,15 @@ impl ClaimRules {
     }
 }
 
-fn required_string(p: &Map<String, Value>, name: &str) -> Result<String, AuthError> {
-    match p.get(name) {
+/// The value at `path`: a claim name, or a dotted path into nested objects.
+fn at<'p>(p: &'p Map<String, Value>, path: &str) -> Option<&'p Value> {
+    let mut steps = path.split('.');
+    let first = p.get(steps.next()?)?;
+    steps.try_fold(first, |v, step| v.as_object()?.get(step))
+}
+
+fn required_string(p: &Map<String, Value>, path: &str) -> Result<String, AuthError> {
+    match at(p, path) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(AuthError::MissingClaim),
     }
@@ -164,6 +174,30 @@ mod tests {
                 "missing_claim",
                 "{claim}={value}"
             );
+        }
+    }
+
+    fn mapped() -> Verifier {
+        let mut cfg = cfg();
+        cfg.claims.tenant = "tenantId".into();
+        cfg.claims.roles = "realm_access.roles".into();
+        Verifier::from_config(&cfg, Some(SECRET)).unwrap()
+    }
+
+    #[test]
+    fn mapped_claims_are_read_from_their_names_and_paths() {
+        let mut p = without("tenant");
+        p.as_object_mut().unwrap().remove("roles");
+        p["tenantId"] = json!("t9");
+        p["realm_access"] = json!({"roles": ["analyst", "TRADER"]});
+        let claims = mapped().verify(&sign(&p), NOW).unwrap();
+        assert_eq!((claims.tenant.as_str(), claims.sub.as_str()), ("t9", "u1"));
+        assert_eq!(claims.roles, ["ANALYST", "TRADER"]);
+        // The default names no longer count, and a broken path is missing.
+        assert_eq!(reason(&mapped(), &sign(&good())), "missing_claim");
+        for access in [json!(["TRADER"]), json!({"roles": "TRADER"}), json!({})] {
+            p["realm_access"] = access.clone();
+            assert_eq!(reason(&mapped(), &sign(&p)), "missing_claim", "{access}");
         }
     }
 

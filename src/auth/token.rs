@@ -1,15 +1,18 @@
-//! Where a request carries its token: the `Authorization` header or the
-//! `access_token` query parameter (browsers cannot set headers on a WebSocket).
+//! Where a request carries its token: the `Authorization` header or a
+//! configured query parameter (`auth.query_params`, by default
+//! `access_token`: browsers cannot set headers on a WebSocket).
 
 use super::AuthError;
 use percent_encoding::percent_decode_str;
 
 /// Takes the token from `Authorization: Bearer <jwt>` (scheme matched
-/// case-insensitively) or else from the `access_token` query parameter
-/// (percent-decoded, `+` as space). A non-Bearer header falls through to the query.
+/// case-insensitively) or else from the first of the query parameters
+/// `params` present (percent-decoded, `+` as space). A non-Bearer header
+/// falls through to the query.
 pub fn token_from_request(
     authorization: Option<&str>,
     query: Option<&str>,
+    params: &[String],
 ) -> Result<String, AuthError> {
     if let Some((scheme, token)) = authorization.and_then(|h| h.trim().split_once([' ', '\t'])) {
         let token = token.trim();
@@ -18,11 +21,19 @@ pub fn token_from_request(
         }
     }
     let query = query.unwrap_or("");
-    for pair in query.strip_prefix('?').unwrap_or(query).split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if form_decode(name).as_deref() != Some("access_token") {
-            continue;
-        }
+    let pairs: Vec<(Option<String>, &str)> = query
+        .strip_prefix('?')
+        .unwrap_or(query)
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .map(|(name, value)| (form_decode(name), value))
+        .collect();
+    let first_listed = params.iter().find_map(|param| {
+        pairs
+            .iter()
+            .find(|(name, _)| name.as_deref() == Some(param.as_str()))
+    });
+    if let Some((_, value)) = first_listed {
         return match form_decode(value) {
             None => Err(AuthError::MalformedToken),
             Some(token) if token.is_empty() => Err(AuthError::MissingToken),
@@ -52,6 +63,10 @@ pub(crate) fn form_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token_from_request(h: Option<&str>, q: Option<&str>) -> Result<String, AuthError> {
+        super::token_from_request(h, q, &["access_token".to_string()])
+    }
 
     #[test]
     fn bearer_header_wins_over_query() {
@@ -94,5 +109,16 @@ mod tests {
             let err = token_from_request(header, query).unwrap_err();
             assert_eq!(err.reason(), "missing_token", "{header:?} {query:?}");
         }
+    }
+
+    #[test]
+    fn configured_query_params_are_tried_in_order() {
+        let params = ["access_token".to_string(), "token".to_string()];
+        let get = |q: &str| super::token_from_request(None, Some(q), &params);
+        assert_eq!(get("token=t.t.t").unwrap(), "t.t.t");
+        assert_eq!(get("token=t.t.t&access_token=a.a.a").unwrap(), "a.a.a");
+        let none: &[String] = &[];
+        let err = super::token_from_request(None, Some("access_token=a.b.c"), none);
+        assert_eq!(err.unwrap_err().reason(), "missing_token");
     }
 }

@@ -1,6 +1,6 @@
 //! `[auth]`: which token algorithms and keys are accepted.
 
-use super::ConfigError;
+use super::{ClaimNames, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -62,6 +62,11 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     /// Required `aud`, when set.
     pub audience: Option<String>,
+    /// Query parameters a token is read from when there is no Bearer
+    /// header, first present wins (browsers cannot set WebSocket headers).
+    pub query_params: Vec<String>,
+    /// Where `sub`, `tenant` and `roles` are in the payload.
+    pub claims: ClaimNames,
 }
 
 impl Default for AuthConfig {
@@ -74,6 +79,8 @@ impl Default for AuthConfig {
             leeway_s: 5,
             issuer: None,
             audience: None,
+            query_params: vec!["access_token".into()],
+            claims: ClaimNames::default(),
         }
     }
 }
@@ -119,6 +126,10 @@ impl AuthConfig {
                 ));
             }
         }
+        if self.query_params.iter().any(String::is_empty) {
+            return bad("auth.query_params has an empty name".into());
+        }
+        self.claims.validate()?;
         for (field, value) in [
             ("auth.issuer", &self.issuer),
             ("auth.audience", &self.audience),

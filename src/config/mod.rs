@@ -7,6 +7,7 @@
 
 mod auth;
 mod channels;
+mod claim_names;
 mod feed;
 mod server;
 mod tenants;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use channels::ChannelsConfig;
+pub use claim_names::ClaimNames;
 pub use feed::{FeedConfig, FeedKind};
 pub use server::{is_origin_pattern, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
@@ -69,6 +71,9 @@ const DEFAULT_HEADER: &str = "\
 # auth.jwks_file         a JWKS file of public keys (each with kid), read at start
 # auth.leeway_s          clock skew allowed on exp and nbf (0..=300)
 # auth.issuer/audience   when set, tokens MUST carry this iss / aud
+# auth.query_params      query parameters a token is read from (no Bearer header)
+# auth.claims.*          where sub, tenant, roles are: a name or dotted path
+#                        (tenant = \"tenantId\", roles = \"realm_access.roles\")
 # tenants.NAME.symbols   [tenants.t1] symbols = [\"EURUSD\", \"USD*\"]: what tenant t1
 #                        may see; a tenant without an entry sees every symbol
 # server.allowed_origins browser origins that may connect besides the server's own

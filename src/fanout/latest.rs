@@ -249,6 +249,11 @@ impl Subscriptions {
         self.subs.iter().any(|s| pred(s.stream))
     }
 
+    /// The subscribed streams.
+    pub fn streams(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.subs.iter().map(|s| s.stream)
+    }
+
     /// Number of subscriptions.
     pub fn len(&self) -> usize {
         self.subs.len()

@@ -12,6 +12,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The `op` field names no known op.
     UnknownOp,
+    /// An op carries a member that is not one of its fields.
+    UnknownField,
     /// The `channel` field names no known channel.
     UnknownChannel,
     /// The symbol is not served by this node.
@@ -36,6 +38,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::UnknownField => "unknown_field",
             ErrorCode::UnknownChannel => "unknown_channel",
             ErrorCode::UnknownSymbol => "unknown_symbol",
             ErrorCode::UnknownMetric => "unknown_metric",

@@ -135,21 +135,67 @@ pub fn unsubscribe_ack(id: u64, channel: &str, unsubscribed: &[&str]) -> Vec<u8>
     }))
 }
 
-/// The `ack` of a successful `auth` refresh.
-pub fn auth_ack(id: u64, session_expires_ms: u64) -> Vec<u8> {
+/// The `ack` of a `metrics.*` unsubscribe: the metrics dropped and those
+/// the subscription still holds.
+pub fn metrics_unsubscribe_ack(
+    id: u64,
+    channel: &str,
+    unsubscribed: &[&str],
+    remaining: &[&str],
+) -> Vec<u8> {
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel,
+        "unsubscribed": unsubscribed, "remaining": remaining,
+    }))
+}
+
+/// A subscription an `auth` refresh ended: the whole `channel`
+/// (`forbidden`), or some `prices` `symbols` (`not_entitled`).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Ended {
+    /// The channel.
+    pub channel: String,
+    /// Why: `forbidden` (roles) or `not_entitled` (symbols).
+    pub code: ErrorCode,
+    /// The symbols ended, when not the whole channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<String>>,
+}
+
+/// The `error` (without `id`) that tells a client a refresh ended `what`.
+pub fn ended_error(what: &Ended, message: &str) -> Vec<u8> {
     #[derive(Serialize)]
-    struct Ack {
+    struct Msg<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(flatten)]
+        what: &'a Ended,
+        message: &'a str,
+    }
+    to_json(&Msg {
+        kind: "error",
+        what,
+        message,
+    })
+}
+
+/// The `ack` of a successful `auth` refresh, with what it `ended`.
+pub fn auth_ack(id: u64, session_expires_ms: u64, ended: &[Ended]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Ack<'a> {
         #[serde(rename = "type")]
         kind: &'static str,
         id: u64,
         op: &'static str,
         session_expires: u64,
+        ended: &'a [Ended],
     }
     to_json(&Ack {
         kind: "ack",
         id,
         op: "auth",
         session_expires: session_expires_ms,
+        ended,
     })
 }
 

@@ -7,8 +7,10 @@
 pub mod entitle;
 mod ops;
 mod rate;
+mod refresh;
 mod state;
 mod subscribe;
+mod unsubscribe_metrics;
 
 pub use ops::{handle_op, handle_parsed};
 pub use state::Session;
@@ -22,6 +24,7 @@ use crate::fanout::latest::LatestTable;
 use crate::fanout::topic::TopicIndex;
 use crate::model::channel::Catalogue;
 use crate::model::symbol::Universe;
+use entitle::Entitlements;
 
 /// The shard's streams that ops subscribe to: the latest-value table and
 /// its subscriber index, the metric windows and the reliable histories.
@@ -47,4 +50,6 @@ pub struct Rules<'a> {
     pub universe: &'a Universe,
     /// Token verification, for `auth` refreshes.
     pub verifier: &'a Verifier,
+    /// Tenant symbol entitlements, for `auth` refreshes.
+    pub entitlements: &'a Entitlements,
 }

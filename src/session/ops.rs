@@ -1,9 +1,9 @@
 //! Carries out one client op and queues its reply.
 
+use super::refresh::refresh_token;
 use super::state::Session;
 use super::subscribe::{subscribe, unsubscribe};
 use super::{Rules, Streams};
-use crate::auth::AuthError;
 use crate::clock;
 use crate::frame::CloseCode;
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
@@ -46,45 +46,27 @@ pub fn handle_parsed(
     let reply = match parsed {
         Err(e) => Err(e),
         Ok(ClientOp::Ping { id }) => Ok(protocol::pong(id, clock::now_ms())),
-        Ok(ClientOp::Auth { id, token }) => refresh_token(session, id, &token, rules),
+        Ok(ClientOp::Auth { id, token }) => refresh_token(session, id, &token, streams, rules),
         Ok(ClientOp::Subscribe(op)) => subscribe(session, op, streams, rules),
         Ok(ClientOp::Unsubscribe {
             id,
             channel,
             symbols,
-        }) => unsubscribe(session, id, &channel, symbols.as_deref(), streams, rules),
+            metrics,
+        }) => unsubscribe(
+            session,
+            id,
+            &channel,
+            (symbols.as_deref(), metrics.as_deref()),
+            streams,
+            rules,
+        ),
     };
     let outbox = session.outbox_mut();
     match reply {
         Ok(json) => outbox.push_json(&json),
         Err(e) => outbox.push_json(&e.to_json()),
     }
-}
-
-/// `auth`: a new token for the same `sub` and tenant extends the session.
-fn refresh_token(
-    session: &mut Session,
-    id: u64,
-    token: &str,
-    rules: Rules<'_>,
-) -> Result<Vec<u8>, OpError> {
-    let claims = rules.verifier.verify_now(token).map_err(|e| {
-        let code = match e {
-            AuthError::TokenExpired => ErrorCode::TokenExpired,
-            _ => ErrorCode::BadRequest,
-        };
-        OpError::new(Some(id), code, format!("token refused: {}", e.reason()))
-    })?;
-    let current = session.claims();
-    if claims.sub != current.sub || claims.tenant != current.tenant {
-        return Err(OpError::new(
-            Some(id),
-            ErrorCode::Forbidden,
-            "a refreshed token must have the same sub and tenant",
-        ));
-    }
-    let exp = session.extend_expiry(claims.exp);
-    Ok(protocol::auth_ack(id, exp.saturating_mul(1000)))
 }
 
 fn op_id(op: &ClientOp) -> u64 {

@@ -11,6 +11,7 @@ use crate::fanout::wheel::ConnKey;
 use crate::fanout::wire::Wire;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
+use crate::model::channel::ChannelId;
 use crate::model::symbol::SymbolId;
 use crate::protocol;
 use std::time::{Duration, Instant};
@@ -71,10 +72,18 @@ impl Session {
         &self.claims
     }
 
-    /// Extends the session to a refreshed token's expiry.
-    pub(super) fn extend_expiry(&mut self, exp: u64) -> u64 {
-        self.claims.exp = self.claims.exp.max(exp);
-        self.claims.exp
+    /// Takes a refreshed token's claims and the symbols they allow; the
+    /// expiry only ever moves later. Returns it.
+    pub(super) fn refresh(&mut self, claims: Claims, allowed: Option<Vec<SymbolId>>) -> u64 {
+        let exp = self.claims.exp.max(claims.exp);
+        self.claims = Claims { exp, ..claims };
+        self.allowed = allowed;
+        exp
+    }
+
+    /// The `metrics.*` channels subscribed.
+    pub fn metric_channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.metric_subs.iter().map(|m| m.spec.channel)
     }
 
     /// What the client is sent next.

@@ -11,6 +11,7 @@
 //!   no longer covers it.
 
 use super::state::Session;
+use super::unsubscribe_metrics::unsubscribe_metrics;
 use super::{Rules, Streams};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
@@ -322,34 +323,31 @@ fn subscribe_reliable(
     )
 }
 
-/// Carries out an `unsubscribe`: some or all symbols of `prices`, or the
-/// whole subscription of any other channel.
+/// Carries out an `unsubscribe`: some or all symbols of `prices`, some or
+/// all metrics of a `metrics.*` channel, or the whole subscription of a
+/// reliable channel. `names` are the op's `symbols` and `metrics`.
 pub(super) fn unsubscribe(
     session: &mut Session,
     id: u64,
     channel: &str,
-    symbols: Option<&[String]>,
+    (symbols, metrics): (Option<&[String]>, Option<&[String]>),
     streams: &mut Streams,
     rules: Rules<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let (channel_id, kind) = check_channel(session, id, channel, rules)?;
+    if metrics.is_some() && kind != ChannelKind::Metrics {
+        return Err(OpError::new(
+            Some(id),
+            ErrorCode::BadRequest,
+            "metrics applies to metrics.* channels only",
+        ));
+    }
     let names: Vec<String> = match kind {
         ChannelKind::Prices => unsubscribe_prices(session, symbols, streams, rules),
         ChannelKind::Metrics => {
-            let Some(i) = session
-                .metric_subs
-                .iter()
-                .position(|m| m.spec.channel == channel_id)
-            else {
-                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
-            };
-            let old = session.metric_subs.swap_remove(i);
-            release_metric_sub(session, &old, streams);
             let def = rules.catalogue.get(channel_id);
-            old.metrics
-                .iter()
-                .map(|&m| def.metrics[usize::from(m)].clone())
-                .collect()
+            let channel = (channel_id, def);
+            return Ok(unsubscribe_metrics(session, id, channel, metrics, streams));
         }
         ChannelKind::Reliable { .. } => {
             let Some(i) = session
@@ -400,7 +398,7 @@ fn unsubscribe_prices(
 
 /// Drops a metric subscription's streams from the session, the topic
 /// index and the window computations.
-fn release_metric_sub(session: &mut Session, sub: &MetricSub, streams: &mut Streams) {
+pub(super) fn release_metric_sub(session: &mut Session, sub: &MetricSub, streams: &mut Streams) {
     let index = session.key().index;
     let subs = session.outbox_mut().subs_mut();
     for stream in &sub.streams {

@@ -50,6 +50,11 @@ impl ConnTable {
         self.slots.iter_mut().map(|(_, (_, s))| s)
     }
 
+    /// Every open session, read-only.
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.slots.iter().map(|(_, (_, s))| s)
+    }
+
     /// Number of open connections.
     pub fn len(&self) -> usize {
         self.slots.len()

@@ -8,10 +8,12 @@
 //! connections reach the state through a [`ShardHandle`].
 
 mod conns;
+mod counts;
 mod handle;
 mod node;
 mod state;
 
+pub use counts::SubscriptionCounts;
 pub use handle::ShardHandle;
 pub use node::{Node, ShardStats};
 

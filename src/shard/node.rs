@@ -78,6 +78,7 @@ impl Node {
             catalogue: &self.catalogue,
             universe: &self.universe,
             verifier: &self.verifier,
+            entitlements: &self.entitlements,
         }
     }
 }
@@ -114,4 +115,6 @@ pub struct ShardStats {
     pub latency_p999_us: AtomicU64,
     /// Ring-to-socket latency, microseconds: max.
     pub latency_max_us: AtomicU64,
+    /// Subscriptions per channel and subscribers per symbol.
+    pub counts: super::counts::CountsSlot,
 }

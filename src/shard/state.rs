@@ -222,6 +222,16 @@ impl Shard {
         s.latency_p999_us
             .store(self.latency.value_at_quantile(0.999), Relaxed);
         s.latency_max_us.store(self.latency.max(), Relaxed);
+        // A status request reading the slot makes this round skip, never wait.
+        if let Ok(mut counts) = s.counts.try_lock() {
+            let symbols = self.node.universe.symbol_count();
+            counts.count(
+                &self.node.catalogue,
+                symbols,
+                self.conns.iter(),
+                &self.streams,
+            );
+        }
     }
 
     /// One line with the shard's totals, logged when it stops.

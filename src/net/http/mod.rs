@@ -5,6 +5,7 @@
 //! policy gets 403 for a stream, and REST answers without CORS headers.
 
 mod assets;
+mod counts;
 mod echo;
 mod publish;
 mod request;
@@ -25,9 +26,13 @@ use origin::OriginPolicy;
 use response::{json_error, with_headers};
 use std::sync::Arc;
 
-/// Verifies the request's token (header or `access_token`).
+/// Verifies the request's token (header or a configured query parameter).
 fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
-    let token = auth::token_from_request(req.header("authorization"), req.query.as_deref())?;
+    let token = auth::token_from_request(
+        req.header("authorization"),
+        req.query.as_deref(),
+        &gateway.node.config.auth.query_params,
+    )?;
     gateway.node.verifier.verify_now(&token)
 }
 

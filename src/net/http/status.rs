@@ -1,12 +1,12 @@
 //! The read-only documents: `/healthz`, `/v1/channels` and `/v1/status`.
 
 use super::response::{json_error, response, unauthorized};
-use super::{authenticate, Request};
+use super::{authenticate, counts, Request};
 use crate::auth::Role;
 use crate::clock;
 use crate::model::channel::ChannelKind;
 use crate::net::Gateway;
-use crate::shard::{Node, ShardStats};
+use crate::shard::{Node, ShardStats, SubscriptionCounts};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// `GET /healthz`: 503 while draining. A stale feed keeps 200: every node
@@ -22,11 +22,16 @@ pub(super) fn healthz(node: &Node) -> Vec<u8> {
     }
 }
 
-/// `GET /v1/channels`: the catalogue, for any valid token.
+/// `GET /v1/channels`: the catalogue, for any valid token; with the
+/// subscription counts for ADMIN tokens.
 pub(super) fn channels(gateway: &Gateway, req: &Request) -> Vec<u8> {
     match authenticate(gateway, req) {
         Err(e) => unauthorized(&e),
-        Ok(_) => response(200, "application/json", &channels_json(&gateway.node)),
+        Ok(c) => {
+            let node = &gateway.node;
+            let counts = c.has_role(&Role::ADMIN).then(|| counts::node_counts(node));
+            response(200, "application/json", &channels_json(node, counts))
+        }
     }
 }
 
@@ -39,12 +44,12 @@ pub(super) fn status(gateway: &Gateway, req: &Request) -> Vec<u8> {
     }
 }
 
-/// The catalogue as `/v1/channels` serves it.
-fn channels_json(shared: &Node) -> String {
+/// The catalogue as `/v1/channels` serves it, with `counts` when given.
+fn channels_json(shared: &Node, counts: Option<SubscriptionCounts>) -> String {
     let channels: Vec<_> = shared
         .catalogue
         .iter()
-        .map(|(_, c)| {
+        .map(|(id, c)| {
             let mut entry = serde_json::json!({
                 "name": c.name, "kind": c.kind.as_str(), "roles": c.roles,
             });
@@ -55,6 +60,9 @@ fn channels_json(shared: &Node) -> String {
                     entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();
                 }
                 ChannelKind::Reliable { .. } => {}
+            }
+            if let (Some(counts), Some(entry)) = (&counts, entry.as_object_mut()) {
+                entry.extend(counts::channel_counts(shared, counts, id));
             }
             entry
         })
@@ -80,6 +88,7 @@ fn status_json(node: &Node) -> String {
             "latest": sum(|s| &s.subscriptions),
             "reliable": sum(|s| &s.reliable_subscriptions),
         },
+        "channels": counts::per_channel(node),
         "analytics": {
             "window_specs": sum(|s| &s.window_specs),
             "metric_events": sum(|s| &s.metric_events),

@@ -5,6 +5,9 @@ use super::ClientOp;
 use crate::protocol::OpError;
 use simd_json::prelude::*;
 
+/// The fields an `auth` op carries besides `op` and `id`.
+pub(super) const FIELDS: &[&str] = &["token"];
+
 /// Reads an `auth` op: the new JWT in `token`.
 pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
     let token = op

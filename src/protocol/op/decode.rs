@@ -56,6 +56,21 @@ impl<'v, 'a> Fields<'v, 'a> {
         Ok(fields)
     }
 
+    /// Refuses the first member that is neither `op`, `id` nor one of
+    /// `fields` with `unknown_field`: an op the server would read only in
+    /// part must not be applied.
+    pub(super) fn only(&self, fields: &[&str]) -> Result<(), OpError> {
+        let known = |k: &str| k == "op" || k == "id" || fields.contains(&k);
+        match self.obj.keys().find(|k| !known(k)) {
+            None => Ok(()),
+            Some(k) => Err(OpError::new(
+                self.id,
+                ErrorCode::UnknownField,
+                k.to_string(),
+            )),
+        }
+    }
+
     /// The raw value of `field`.
     pub(super) fn get(&self, field: &str) -> Option<&'v Value<'a>> {
         self.obj.get(field)

@@ -18,7 +18,7 @@ pub use subscribe::SubscribeOp;
 pub enum ClientOp {
     /// Subscribe to (part of) a channel.
     Subscribe(SubscribeOp),
-    /// Unsubscribe from some (or, with `None`, all) symbols of a channel.
+    /// Unsubscribe from some (or, with `None`, all) symbols or metrics of a channel.
     Unsubscribe {
         /// Client-chosen id echoed in the reply.
         id: u64,
@@ -26,6 +26,8 @@ pub enum ClientOp {
         channel: String,
         /// Symbols to drop; `None` drops the whole channel.
         symbols: Option<Vec<String>>,
+        /// `metrics.*`: metrics to drop; `None` drops the whole subscription.
+        metrics: Option<Vec<String>>,
     },
     /// Application-level ping.
     Ping {
@@ -47,11 +49,12 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
     let obj = decode::object(text)?;
     let op = Fields::new(&obj, max_symbols)?;
     let name = op.text("op")?.ok_or_else(|| op.missing("op"))?;
-    let parse: fn(u64, &Fields) -> Result<ClientOp, OpError> = match name {
-        "subscribe" => subscribe::parse,
-        "unsubscribe" => unsubscribe::parse,
-        "ping" => ping::parse,
-        "auth" => auth::parse,
+    type Parse = fn(u64, &Fields) -> Result<ClientOp, OpError>;
+    let (parse, fields): (Parse, &[&str]) = match name {
+        "subscribe" => (subscribe::parse, subscribe::FIELDS),
+        "unsubscribe" => (unsubscribe::parse, unsubscribe::FIELDS),
+        "ping" => (ping::parse, &[]),
+        "auth" => (auth::parse, auth::FIELDS),
         _ => {
             return Err(OpError::new(
                 op.id,
@@ -62,6 +65,7 @@ pub fn parse_op(text: &mut [u8], max_symbols: usize) -> Result<ClientOp, OpError
     };
     // Checked after the op name, so an unknown op without an id is `unknown_op`.
     let id = op.id.ok_or_else(|| op.missing("id"))?;
+    op.only(fields)?;
     parse(id, &op)
 }
 
@@ -76,7 +80,12 @@ mod tests {
     #[test]
     fn refuses_repeated_keys_and_oversized_objects() {
         let members = |n: usize| -> String { (0..n).map(|i| format!(r#","k{i}":0"#)).collect() };
-        assert!(parse(&format!(r#"{{"op":"ping","id":1{}}}"#, members(30))).is_ok());
+        // 32 distinct members pass the size check and reach the field check.
+        let e = parse(&format!(r#"{{"op":"ping","id":1{}}}"#, members(30))).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::UnknownField, "k0")
+        );
         for text in [
             r#"{"op":"ping","id":1,"id":2}"#.to_string(),
             format!(r#"{{"op":"ping","id":1{},"id":2}}"#, members(20)),
@@ -131,7 +140,17 @@ mod tests {
             Ok(ClientOp::Unsubscribe {
                 id: 4,
                 channel: "prices".into(),
-                symbols: None
+                symbols: None,
+                metrics: None,
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"unsubscribe","id":8,"channel":"metrics.pnl","metrics":["a"]}"#),
+            Ok(ClientOp::Unsubscribe {
+                id: 8,
+                channel: "metrics.pnl".into(),
+                symbols: None,
+                metrics: Some(vec!["a".into()]),
             })
         );
         assert_eq!(
@@ -145,6 +164,28 @@ mod tests {
                 token: "x".into()
             })
         );
+    }
+
+    #[test]
+    fn a_member_outside_the_ops_fields_is_unknown_field() {
+        for (text, field) in [
+            (r#"{"op":"ping","id":1,"extra":true}"#, "extra"),
+            (r#"{"op":"auth","id":1,"token":"x","sub":"u"}"#, "sub"),
+            (
+                r#"{"op":"unsubscribe","id":1,"channel":"prices","since":3}"#,
+                "since",
+            ),
+            (
+                r#"{"op":"subscribe","id":1,"channel":"prices","symbol":["A"]}"#,
+                "symbol",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!((e.id, e.code), (Some(1), ErrorCode::UnknownField), "{text}");
+            assert_eq!(e.message, field, "{text}");
+        }
+        let e = parse(r#"{"op":"dance","id":2,"extra":1}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownOp);
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub struct SubscribeOp {
     pub since: Option<u64>,
 }
 
+/// The fields a `subscribe` may carry besides `op` and `id`.
+pub(super) const FIELDS: &[&str] = &[
+    "channel",
+    "symbols",
+    "metrics",
+    "filters",
+    "window_ms",
+    "agg",
+    "since",
+];
+
 /// Reads a `subscribe` op; fields are read in order and the first bad one is reported.
 pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
     Ok(ClientOp::Subscribe(SubscribeOp {
