@@ -415,7 +415,10 @@ export class Client {
     this.subs = new Subscriptions();
     /** The latest price of each subscribed symbol, for late joiners. */
     this.prices = new Map();
-    this.queue = new OpQueue(this.options.queueLimit, (op) => this.emit("queue_overflow", { op }));
+    this.queue = new OpQueue(this.options.queueLimit, (op) => {
+      this.rejectOp(op.id, new Error("dropped from the offline queue"));
+      this.emit("queue_overflow", { op });
+    });
     /** @type {Map<number, {resolve: Function, reject: Function, handles: any[]}>} */
     this.pending = new Map();
     this.nextOpId = 1;
@@ -721,6 +724,7 @@ export class Client {
   /** Asks the provider for a new token ahead of `exp`, then sends `auth`. */
   scheduleRefresh() {
     clearTimeout(this.timers.refresh);
+    if (this.stopped) return;
     const exp = this.token ? tokenExpiry(this.token) : undefined;
     if (!this.tokenProvider || exp === undefined) return;
     const wait = Math.max(0, exp - Date.now() - this.options.refreshBeforeExpMs);
@@ -1064,8 +1068,9 @@ export class Client {
         if (mine.length) for (const fn of h.listeners) fn({ ...msg, data: mine });
       }
     } else if (this.subs.isReliable(msg.channel)) {
-      // After recovered:false: the messages still held, each deduplicated.
-      for (const m of data) this.onChannelMessage(m);
+      // After recovered:false: the messages still held, each deduplicated;
+      // their jumps are the gap the ack already reported.
+      for (const m of data) this.onChannelMessage(m, true);
     } else {
       const h = this.subs.metrics.get(msg.channel);
       if (h) for (const fn of h.listeners) fn(msg);
@@ -1073,8 +1078,11 @@ export class Client {
     }
   }
 
-  /** @param {any} msg */
-  onChannelMessage(msg) {
+  /**
+   * @param {any} msg
+   * @param {boolean} [held] from a snapshot of held messages
+   */
+  onChannelMessage(msg, held = false) {
     const channel = msg.channel;
     if (this.subs.isReliable(channel) && typeof msg.seq === "number") {
       for (const h of this.subs.handles.values()) {
@@ -1083,7 +1091,7 @@ export class Client {
           this.stats.duplicatesDropped++;
           continue;
         }
-        if (h.cursor !== undefined && msg.seq > h.cursor + 1 && !h.spec.filter) {
+        if (!held && h.cursor !== undefined && msg.seq > h.cursor + 1 && !h.spec.filter) {
           const gap = { channel, since: h.cursor, lastSeq: msg.seq - 1, reset: false };
           this.stats.gaps++;
           for (const fn of h.listeners) fn({ type: "gap", ...gap });
