@@ -415,7 +415,7 @@ export class Client {
     this.subs = new Subscriptions();
     /** The latest price of each subscribed symbol, for late joiners. */
     this.prices = new Map();
-    this.queue = new OpQueue(this.options.queueLimit, (op) => {
+    this.queue = new OpQueue(this.options.queueLimit, (/** @type {any} */ op) => {
       this.rejectOp(op.id, new Error("dropped from the offline queue"));
       this.emit("queue_overflow", { op });
     });
