@@ -292,6 +292,8 @@ export interface ConnectOptions {
   pingIntervalMs?: number;
   /** Silence past interval + this closes and reconnects (default 10000). */
   pongTimeoutMs?: number;
+  /** A handshake not open by then is abandoned and retried (default 10000). */
+  connectTimeoutMs?: number;
   /** Refresh this long before `exp` (default 30000). */
   refreshBeforeExpMs?: number;
   wsFailuresBeforeSse?: number;

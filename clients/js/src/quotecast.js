@@ -144,7 +144,9 @@ class WsTransport {
     ws.onclose = (/** @type {{code: number, reason: string}} */ ev) =>
       this.finish(ev.code || 1006, ev.reason || "");
     ws.onerror = () => {
-      // A close event follows; nothing to add here.
+      // Browsers follow with a close event; some runtimes (Node 20's
+      // WebSocket) do not when the connection fails before opening.
+      if (!this.opened && !this.closed) this.close(1006, "connection failed");
     };
   }
 
@@ -163,12 +165,14 @@ class WsTransport {
    * @param {string} reason
    */
   close(code, reason) {
+    if (this.closed) return;
+    this.finish(code, reason);
     try {
       this.ws.close(code, reason);
     } catch {
+      // Codes a client may not send (1006) or a socket still connecting.
       this.ws.close();
     }
-    this.finish(code, reason);
   }
 
   /**
@@ -399,6 +403,7 @@ export class Client {
       queueLimit: options.queueLimit ?? 100,
       pingIntervalMs: options.pingIntervalMs ?? 10000,
       pongTimeoutMs: options.pongTimeoutMs ?? 10000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10000,
       refreshBeforeExpMs: options.refreshBeforeExpMs ?? 30000,
       wsFailuresBeforeSse: options.wsFailuresBeforeSse ?? 2,
       maxSymbolsPerOp: options.maxSymbolsPerOp ?? 200,
@@ -434,7 +439,7 @@ export class Client {
     /** @type {any} */
     this.transport = undefined;
     /** @type {any} */
-    this.timers = { reconnect: 0, refresh: 0, ping: 0, reopen: 0 };
+    this.timers = { reconnect: 0, refresh: 0, ping: 0, reopen: 0, connect: 0 };
     this.lastHeard = 0;
     this.stopped = false;
     this.start();
@@ -588,6 +593,11 @@ export class Client {
     }
     transport.token = token;
     this.transport = transport;
+    // A handshake that neither opens nor fails (a black-holed network) is cut.
+    clearTimeout(this.timers.connect);
+    this.timers.connect = setTimeout(() => {
+      if (!transport.opened) transport.close(1006, "connect timeout");
+    }, this.options.connectTimeoutMs);
   }
 
   /**

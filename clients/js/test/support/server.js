@@ -124,7 +124,8 @@ export async function publish(base, events) {
 
 /**
  * Resolves with the first value `take` returns that is not undefined,
- * checking on every event `on` reports; rejects after the deadline.
+ * checking at once (with `undefined`: what already happened counts) and on
+ * every event `on` reports; rejects after the deadline.
  * @template T
  * @param {(fn: (x: any) => void) => () => void} on
  * @param {(x: any) => T | undefined} take
@@ -133,6 +134,8 @@ export async function publish(base, events) {
  * @returns {Promise<T>}
  */
 export function waitFor(on, take, what, ms = DEADLINE_MS) {
+  const now = take(undefined);
+  if (now !== undefined) return Promise.resolve(now);
   return new Promise((resolve, reject) => {
     /** @type {() => void} */
     let off = () => {};
