@@ -313,7 +313,7 @@ export interface Subscription {
   readonly id: number;
   readonly channel: string;
   /** Resolves with the first ack; rejects when the server refuses the subscription. */
-  readonly ready: Promise<Ack>;
+  readonly ready: Promise<SubscribeAck | ReliableAck>;
   on(fn: (msg: HandleMessage) => void): () => void;
   unsubscribe(): void;
 }
