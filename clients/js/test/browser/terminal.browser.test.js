@@ -39,7 +39,18 @@ test("terminal page: loads, prices tick in the DOM, a published alert appears, s
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    // No background networking: this machine's network is closed, and
+    // Chromium's own connections would only be refused.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   cleanups.push(() => browser.close());
   const page = await browser.newPage();
