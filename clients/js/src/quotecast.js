@@ -442,6 +442,8 @@ export class Client {
     this.timers = { reconnect: 0, refresh: 0, ping: 0, reopen: 0, connect: 0 };
     this.lastHeard = 0;
     this.stopped = false;
+    /** SSE with no subscription: no stream until the first subscribe. */
+    this.sseIdle = false;
     this.start();
   }
 
@@ -539,6 +541,9 @@ export class Client {
    */
   send(op) {
     const full = { ...op, id: this.nextOpId++ };
+    if (this.kind === "sse") {
+      return Promise.reject(new Error("ops cannot be sent over SSE: subscribe() and unsubscribe() reopen the stream"));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(full.id, { resolve, reject, handles: [] });
       if (this.isOpen() && this.transport.live) this.transport.send(full);
@@ -586,8 +591,15 @@ export class Client {
     /** @type {any} */
     let transport;
     if (this.kind === "sse") {
-      // The stream's URL holds its subscriptions: built now, at the last moment.
-      transport = new SseTransport(this.urls.sse, token, this.resubscribeOps(), this.options.fetch, on);
+      // The stream's URL holds its subscriptions: built now, at the last
+      // moment; with none there is nothing to ask for until the first.
+      const subs = this.resubscribeOps();
+      if (subs.length === 0) {
+        this.transport = undefined;
+        this.sseIdle = true;
+        return;
+      }
+      transport = new SseTransport(this.urls.sse, token, subs, this.options.fetch, on);
     } else {
       transport = new WsTransport(this.urls.ws, token, this.options.WebSocket, on);
     }
@@ -851,6 +863,11 @@ export class Client {
    * @param {any[]} handles
    */
   sendSubscription(op, handles) {
+    if (this.sseIdle) {
+      this.sseIdle = false;
+      this.openTransport().catch((e) => this.terminal(CLOSE_TOKEN_EXPIRED, String(e && e.message)));
+      return;
+    }
     if (this.transport && !this.transport.live) return this.reopen();
     if (!this.isOpen()) return; // sent by resubscribeOps() on (re)connect
     this.transport.send(this.track(op, handles));

@@ -260,3 +260,28 @@ test("auto transport: after WebSocket fails to open twice, the same subscription
   assert.deepEqual(got, [9]);
   c.close();
 });
+
+test("SSE: no stream while nothing is subscribed; the first subscribe opens it, a second reopens it with both", async () => {
+  const urls = [];
+  const fakeFetch = async (url, init) => {
+    urls.push(new URL(String(url)));
+    const stream = new ReadableStream({
+      start(ctl) {
+        init?.signal?.addEventListener("abort", () => ctl.error(new Error("aborted")));
+      },
+    });
+    return new Response(stream, { status: 200, headers: { "content-type": "text/event-stream" } });
+  };
+  const c = client({ fetch: fakeFetch, transport: "sse" });
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(urls.length, 0, "no stream without a subscription");
+  c.subscribe({ channel: "prices", symbols: ["EURUSD"] });
+  await until(() => urls.length === 1, "the first stream");
+  await until(() => c.state === "open", "open");
+  c.subscribe({ channel: "alerts", since: 4 });
+  await until(() => urls.length === 2, "the stream reopened");
+  const subs = JSON.parse(urls[1].searchParams.get("subs"));
+  assert.deepEqual(subs.map((o) => [o.channel, o.symbols ?? o.since]), [["prices", ["EURUSD"]], ["alerts", 4]]);
+  await assert.rejects(c.ping(), /cannot be sent over SSE/);
+  c.close();
+});
