@@ -350,6 +350,7 @@ export interface QuotecastClient {
   readonly welcome: Welcome | undefined;
   /** The transport in use now. */
   readonly kind: "websocket" | "sse";
+  /** reconnects: attempts scheduled; duplicatesDropped: reliable messages already delivered; gaps: gap events. */
   readonly stats: { reconnects: number; duplicatesDropped: number; gaps: number; messages: number };
   /** The latest price of each subscribed symbol. */
   readonly prices: Map<string, Price>;

@@ -787,7 +787,9 @@ export class Client {
     if (!(every > 0)) return;
     this.timers.ping = setInterval(() => {
       const silent = Date.now() - this.lastHeard;
-      if (silent > every + this.options.pongTimeoutMs) {
+      // SSE answers no ping: its heartbeat comments (every heartbeat_ms) are the sign of life.
+      const beat = this.transport && !this.transport.live && this.welcome ? 2 * this.welcome.heartbeat_ms : 0;
+      if (silent > Math.max(every + this.options.pongTimeoutMs, beat)) {
         if (this.transport) this.transport.close(4000, "no reply to ping");
         return;
       }
