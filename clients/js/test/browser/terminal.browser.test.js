@@ -29,7 +29,7 @@ async function pageBase(server) {
   return { base: pages.base, via: "page server (binary does not serve / yet)" };
 }
 
-test("terminal page: loads, prices tick in the DOM, a published alert appears, screenshot saved", async () => {
+test("terminal page: loads, prices tick in the DOM, published alerts appear once across a reconnect, screenshot saved", async () => {
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
   const server = await startServer();
   cleanups.push(() => server.stop());
@@ -72,6 +72,21 @@ test("terminal page: loads, prices tick in the DOM, a published alert appears, s
   await page.waitForFunction((m) => [...document.querySelectorAll("#alerts li .text")].some((el) => el.textContent === m), { timeout: DEADLINE_MS }, message);
   const copies = await page.$$eval("#alerts li .text", (els, m) => els.filter((el) => el.textContent === m).length, message);
   assert.equal(copies, 1, "the alert is shown once");
+
+  // The connection drops (closed under the page's feet); an alert published
+  // meanwhile and one after the reconnect each show once, and so does the first.
+  await page.evaluate(() => window.quotecast.transport.close(4000, "test drop"));
+  const during = `${message} / during the drop`;
+  const later = `${message} / after the reconnect`;
+  await publish(server.base, { channel: "alerts", tenant: "local", data: { level: "warning", kind: "risk_limit", message: during } });
+  await page.waitForFunction(() => Number(document.getElementById("reconnects")?.textContent) >= 1, { timeout: DEADLINE_MS });
+  await page.waitForFunction(() => document.getElementById("conn")?.textContent === "open", { timeout: DEADLINE_MS });
+  await publish(server.base, { channel: "alerts", tenant: "local", data: { level: "info", kind: "note", message: later } });
+  await page.waitForFunction((m) => [...document.querySelectorAll("#alerts li .text")].some((el) => el.textContent === m), { timeout: DEADLINE_MS }, later);
+  for (const m of [message, during, later]) {
+    const n = await page.$$eval("#alerts li .text", (els, t) => els.filter((el) => el.textContent === t).length, m);
+    assert.equal(n, 1, `"${m}" shown exactly once across the reconnect`);
+  }
 
   // Let the metrics panel draw a few windows before the picture.
   await page.waitForFunction(() => document.querySelectorAll("#spark polyline").length === 1, { timeout: DEADLINE_MS });
