@@ -59,7 +59,7 @@ test("terminal page: loads, prices tick in the DOM, published alerts appear once
   await page.setViewport({ width: 1440, height: 860 });
   await page.goto(`${base}/?token=${token({ sub: "trader", tenant: "local", roles: ["TRADER", "ADMIN"] })}`);
 
-  await page.waitForFunction(() => document.getElementById("conn")?.textContent === "open", { timeout: DEADLINE_MS });
+  await page.waitForFunction(() => /^(open|lagging)$/.test(document.getElementById("conn")?.textContent ?? ""), { timeout: DEADLINE_MS });
   const seqCell = 'tr[data-symbol="EURUSD"] td.seq';
   await page.waitForFunction((sel) => /^\d+$/.test(document.querySelector(sel)?.textContent ?? ""), { timeout: DEADLINE_MS }, seqCell);
   const first = Number(await page.$eval(seqCell, (el) => el.textContent));
@@ -80,7 +80,7 @@ test("terminal page: loads, prices tick in the DOM, published alerts appear once
   const later = `${message} / after the reconnect`;
   await publish(server.base, { channel: "alerts", tenant: "local", data: { level: "warning", kind: "risk_limit", message: during } });
   await page.waitForFunction(() => Number(document.getElementById("reconnects")?.textContent) >= 1, { timeout: DEADLINE_MS });
-  await page.waitForFunction(() => document.getElementById("conn")?.textContent === "open", { timeout: DEADLINE_MS });
+  await page.waitForFunction(() => /^(open|lagging)$/.test(document.getElementById("conn")?.textContent ?? ""), { timeout: DEADLINE_MS });
   await publish(server.base, { channel: "alerts", tenant: "local", data: { level: "info", kind: "note", message: later } });
   await page.waitForFunction((m) => [...document.querySelectorAll("#alerts li .text")].some((el) => el.textContent === m), { timeout: DEADLINE_MS }, later);
   for (const m of [message, during, later]) {

