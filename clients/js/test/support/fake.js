@@ -73,7 +73,7 @@ export function resetSockets() {
  * @param {string} what
  * @param {number} [ms]
  */
-export async function until(check, what, ms = 5000) {
+export async function until(check, what, ms = 20000) {
   const end = Date.now() + ms;
   for (;;) {
     const v = check();
