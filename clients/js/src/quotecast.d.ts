@@ -290,7 +290,7 @@ export interface ConnectOptions {
   queueLimit?: number;
   /** `ping` op period (default 10000; 0 = off). */
   pingIntervalMs?: number;
-  /** Silence past interval + this closes and reconnects (default 10000). */
+  /** A ping op answered by nothing for this long closes and reconnects (default 10000). */
   pongTimeoutMs?: number;
   /** A handshake not open by then is abandoned and retried (default 10000). */
   connectTimeoutMs?: number;

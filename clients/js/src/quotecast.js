@@ -778,24 +778,36 @@ export class Client {
 
   /**
    * Browsers cannot see WebSocket pings, so liveness is the `ping` op (and
-   * on SSE the heartbeat comments): silence for interval + timeout means
-   * the connection is dead even if the socket has not noticed.
+   * on SSE the heartbeat comments): a ping op followed by nothing at all
+   * for `pongTimeoutMs` means the connection is dead even if the socket has
+   * not noticed.
    */
   schedulePing() {
     clearInterval(this.timers.ping);
     const every = this.options.pingIntervalMs;
     if (!(every > 0)) return;
+    /** When the unanswered ping went out (0: none outstanding). */
+    let pingSentAt = 0;
     this.timers.ping = setInterval(() => {
-      const silent = Date.now() - this.lastHeard;
-      // SSE answers no ping: its heartbeat comments (every heartbeat_ms) are the sign of life.
-      const beat = this.transport && !this.transport.live && this.welcome ? 2 * this.welcome.heartbeat_ms : 0;
-      if (silent > Math.max(every + this.options.pongTimeoutMs, beat)) {
-        if (this.transport) this.transport.close(4000, "no reply to ping");
+      const transport = this.transport;
+      if (!transport) return;
+      const now = Date.now();
+      if (!transport.live) {
+        // SSE answers no ping: its heartbeat comments are the sign of life.
+        const beat = this.welcome ? 2 * this.welcome.heartbeat_ms : 0;
+        if (now - this.lastHeard > Math.max(every + this.options.pongTimeoutMs, beat)) {
+          transport.close(4000, "no heartbeat");
+        }
         return;
       }
-      if (this.transport && this.transport.live) {
-        this.transport.send({ op: "ping", id: this.nextOpId++ });
+      // Dead only when a ping went out and nothing at all came back in time,
+      // so a timer delayed by a busy page never condemns a live connection.
+      if (pingSentAt && this.lastHeard < pingSentAt) {
+        if (now - pingSentAt > this.options.pongTimeoutMs) transport.close(4000, "no reply to ping");
+        return;
       }
+      pingSentAt = now;
+      transport.send({ op: "ping", id: this.nextOpId++ });
     }, every);
   }
 
