@@ -1,14 +1,19 @@
 // The client's logic against a scripted socket: the test plays the server.
-import { test, beforeEach } from "node:test";
+import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../../src/quotecast.js";
 import { FakeSocket, sockets, resetSockets, until, fakeToken } from "../support/fake.js";
 
 beforeEach(resetSockets);
+/** Clients of the current test, closed even when it fails (no timer outlives it). */
+const clients = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
 
 /** A client on fake sockets that reconnects at once (jitter draws 0). */
 function client(extra = {}) {
-  return connect({
+  const c = connect({
     url: "http://quotecast.test",
     token: fakeToken(),
     WebSocket: FakeSocket,
@@ -17,6 +22,8 @@ function client(extra = {}) {
     transport: "websocket",
     ...extra,
   });
+  clients.push(c);
+  return c;
 }
 
 /** @param {number} i */
