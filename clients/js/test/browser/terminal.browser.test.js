@@ -39,6 +39,8 @@ test("terminal page: loads, prices tick in the DOM, published alerts appear once
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
+    // A loaded 2-core machine may take long to start Chromium.
+    timeout: 60000,
     // No background networking: this machine's network is closed, and
     // Chromium's own connections would only be refused.
     args: [
@@ -57,7 +59,11 @@ test("terminal page: loads, prices tick in the DOM, published alerts appear once
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.setViewport({ width: 1440, height: 860 });
-  await page.goto(`${base}/?token=${token({ sub: "trader", tenant: "local", roles: ["TRADER", "ADMIN"] })}`);
+  // The DOM is enough: the checks below wait for what they need, each with a deadline.
+  await page.goto(`${base}/?token=${token({ sub: "trader", tenant: "local", roles: ["TRADER", "ADMIN"] })}`, {
+    waitUntil: "domcontentloaded",
+    timeout: 60000,
+  });
 
   await page.waitForFunction(() => /^(open|lagging)$/.test(document.getElementById("conn")?.textContent ?? ""), { timeout: DEADLINE_MS });
   const seqCell = 'tr[data-symbol="EURUSD"] td.seq';
