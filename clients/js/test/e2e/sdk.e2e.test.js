@@ -135,8 +135,10 @@ test("a token provider refreshes ahead of exp with the auth op, on the same conn
   let calls = 0;
   const c = connect({
     url: server.base,
-    tokenProvider: () => token({ ttlS: calls++ === 0 ? 4 : 3600 }),
-    refreshBeforeExpMs: 3000,
+    // The first token lives 15 s and is refreshed 14 s ahead: at most ~1 s
+    // after the open, however slowly a loaded machine opens it.
+    tokenProvider: () => token({ ttlS: calls++ === 0 ? 15 : 3600 }),
+    refreshBeforeExpMs: 14000,
     transport: "websocket",
   });
   cleanups.push(() => c.close());
