@@ -6,6 +6,7 @@ use crate::frame;
 use crate::model::channel::{Catalogue, ChannelId};
 use crate::model::event::ReliableEvent;
 use bytes::Bytes;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct ReliableMsg {
     pub frame: Bytes,
     /// Where the JSON object starts inside `frame`.
     pub payload_at: usize,
+    /// The published `data` fields, kept for subscribers' filters.
+    pub data: Map<String, Value>,
 }
 
 impl ReliableMsg {
@@ -79,6 +82,7 @@ impl Sequencer {
             ts_us: now_us,
             payload_at: frame.len() - json.len(),
             frame,
+            data: event.data,
         }
     }
 }

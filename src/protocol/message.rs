@@ -121,11 +121,18 @@ pub fn reliable_ack(
     since: Option<u64>,
     recovered: bool,
     last_seq: u64,
+    filtered: bool,
 ) -> Vec<u8> {
-    to_json(&serde_json::json!({
+    let mut ack = serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": true,
         "since": since, "recovered": recovered, "last_seq": last_seq,
-    }))
+    });
+    if filtered {
+        // `seq` stays the stream's: the client's gap check must know the
+        // jumps are messages its filter left out, not losses.
+        ack["filtered"] = true.into();
+    }
+    to_json(&ack)
 }
 
 /// The `ack` of an unsubscribe.

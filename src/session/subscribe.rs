@@ -75,6 +75,13 @@ pub(super) fn subscribe(
     rules: Rules<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let (channel, kind) = check_channel(session, op.id, &op.channel, rules)?;
+    if op.filter.is_some() && !matches!(kind, ChannelKind::Reliable { .. }) {
+        return Err(OpError::new(
+            Some(op.id),
+            ErrorCode::BadRequest,
+            "filter is for reliable channels (metrics channels take filters)",
+        ));
+    }
     match kind {
         ChannelKind::Prices => {
             let symbols = op.symbols.as_deref().ok_or_else(|| {
@@ -298,7 +305,10 @@ fn subscribe_reliable(
     if !session.reliable_subs.contains(&stream) {
         session.reliable_subs.push(stream.clone());
     }
-    let replay = streams.reliable.subscribe(&stream, session.key(), op.since);
+    let filter = op.filter.clone().map(Arc::new);
+    let replay = streams
+        .reliable
+        .subscribe(&stream, session.key(), op.since, filter);
     // The ack is a control frame, so it goes out ahead of the replay
     // (or snapshot) queued here and of the live messages behind them.
     let outbox = session.outbox_mut();
@@ -316,6 +326,7 @@ fn subscribe_reliable(
         op.since,
         replay.recovered,
         replay.last_seq,
+        op.filter.is_some(),
     )
 }
 

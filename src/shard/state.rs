@@ -118,7 +118,7 @@ impl Shard {
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
                 let frame = msg.frame.clone();
-                for &key in self.streams.reliable.on_message(msg, clock::now_us()) {
+                for key in self.streams.reliable.on_message(msg, clock::now_us()) {
                     if let Some(session) = self.conns.get_mut(key) {
                         let outbox = session.outbox_mut();
                         outbox.push_reliable(frame.clone(), limit);

@@ -24,6 +24,7 @@ mod never_reader;
 mod publish_http;
 mod publish_visible;
 mod rate_cap;
+mod reliable_filters;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;

@@ -3,6 +3,7 @@
 
 use super::decode::Fields;
 use super::ClientOp;
+use crate::model::filter::{DataFilter, Scalar, MAX_FILTER_FIELDS, MAX_FILTER_VALUES};
 use crate::protocol::OpError;
 use simd_json::borrowed::Value;
 use simd_json::prelude::*;
@@ -27,6 +28,8 @@ pub struct SubscribeOp {
     pub agg: Option<String>,
     /// Reliable channels: the last `seq` the client has; replay what follows.
     pub since: Option<u64>,
+    /// Reliable channels: only messages whose `data` fields match.
+    pub filter: Option<DataFilter>,
 }
 
 /// Reads a `subscribe` op; fields are read in order and the first bad one is reported.
@@ -45,7 +48,49 @@ pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
         window_ms: op.number("window_ms")?,
         agg: op.text("agg")?.map(str::to_owned),
         since: op.number("since")?,
+        filter: match op.get("filter") {
+            None => None,
+            Some(v) => Some(data_filter(v).ok_or_else(|| {
+                op.bad(format!(
+                    "filter must be an object of 1..={MAX_FILTER_FIELDS} fields, each a string, \
+                     number or boolean or a non-empty array of at most {MAX_FILTER_VALUES} of them"
+                ))
+            })?),
+        },
     }))
+}
+
+/// Reads `filter`: field → a scalar or a set of scalars, sorted by field.
+fn data_filter(v: &Value) -> Option<DataFilter> {
+    let obj = v.as_object()?;
+    if obj.is_empty() || obj.len() > MAX_FILTER_FIELDS {
+        return None;
+    }
+    let mut fields = obj
+        .iter()
+        .map(|(k, v)| {
+            let values = match v.as_array() {
+                Some(arr) if !arr.is_empty() && arr.len() <= MAX_FILTER_VALUES => {
+                    arr.iter().map(scalar).collect::<Option<Vec<_>>>()?
+                }
+                Some(_) => return None,
+                None => vec![scalar(v)?],
+            };
+            Some((k.to_string(), values))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(DataFilter { fields })
+}
+
+fn scalar(v: &Value) -> Option<Scalar> {
+    if let Some(s) = v.as_str() {
+        Some(Scalar::Text(s.to_owned()))
+    } else if let Some(b) = v.as_bool() {
+        Some(Scalar::Bool(b))
+    } else {
+        v.cast_f64().filter(|x| x.is_finite()).map(Scalar::Number)
+    }
 }
 
 /// Reads `filters`: an object of dimension → string, sorted by dimension.
