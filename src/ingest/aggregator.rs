@@ -378,6 +378,7 @@ mod tests {
         let rules = crate::model::event::EventRules {
             now_us: now_us(),
             max_future_us: 0,
+            may_broadcast: false,
         };
         let event = crate::model::event::parse_event(&alert, &catalogue, rules).unwrap();
         let receipt = publisher.publish(vec![event.clone(), event]).unwrap();

@@ -4,7 +4,7 @@
 
 use crate::frame;
 use crate::model::channel::{Catalogue, ChannelId};
-use crate::model::event::ReliableEvent;
+use crate::model::event::{ReliableEvent, BROADCAST_TENANT};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -65,9 +65,12 @@ impl Sequencer {
         *seq += 1;
         let name = &cat.get(key.channel).name;
         let kind = name.strip_suffix('s').unwrap_or(name);
-        let mut json = serde_json::json!({ "type": kind, "channel": name, "seq": *seq })
-            .to_string()
-            .into_bytes();
+        let mut head = serde_json::json!({ "type": kind, "channel": name, "seq": *seq });
+        if &*key.tenant == BROADCAST_TENANT {
+            // Its own seq stream: a subscriber tells the two apart by this.
+            head["broadcast"] = true.into();
+        }
+        let mut json = head.to_string().into_bytes();
         json.pop(); // reopen the object to append data fields and ts
         let data = serde_json::to_vec(&event.data).unwrap_or_default();
         if data.len() > 2 {

@@ -113,20 +113,36 @@ pub fn metrics_ack(
     }))
 }
 
-/// The `ack` of a reliable-channel subscribe: whether the history covered
-/// `since` (`recovered`) and the stream's last `seq` when it was made.
+/// Where a subscription to one reliable stream starts.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamStart {
+    /// The `since` the client gave.
+    pub since: Option<u64>,
+    /// Whether the replay is complete (else a snapshot follows).
+    pub recovered: bool,
+    /// The stream's last `seq` at the subscribe.
+    pub last_seq: u64,
+}
+
+/// The `ack` of a reliable-channel subscribe: where the tenant's (or
+/// user's) stream starts, and the broadcast stream's for tenant-wide
+/// channels; `filtered` when a filter leaves gaps in `seq`.
 pub fn reliable_ack(
     id: u64,
     channel: &str,
-    since: Option<u64>,
-    recovered: bool,
-    last_seq: u64,
+    own: StreamStart,
+    broadcast: Option<StreamStart>,
     filtered: bool,
 ) -> Vec<u8> {
     let mut ack = serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": true,
-        "since": since, "recovered": recovered, "last_seq": last_seq,
+        "since": own.since, "recovered": own.recovered, "last_seq": own.last_seq,
     });
+    if let Some(b) = broadcast {
+        ack["broadcast"] = serde_json::json!({
+            "since": b.since, "recovered": b.recovered, "last_seq": b.last_seq,
+        });
+    }
     if filtered {
         // `seq` stays the stream's: the client's gap check must know the
         // jumps are messages its filter left out, not losses.

@@ -18,7 +18,9 @@ use crate::fanout::latest::{StreamId, StreamKind};
 use crate::frame;
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::{Channel, ChannelId, ChannelKind};
-use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
+use crate::model::event::BROADCAST_TENANT;
+use crate::model::filter::DataFilter;
+use crate::protocol::{self, ErrorCode, OpError, StreamStart, SubscribeOp, SymbolError};
 use std::sync::Arc;
 
 /// A session's subscription to one `metrics.*` channel.
@@ -297,18 +299,54 @@ fn subscribe_reliable(
     streams: &mut Streams,
 ) -> Vec<u8> {
     let claims = session.claims();
-    let stream = ReliableKey {
+    let own = ReliableKey {
         tenant: Arc::from(claims.tenant.as_str()),
         channel,
         sub: per_user.then(|| Arc::from(claims.sub.as_str())),
     };
-    if !session.reliable_subs.contains(&stream) {
-        session.reliable_subs.push(stream.clone());
-    }
+    // Tenant-wide channels also carry the broadcast stream (`tenant: "*"`).
+    let broadcast = (!per_user && &*own.tenant != BROADCAST_TENANT).then(|| ReliableKey {
+        tenant: Arc::from(BROADCAST_TENANT),
+        channel,
+        sub: None,
+    });
     let filter = op.filter.clone().map(Arc::new);
+    let own_start = follow_reliable(session, own, op.since, &filter, &op.channel, streams);
+    let broadcast_start = broadcast.map(|key| {
+        follow_reliable(
+            session,
+            key,
+            op.broadcast_since,
+            &filter,
+            &op.channel,
+            streams,
+        )
+    });
+    protocol::reliable_ack(
+        op.id,
+        &op.channel,
+        own_start,
+        broadcast_start,
+        op.filter.is_some(),
+    )
+}
+
+/// Subscribes the session to one reliable stream and queues its replay (or
+/// snapshot) behind the ack.
+fn follow_reliable(
+    session: &mut Session,
+    stream: ReliableKey,
+    since: Option<u64>,
+    filter: &Option<Arc<DataFilter>>,
+    channel: &str,
+    streams: &mut Streams,
+) -> StreamStart {
     let replay = streams
         .reliable
-        .subscribe(&stream, session.key(), op.since, filter);
+        .subscribe(&stream, session.key(), since, filter.clone());
+    if !session.reliable_subs.contains(&stream) {
+        session.reliable_subs.push(stream);
+    }
     // The ack is a control frame, so it goes out ahead of the replay
     // (or snapshot) queued here and of the live messages behind them.
     let outbox = session.outbox_mut();
@@ -317,17 +355,14 @@ fn subscribe_reliable(
             outbox.push_replay(msg.frame.clone());
         }
     } else {
-        let snapshot = protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
+        let snapshot = protocol::snapshot(channel, replay.messages.iter().map(|m| m.payload()));
         outbox.push_replay(frame::text(&snapshot));
     }
-    protocol::reliable_ack(
-        op.id,
-        &op.channel,
-        op.since,
-        replay.recovered,
-        replay.last_seq,
-        op.filter.is_some(),
-    )
+    StreamStart {
+        since,
+        recovered: replay.recovered,
+        last_seq: replay.last_seq,
+    }
 }
 
 /// Carries out an `unsubscribe`: some or all symbols of `prices`, or the
@@ -360,15 +395,19 @@ pub(super) fn unsubscribe(
                 .collect()
         }
         ChannelKind::Reliable { .. } => {
-            let Some(i) = session
-                .reliable_subs
-                .iter()
-                .position(|r| r.channel == channel_id)
-            else {
+            // The tenant's (or user's) stream and the broadcast one.
+            let key = session.key();
+            let before = session.reliable_subs.len();
+            session.reliable_subs.retain(|r| {
+                let keep = r.channel != channel_id;
+                if !keep {
+                    streams.reliable.unsubscribe(r, key);
+                }
+                keep
+            });
+            if session.reliable_subs.len() == before {
                 return Ok(protocol::unsubscribe_ack(id, channel, &[]));
-            };
-            let stream = session.reliable_subs.swap_remove(i);
-            streams.reliable.unsubscribe(&stream, session.key());
+            }
             vec![channel.to_owned()]
         }
     };

@@ -7,6 +7,7 @@ mod util;
 mod alerts_replay;
 mod auth_rejections;
 mod bad_ops;
+mod broadcast;
 mod channel_permissions;
 mod connection_caps;
 mod echo_route;

@@ -651,6 +651,7 @@ mod tests {
         let rules = EventRules {
             now_us: 1_000_000 + steps * 1_000,
             max_future_us: 0,
+            may_broadcast: false,
         };
         let mut per_channel = BTreeMap::<String, usize>::new();
         for ev in run(3, steps) {

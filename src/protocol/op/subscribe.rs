@@ -28,6 +28,9 @@ pub struct SubscribeOp {
     pub agg: Option<String>,
     /// Reliable channels: the last `seq` the client has; replay what follows.
     pub since: Option<u64>,
+    /// Tenant-wide reliable channels: the last `seq` the client has of the
+    /// broadcast stream (`tenant: "*"`); replay what follows.
+    pub broadcast_since: Option<u64>,
     /// Reliable channels: only messages whose `data` fields match.
     pub filter: Option<DataFilter>,
 }
@@ -48,6 +51,7 @@ pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
         window_ms: op.number("window_ms")?,
         agg: op.text("agg")?.map(str::to_owned),
         since: op.number("since")?,
+        broadcast_since: op.number("broadcast_since")?,
         filter: match op.get("filter") {
             None => None,
             Some(v) => Some(data_filter(v).ok_or_else(|| {
