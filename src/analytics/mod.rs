@@ -2,5 +2,6 @@
 //! published as latest-value streams, and the bounded history of reliable
 //! streams with replay.
 
+pub mod calendar;
 pub mod reliable;
 pub mod window;

@@ -6,6 +6,7 @@
 //! and `validate` for [`Config::validate`] and [`ConfigError`].
 
 mod auth;
+mod calendar;
 mod channels;
 mod feed;
 mod server;
@@ -13,6 +14,7 @@ mod tenants;
 mod validate;
 
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
+pub use calendar::{clock_minutes, CalendarConfig};
 pub use channels::ChannelsConfig;
 pub use feed::{FeedConfig, FeedKind};
 pub use server::ServerConfig;

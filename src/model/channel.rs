@@ -134,6 +134,7 @@ impl Catalogue {
         if cfg.windows_ms.is_empty() || cfg.windows_ms.iter().any(|&w| w == 0 || w > 3_600_000) {
             return Err(bad("windows_ms needs sizes in 1..=3600000".into()));
         }
+        cfg.calendar.check().map_err(bad)?;
         if cfg.history_max == 0 || cfg.max_pending_reliable == 0 {
             return Err(bad(
                 "history_max and max_pending_reliable must be > 0".into()

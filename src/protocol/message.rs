@@ -94,23 +94,27 @@ pub fn subscribe_ack(
 }
 
 /// The `ack` of a `metrics.*` subscribe: the metrics subscribed, those
-/// refused, and the window it runs on.
+/// refused, and the window (`("window_ms", ms)` or `("window", period)`)
+/// it runs on.
 pub fn metrics_ack(
     id: u64,
     channel: &str,
     subscribed: &[&str],
     unknown: &[&str],
-    window_ms: u64,
+    window: (&str, serde_json::Value),
     agg: &str,
 ) -> Vec<u8> {
     let errors: Vec<_> = unknown
         .iter()
         .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric}))
         .collect();
-    to_json(&serde_json::json!({
+    let mut ack = serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": subscribed,
-        "errors": errors, "window_ms": window_ms, "agg": agg,
-    }))
+        "errors": errors, "agg": agg,
+    });
+    // `window_ms` for tumbling windows, `window` for calendar periods.
+    ack[window.0] = window.1;
+    to_json(&ack)
 }
 
 /// Where a subscription to one reliable stream starts.

@@ -14,6 +14,7 @@ pub use ops::handle_op;
 pub use state::Session;
 pub use subscribe::release;
 
+use crate::analytics::calendar::CalendarStreams;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
 use crate::auth::Verifier;
@@ -32,6 +33,8 @@ pub struct Streams {
     pub topics: TopicIndex,
     /// Per-tenant metric windows and their streams.
     pub metrics: MetricStreams,
+    /// Per-tenant calendar running totals and their streams.
+    pub calendar: CalendarStreams,
     /// Reliable streams: history and subscribers.
     pub reliable: ReliableStreams,
 }

@@ -12,6 +12,7 @@
 
 use super::state::Session;
 use super::{Rules, Streams};
+use crate::analytics::calendar::{CalendarSpec, Period};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
@@ -26,8 +27,10 @@ use std::sync::Arc;
 /// A session's subscription to one `metrics.*` channel.
 #[derive(Clone, Debug)]
 pub struct MetricSub {
-    /// The window computation it reads.
+    /// The window computation it reads (`window_ms` 0 for a calendar period).
     pub spec: WindowSpec,
+    /// The calendar period, for running totals instead of windows.
+    pub period: Option<Period>,
     /// The aggregation.
     pub agg: Agg,
     /// Metric indexes in the channel, in the order subscribed.
@@ -160,9 +163,35 @@ fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
     )
 }
 
-/// The window and aggregation a metrics subscribe asks for, checked.
-fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpError> {
+/// The window (a size, or a calendar period) and aggregation a metrics
+/// subscribe asks for, checked.
+fn window_and_agg(
+    op: &SubscribeOp,
+    streams: &Streams,
+    rules: Rules<'_>,
+) -> Result<(u64, Option<Period>, Agg), OpError> {
     let bad = |msg: String| OpError::new(Some(op.id), ErrorCode::BadRequest, msg);
+    let agg = match op.agg.as_deref() {
+        None => DEFAULT_AGG,
+        Some(a) => Agg::parse(a).ok_or_else(|| {
+            bad("agg must be one of sum, avg, min, max, last, count, delta".into())
+        })?,
+    };
+    if let Some(window) = &op.window {
+        if op.window_ms.is_some() {
+            return Err(bad("give window_ms or window, not both".into()));
+        }
+        let calendar = streams.calendar.calendar();
+        return match Period::parse(window).filter(|p| calendar.offers(*p)) {
+            Some(period) => Ok((0, Some(period), agg)),
+            None if calendar.offers(Period::Session) => {
+                Err(bad("window must be day, hour or session".into()))
+            }
+            None => Err(bad(
+                "window must be day or hour (session needs channels.calendar.session_start)".into(),
+            )),
+        };
+    }
     let windows = &rules.config.channels.windows_ms;
     let default_window = if windows.contains(&DEFAULT_WINDOW_MS) {
         DEFAULT_WINDOW_MS
@@ -173,13 +202,7 @@ fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpEr
     if !windows.contains(&window_ms) {
         return Err(bad(format!("window_ms must be one of {windows:?}")));
     }
-    let agg = match op.agg.as_deref() {
-        None => DEFAULT_AGG,
-        Some(a) => Agg::parse(a).ok_or_else(|| {
-            bad("agg must be one of sum, avg, min, max, last, count, delta".into())
-        })?,
-    };
-    Ok((window_ms, agg))
+    Ok((window_ms, None, agg))
 }
 
 /// Sends `stream` to the session from now on; the value the table holds
@@ -198,7 +221,7 @@ fn subscribe_metrics(
     rules: Rules<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let def = rules.catalogue.get(channel);
-    let (window_ms, agg) = window_and_agg(&op, rules)?;
+    let (window_ms, period, agg) = window_and_agg(&op, streams, rules)?;
     let wanted = op.metrics.unwrap_or_else(|| def.metrics.clone());
     let (indexes, unknown) = metric_indexes(def, &wanted, op.id)?;
     let spec = WindowSpec {
@@ -208,10 +231,20 @@ fn subscribe_metrics(
         filter: op.filters,
     };
     replace_metric_sub(session, channel, indexes.len(), op.id, streams, rules)?;
-    let metric_streams =
-        streams
-            .metrics
-            .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table);
+    let metric_streams = match period {
+        Some(period) => streams.calendar.subscribe(
+            &calendar_spec(&spec, period),
+            agg,
+            &indexes,
+            clock::now_us(),
+            &mut streams.table,
+        ),
+        None => {
+            streams
+                .metrics
+                .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table)
+        }
+    };
     for &stream in &metric_streams {
         follow(session, stream, streams);
     }
@@ -224,12 +257,16 @@ fn subscribe_metrics(
         &def.name,
         &names,
         &unknown,
-        window_ms,
+        match period {
+            Some(p) => ("window", p.as_str().into()),
+            None => ("window_ms", window_ms.into()),
+        },
         agg.as_str(),
     ));
     let reply = snapshot(&def.name, &metric_streams, streams);
     session.metric_subs.push(MetricSub {
         spec,
+        period,
         agg,
         metrics: indexes,
         streams: metric_streams,
@@ -454,9 +491,34 @@ fn release_metric_sub(session: &mut Session, sub: &MetricSub, streams: &mut Stre
         subs.remove(*stream);
         streams.topics.unsubscribe(*stream, index);
     }
-    streams
-        .metrics
-        .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+    drop_metric_streams(sub, streams);
+}
+
+/// The calendar computation a metrics subscription of `period` reads.
+fn calendar_spec(spec: &WindowSpec, period: Period) -> CalendarSpec {
+    CalendarSpec {
+        tenant: spec.tenant.clone(),
+        channel: spec.channel,
+        period,
+        filter: spec.filter.clone(),
+    }
+}
+
+/// Releases a metric subscription's share of its window or calendar
+/// computation.
+fn drop_metric_streams(sub: &MetricSub, streams: &mut Streams) {
+    let table = &mut streams.table;
+    match sub.period {
+        Some(period) => {
+            let spec = calendar_spec(&sub.spec, period);
+            streams
+                .calendar
+                .unsubscribe(&spec, sub.agg, &sub.metrics, table)
+        }
+        None => streams
+            .metrics
+            .unsubscribe(&sub.spec, sub.agg, &sub.metrics, table),
+    }
 }
 
 /// Releases everything a leaving session held in the shard's streams.
@@ -466,9 +528,7 @@ pub fn release(session: &mut Session, streams: &mut Streams) {
         streams.topics.unsubscribe(stream, key.index);
     }
     for sub in &session.metric_subs {
-        streams
-            .metrics
-            .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+        drop_metric_streams(sub, streams);
     }
     for stream in &session.reliable_subs {
         streams.reliable.unsubscribe(stream, key);

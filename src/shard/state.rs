@@ -4,6 +4,7 @@
 
 use super::conns::ConnTable;
 use super::node::Node;
+use crate::analytics::calendar::CalendarStreams;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
 use crate::auth::Claims;
@@ -66,6 +67,7 @@ impl Shard {
                 table: LatestTable::default(),
                 topics: TopicIndex::default(),
                 metrics: MetricStreams::new(node.catalogue.clone(), &channels.windows_ms),
+                calendar: CalendarStreams::new(node.catalogue.clone(), &channels.calendar),
                 reliable: ReliableStreams::new(
                     channels.history_max,
                     channels.history_secs.saturating_mul(1_000_000),
@@ -113,7 +115,10 @@ impl Shard {
                     self.mark_dirty(stream, now);
                 }
             }
-            Update::Metric(event) => self.streams.metrics.on_event(event, clock::now_us()),
+            Update::Metric(event) => {
+                self.streams.calendar.on_event(&event);
+                self.streams.metrics.on_event(event, clock::now_us());
+            }
             Update::Published(receipt) => receipt.shard_applied(),
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
@@ -149,9 +154,13 @@ impl Shard {
     pub fn close_windows(&mut self, now: Instant) {
         let mut changed = std::mem::take(&mut self.changed);
         let streams = &mut self.streams;
+        let now_us = clock::now_us();
         streams
             .metrics
-            .close_due(clock::now_us(), &mut streams.table, &mut changed);
+            .close_due(now_us, &mut streams.table, &mut changed);
+        streams
+            .calendar
+            .publish_due(now_us, &mut streams.table, &mut changed);
         for stream in changed.drain(..) {
             self.mark_dirty(stream, now);
         }
@@ -208,7 +217,10 @@ impl Shard {
             .store(self.streams.metrics.specs() as u64, Relaxed);
         let windows = self.streams.metrics.counters();
         s.metric_events.store(windows.events, Relaxed);
-        s.late_metric_events.store(windows.late, Relaxed);
+        // Calendar totals leave events out for the same kind of reason.
+        let calendar = self.streams.calendar.counters();
+        s.late_metric_events
+            .store(windows.late + calendar.late + calendar.over_groups, Relaxed);
         s.frames.store(self.counters.frames, Relaxed);
         s.flushes.store(self.counters.flushes, Relaxed);
         s.skipped.store(self.counters.skipped, Relaxed);

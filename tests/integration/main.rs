@@ -8,6 +8,7 @@ mod alerts_replay;
 mod auth_rejections;
 mod bad_ops;
 mod broadcast;
+mod calendar_windows;
 mod channel_permissions;
 mod connection_caps;
 mod echo_route;

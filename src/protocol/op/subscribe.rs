@@ -24,6 +24,9 @@ pub struct SubscribeOp {
     pub filters: Vec<(String, String)>,
     /// `metrics.*`: window size.
     pub window_ms: Option<u64>,
+    /// `metrics.*`: a calendar period (`day`, `hour`, `session`) of running
+    /// totals instead of tumbling windows.
+    pub window: Option<String>,
     /// `metrics.*`: aggregation (`sum`, `avg`, `min`, `max`, `last`, `count`, `delta`).
     pub agg: Option<String>,
     /// Reliable channels: the last `seq` the client has; replay what follows.
@@ -49,6 +52,7 @@ pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
             })?,
         },
         window_ms: op.number("window_ms")?,
+        window: op.text("window")?.map(str::to_owned),
         agg: op.text("agg")?.map(str::to_owned),
         since: op.number("since")?,
         broadcast_since: op.number("broadcast_since")?,
