@@ -3,5 +3,6 @@
 //! streams with replay.
 
 pub mod calendar;
+pub mod keyed;
 pub mod reliable;
 pub mod window;

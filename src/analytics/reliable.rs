@@ -11,6 +11,7 @@
 
 use crate::fanout::wheel::ConnKey;
 use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
+use crate::model::channel::ChannelId;
 use crate::model::filter::DataFilter;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct ReliableStreams {
     streams: HashMap<ReliableKey, Stream>,
     keep_max: usize,
     keep_us: u64,
+    /// Channels whose history is not the default: (messages, µs).
+    per_channel: HashMap<ChannelId, (usize, u64)>,
 }
 
 impl ReliableStreams {
@@ -62,7 +65,21 @@ impl ReliableStreams {
             streams: HashMap::new(),
             keep_max: keep_max.max(1),
             keep_us,
+            per_channel: HashMap::new(),
         }
+    }
+
+    /// Gives `channel` a history of its own: `keep_max` messages, none
+    /// older than `keep_us`.
+    pub fn keep_for(&mut self, channel: ChannelId, keep_max: usize, keep_us: u64) {
+        self.per_channel.insert(channel, (keep_max.max(1), keep_us));
+    }
+
+    fn limits(&self, channel: ChannelId) -> (usize, u64) {
+        self.per_channel
+            .get(&channel)
+            .copied()
+            .unwrap_or((self.keep_max, self.keep_us))
     }
 
     /// Appends a message to its stream's history; returns the subscribers to
@@ -72,13 +89,14 @@ impl ReliableStreams {
         msg: Arc<ReliableMsg>,
         now_us: u64,
     ) -> impl Iterator<Item = ConnKey> + '_ {
+        let (keep_max, keep_us) = self.limits(msg.key.channel);
         let stream = self.streams.entry(msg.key.clone()).or_default();
         stream.last_seq = stream.last_seq.max(msg.seq);
         stream.history.push_back(msg.clone());
-        while stream.history.len() > self.keep_max {
+        while stream.history.len() > keep_max {
             stream.history.pop_front();
         }
-        trim_older(&mut stream.history, now_us.saturating_sub(self.keep_us));
+        trim_older(&mut stream.history, now_us.saturating_sub(keep_us));
         stream
             .subscribers
             .iter()
@@ -135,9 +153,10 @@ impl ReliableStreams {
     /// Drops messages past their age and streams with neither history nor
     /// subscribers. Runs from housekeeping.
     pub fn prune(&mut self, now_us: u64) {
-        let oldest = now_us.saturating_sub(self.keep_us);
-        self.streams.retain(|_, s| {
-            trim_older(&mut s.history, oldest);
+        let (per_channel, default) = (&self.per_channel, (self.keep_max, self.keep_us));
+        self.streams.retain(|key, s| {
+            let (_, keep_us) = per_channel.get(&key.channel).copied().unwrap_or(default);
+            trim_older(&mut s.history, now_us.saturating_sub(keep_us));
             !s.history.is_empty() || !s.subscribers.is_empty()
         });
     }

@@ -8,6 +8,7 @@
 mod auth;
 mod calendar;
 mod channels;
+mod custom;
 mod feed;
 mod server;
 mod tenants;
@@ -16,6 +17,7 @@ mod validate;
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use calendar::{clock_minutes, CalendarConfig};
 pub use channels::ChannelsConfig;
+pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
 pub use server::ServerConfig;
 pub use tenants::{is_symbol_pattern, TenantConfig};

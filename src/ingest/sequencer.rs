@@ -63,8 +63,8 @@ impl Sequencer {
         };
         let seq = self.last.entry(key.clone()).or_insert(0);
         *seq += 1;
-        let name = &cat.get(key.channel).name;
-        let kind = name.strip_suffix('s').unwrap_or(name);
+        let def = cat.get(key.channel);
+        let (name, kind) = (&def.name, &def.message_type);
         let mut head = serde_json::json!({ "type": kind, "channel": name, "seq": *seq });
         if &*key.tenant == BROADCAST_TENANT {
             // Its own seq stream: a subscriber tells the two apart by this.

@@ -64,6 +64,19 @@ pub struct ReliableEvent {
     pub data: Map<String, Value>,
 }
 
+/// The new latest object of one key of a keyed channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyedEvent {
+    /// Owning tenant.
+    pub tenant: Arc<str>,
+    /// A keyed channel.
+    pub channel: ChannelId,
+    /// The key (a currency pair, an LP, ...).
+    pub key: Arc<str>,
+    /// The object, sent as the message's `data`.
+    pub data: Map<String, Value>,
+}
+
 /// Anything published besides venue quotes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -71,6 +84,8 @@ pub enum Event {
     Metric(MetricEvent),
     /// Goes to a reliable stream.
     Reliable(ReliableEvent),
+    /// Replaces one key's latest object.
+    Keyed(KeyedEvent),
 }
 
 /// Why an event was refused.
@@ -121,6 +136,20 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
         ChannelKind::Metrics => parse_metric(obj, tenant, channel, def, rules).map(Event::Metric),
         ChannelKind::Reliable { per_user } => {
             parse_reliable(obj, tenant, channel, &def.name, per_user).map(Event::Reliable)
+        }
+        ChannelKind::Keyed => {
+            let key = name_field(obj, "key")?.ok_or_else(|| bad("missing field key"))?;
+            let data = obj
+                .get("data")
+                .and_then(Value::as_object)
+                .ok_or_else(|| bad("data must be an object"))?;
+            check_data(&def.name, data)?;
+            Ok(Event::Keyed(KeyedEvent {
+                tenant: tenant.into(),
+                channel,
+                key: key.into(),
+                data: data.clone(),
+            }))
         }
     }
 }

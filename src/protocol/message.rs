@@ -93,6 +93,18 @@ pub fn subscribe_ack(
     }))
 }
 
+/// The `ack` of a keyed-channel subscribe: the keys (or patterns) taken
+/// and those refused as outside the token's roles.
+pub fn keyed_ack(id: u64, channel: &str, keys: &[&str], not_entitled: &[&str]) -> Vec<u8> {
+    let errors: Vec<_> = not_entitled
+        .iter()
+        .map(|k| serde_json::json!({"key": k, "code": ErrorCode::NotEntitled}))
+        .collect();
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": keys, "errors": errors,
+    }))
+}
+
 /// The `ack` of a `metrics.*` subscribe: the metrics subscribed, those
 /// refused, and the window (`("window_ms", ms)` or `("window", period)`)
 /// it runs on.

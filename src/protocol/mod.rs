@@ -19,8 +19,9 @@ pub use crate::model::channel::PRICES;
 pub use crate::model::error::ErrorCode;
 pub use error::OpError;
 pub use message::{
-    auth_ack, metrics_ack, pong, reliable_ack, snapshot, status_feed_stale, status_lagging,
-    status_ok, subscribe_ack, token_expired, unsubscribe_ack, StreamStart, SymbolError, Welcome,
+    auth_ack, keyed_ack, metrics_ack, pong, reliable_ack, snapshot, status_feed_stale,
+    status_lagging, status_ok, subscribe_ack, token_expired, unsubscribe_ack, StreamStart,
+    SymbolError, Welcome,
 };
 pub use op::{parse_op, ClientOp, SubscribeOp};
 pub use price::{write_number, write_price};

@@ -103,8 +103,23 @@ pub(super) fn subscribe(
         }
         ChannelKind::Metrics => subscribe_metrics(session, channel, op, streams, rules),
         ChannelKind::Reliable { per_user } => {
+            let def = rules.catalogue.get(channel);
+            let outside = op
+                .filter
+                .as_ref()
+                .and_then(|f| f.first_outside(def.filter_fields.as_deref()));
+            if let Some(field) = outside {
+                return Err(OpError::new(
+                    Some(op.id),
+                    ErrorCode::BadRequest,
+                    format!("{} does not allow a filter on {field:?}", def.name),
+                ));
+            }
             Ok(subscribe_reliable(session, channel, per_user, &op, streams))
         }
+        ChannelKind::Keyed => Ok(super::keyed::subscribe(
+            session, channel, &op, streams, rules,
+        )),
     }
 }
 
@@ -154,7 +169,8 @@ fn subscribe_prices(
     snapshot(channel, &snapshot_streams, streams)
 }
 
-fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
+/// The `snapshot` of the current values of `of`.
+pub(super) fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
     protocol::snapshot(
         channel,
         of.iter()
@@ -207,7 +223,7 @@ fn window_and_agg(
 
 /// Sends `stream` to the session from now on; the value the table holds
 /// goes in the snapshot, so it counts as sent.
-fn follow(session: &mut Session, stream: StreamId, streams: &mut Streams) {
+pub(super) fn follow(session: &mut Session, stream: StreamId, streams: &mut Streams) {
     let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
     session.outbox_mut().subs_mut().add(stream, sent_seq);
     streams.topics.subscribe(stream, session.key().index);
@@ -431,6 +447,12 @@ pub(super) fn unsubscribe(
                 .map(|&m| def.metrics[usize::from(m)].clone())
                 .collect()
         }
+        ChannelKind::Keyed => {
+            if !super::keyed::drop_keyed(session, channel_id, streams) {
+                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
+            }
+            vec![channel.to_owned()]
+        }
         ChannelKind::Reliable { .. } => {
             // The tenant's (or user's) stream and the broadcast one.
             let key = session.key();
@@ -533,4 +555,5 @@ pub fn release(session: &mut Session, streams: &mut Streams) {
     for stream in &session.reliable_subs {
         streams.reliable.unsubscribe(stream, key);
     }
+    streams.keyed.release(key.index);
 }

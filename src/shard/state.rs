@@ -5,6 +5,7 @@
 use super::conns::ConnTable;
 use super::node::Node;
 use crate::analytics::calendar::CalendarStreams;
+use crate::analytics::keyed::KeyedStreams;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
 use crate::auth::Claims;
@@ -60,6 +61,15 @@ impl Shard {
         let cfg = &node.config.server;
         let channels = &node.config.channels;
         let flush_interval = cfg.flush_interval();
+        let mut reliable = ReliableStreams::new(
+            channels.history_max,
+            channels.history_secs.saturating_mul(1_000_000),
+        );
+        for (id, c) in node.catalogue.iter() {
+            if let Some((keep_max, secs)) = c.history {
+                reliable.keep_for(id, keep_max, secs.saturating_mul(1_000_000));
+            }
+        }
         Shard {
             id,
             conns: ConnTable::default(),
@@ -68,10 +78,8 @@ impl Shard {
                 topics: TopicIndex::default(),
                 metrics: MetricStreams::new(node.catalogue.clone(), &channels.windows_ms),
                 calendar: CalendarStreams::new(node.catalogue.clone(), &channels.calendar),
-                reliable: ReliableStreams::new(
-                    channels.history_max,
-                    channels.history_secs.saturating_mul(1_000_000),
-                ),
+                keyed: KeyedStreams::default(),
+                reliable,
             },
             wheel: FlushWheel::new(Instant::now(), cfg.tick(), flush_interval),
             // 1 µs to 60 s at 3 significant figures; the bounds are constants.
@@ -120,6 +128,19 @@ impl Shard {
                 self.streams.metrics.on_event(event, clock::now_us());
             }
             Update::Published(receipt) => receipt.shard_applied(),
+            Update::Keyed(msg) => {
+                let (stream, joining) =
+                    self.streams.keyed.on_message(&msg, &mut self.streams.table);
+                // A key published for the first time joins the subscriptions
+                // whose patterns take it; its first value goes as a live update.
+                for index in joining {
+                    if let Some(session) = self.conns.by_index(index) {
+                        session.outbox_mut().subs_mut().add(stream, 0);
+                        self.streams.topics.subscribe(stream, index);
+                    }
+                }
+                self.mark_dirty(stream, now);
+            }
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
                 let frame = msg.frame.clone();

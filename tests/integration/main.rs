@@ -10,6 +10,7 @@ mod bad_ops;
 mod broadcast;
 mod calendar_windows;
 mod channel_permissions;
+mod configured_channels;
 mod connection_caps;
 mod echo_route;
 mod entitlements;

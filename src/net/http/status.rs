@@ -54,7 +54,19 @@ fn channels_json(shared: &Node) -> String {
                     entry["metrics"] = c.metrics.clone().into();
                     entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();
                 }
-                ChannelKind::Reliable { .. } => {}
+                ChannelKind::Reliable { .. } => {
+                    if let Some(fields) = &c.filter_fields {
+                        entry["filters"] = fields.clone().into();
+                    }
+                }
+                ChannelKind::Keyed => {
+                    let keys: serde_json::Map<_, _> = c
+                        .key_patterns
+                        .iter()
+                        .map(|(role, p)| (role.as_str().to_owned(), p.clone().into()))
+                        .collect();
+                    entry["keys"] = keys.into();
+                }
             }
             entry
         })

@@ -18,6 +18,8 @@ pub struct SubscribeOp {
     pub channel: String,
     /// `prices`: symbols to add.
     pub symbols: Option<Vec<String>>,
+    /// Keyed channels: keys or `PREFIX*` patterns (`None` = every key).
+    pub keys: Option<Vec<String>>,
     /// `metrics.*`: metrics wanted (`None` = every metric of the channel).
     pub metrics: Option<Vec<String>>,
     /// `metrics.*`: `(dimension, value)` pairs an event must match.
@@ -44,6 +46,7 @@ pub(super) fn parse(id: u64, op: &Fields) -> Result<ClientOp, OpError> {
         id,
         channel: op.channel()?,
         symbols: op.names("symbols")?,
+        keys: op.names("keys")?,
         metrics: op.names("metrics")?,
         filters: match op.get("filters") {
             None => Vec::new(),
