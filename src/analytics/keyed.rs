@@ -98,19 +98,19 @@ impl KeyedStreams {
         streams
     }
 
-    /// Ends `conn`'s subscription to the tenant's channel; returns every
-    /// stream of that channel (for the caller to drop from the connection).
+    /// Ends `conn`'s subscription to the tenant's channel; `None` when it
+    /// had none, else every stream of that channel (for the caller to drop
+    /// from the connection).
     pub fn unsubscribe(
         &mut self,
         tenant: &Arc<str>,
         channel: ChannelId,
         conn: ConnIndex,
-    ) -> Vec<StreamId> {
-        let Some(keys) = self.channels.get_mut(&(tenant.clone(), channel)) else {
-            return Vec::new();
-        };
+    ) -> Option<Vec<StreamId>> {
+        let keys = self.channels.get_mut(&(tenant.clone(), channel))?;
+        let before = keys.watches.len();
         keys.watches.retain(|w| w.conn != conn);
-        keys.streams.values().copied().collect()
+        (keys.watches.len() < before).then(|| keys.streams.values().copied().collect())
     }
 
     /// Forgets every subscription of a leaving connection.
@@ -161,7 +161,11 @@ mod tests {
         let (again, joined) = shard.on_message(&msg("EURGBP"), &mut table);
         assert_eq!((again, joined.len()), (eurgbp, 0));
         assert_eq!(table.get(eurgbp).unwrap().seq, 2);
-        assert_eq!(shard.unsubscribe(&tenant, channel, 7).len(), 3);
+        assert_eq!(
+            shard.unsubscribe(&tenant, channel, 7).map(|s| s.len()),
+            Some(3)
+        );
+        assert_eq!(shard.unsubscribe(&tenant, channel, 7), None);
         let (_, joined) = shard.on_message(&msg("EURCHF"), &mut table);
         assert!(joined.is_empty());
     }

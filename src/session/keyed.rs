@@ -55,13 +55,14 @@ pub(super) fn subscribe(
 pub(super) fn drop_keyed(session: &mut Session, channel: ChannelId, streams: &mut Streams) -> bool {
     let tenant: Arc<str> = Arc::from(session.claims().tenant.as_str());
     let index = session.key().index;
+    let Some(dropped) = streams.keyed.unsubscribe(&tenant, channel, index) else {
+        return false;
+    };
     let subs = session.outbox_mut().subs_mut();
-    let mut had = false;
-    for stream in streams.keyed.unsubscribe(&tenant, channel, index) {
+    for stream in dropped {
         if subs.remove(stream) {
             streams.topics.unsubscribe(stream, index);
-            had = true;
         }
     }
-    had
+    true
 }

@@ -180,3 +180,31 @@ fn the_simulator_feeds_exposure_and_lp_performance() {
         missing.is_empty()
     });
 }
+
+#[test]
+fn replay_lines_carry_keyed_objects_and_broadcasts() {
+    let mut feed = ReplayFeed::bind();
+    let s = feed.start_server("EURUSD", "LP1", None);
+    feed.accept(deadline());
+    let mut ws = connect(&s, &trader());
+    subscribe_op(
+        &mut ws,
+        json!({"op":"subscribe","id":1,"channel":"exposure"}),
+    );
+    subscribe_op(&mut ws, json!({"op":"subscribe","id":2,"channel":"alerts"}));
+    feed.line(&exposure("EURUSD", 9).to_string());
+    feed.line(
+        &json!({"channel":"alerts","tenant":"*","data":{"level":"info",
+            "kind":"maintenance","message":"from the feed"}})
+        .to_string(),
+    );
+    let mut missing = vec!["keyed", "alert"];
+    ws.recv_until(deadline(), |v| {
+        let got = (v["type"] == "keyed" && v["key"] == "EURUSD" && v["data"]["net"] == 9)
+            || (v["type"] == "alert" && v["broadcast"] == true && v["message"] == "from the feed");
+        if got {
+            missing.retain(|t| v["type"] != *t);
+        }
+        missing.is_empty()
+    });
+}
