@@ -10,6 +10,7 @@
 //! subscribed (spec, agg, metric) is a latest-value stream like a window's:
 //! encoded once, conflated, published at most every [`UPDATE_EVERY_US`].
 
+use super::outputs::{self, write_str, StreamIds};
 use super::window::Agg;
 use crate::config::{clock_minutes, CalendarConfig};
 use crate::fanout::latest::{Latest, LatestTable, StreamId};
@@ -223,6 +224,18 @@ struct Output {
     last_sent: Option<(u64, Option<f64>)>,
 }
 
+impl outputs::Output for Output {
+    fn of(&self) -> (Agg, u16) {
+        (self.agg, self.metric)
+    }
+    fn refs(&mut self) -> &mut u32 {
+        &mut self.refs
+    }
+    fn stream(&self) -> StreamId {
+        self.stream
+    }
+}
+
 #[derive(Debug)]
 struct SpecState {
     spec: CalendarSpec,
@@ -247,8 +260,7 @@ pub struct CalendarStreams {
     max_groups: usize,
     totals: HashMap<(Arc<str>, ChannelId), Totals>,
     specs: HashMap<(Arc<str>, ChannelId), Vec<SpecState>>,
-    next_id: u32,
-    free: Vec<u32>,
+    ids: StreamIds,
     last_update_us: u64,
     counters: CalendarCounters,
     scratch: Vec<u8>,
@@ -263,8 +275,7 @@ impl CalendarStreams {
             max_groups: cfg.max_groups,
             totals: HashMap::new(),
             specs: HashMap::new(),
-            next_id: 0,
-            free: Vec::new(),
+            ids: StreamIds::new(StreamId::calendar),
             last_update_us: 0,
             counters: CalendarCounters::default(),
             scratch: Vec::new(),
@@ -408,10 +419,7 @@ impl CalendarStreams {
                 streams.push(out.stream);
                 continue;
             }
-            let stream = StreamId::calendar(self.free.pop().unwrap_or_else(|| {
-                self.next_id += 1;
-                self.next_id - 1
-            }));
+            let stream = self.ids.take();
             let mut out = Output {
                 agg,
                 metric,
@@ -450,21 +458,7 @@ impl CalendarStreams {
             return;
         };
         let state = &mut states[at];
-        for &metric in metrics {
-            let Some(i) = state
-                .outputs
-                .iter()
-                .position(|o| o.agg == agg && o.metric == metric)
-            else {
-                continue;
-            };
-            state.outputs[i].refs -= 1;
-            if state.outputs[i].refs == 0 {
-                let out = state.outputs.swap_remove(i);
-                table.clear(out.stream);
-                self.free.push(out.stream.number());
-            }
-        }
+        outputs::release(&mut state.outputs, agg, metrics, table, &mut self.ids);
         if state.outputs.is_empty() {
             states.swap_remove(at);
         }
@@ -548,12 +542,6 @@ impl Ctx<'_> {
             frame,
         })
     }
-}
-
-/// A JSON string (names come from configuration, so they are escaped).
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -4,5 +4,6 @@
 
 pub mod calendar;
 pub mod keyed;
+mod outputs;
 pub mod reliable;
 pub mod window;
