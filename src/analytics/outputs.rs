@@ -4,6 +4,8 @@
 
 use super::window::Agg;
 use crate::fanout::latest::{LatestTable, StreamId};
+use std::collections::HashMap;
+use std::hash::Hash;
 
 /// Hands out stream ids of one kind and takes them back when the last
 /// subscriber leaves.
@@ -46,7 +48,7 @@ pub(super) trait Output {
 /// Drops one subscriber from the `agg` outputs of `metrics`; an output left
 /// without subscribers is removed, its stream cleared from `table` and its
 /// id given back to `ids`.
-pub(super) fn release<O: Output>(
+fn release<O: Output>(
     outputs: &mut Vec<O>,
     agg: Agg,
     metrics: &[u16],
@@ -63,6 +65,46 @@ pub(super) fn release<O: Output>(
             table.clear(out.stream());
             ids.free.push(out.stream().number());
         }
+    }
+}
+
+/// One computation (window or calendar) and its outputs.
+pub(super) trait Computation {
+    /// What identifies it.
+    type Spec: PartialEq;
+    /// Its kind of output.
+    type Out: Output;
+    /// Its spec.
+    fn spec(&self) -> &Self::Spec;
+    /// Its outputs, for changing.
+    fn outputs(&mut self) -> &mut Vec<Self::Out>;
+}
+
+/// Drops one subscriber from the `agg` outputs of `metrics` of the
+/// computation `spec` under `key`; a computation left without outputs is
+/// removed, and so is a key left without computations.
+pub(super) fn unsubscribe<K: Hash + Eq, C: Computation>(
+    specs: &mut HashMap<K, Vec<C>>,
+    key: K,
+    spec: &C::Spec,
+    agg: Agg,
+    metrics: &[u16],
+    table: &mut LatestTable,
+    ids: &mut StreamIds,
+) {
+    let Some(states) = specs.get_mut(&key) else {
+        return;
+    };
+    let Some(at) = states.iter().position(|s| s.spec() == spec) else {
+        return;
+    };
+    let outputs = states[at].outputs();
+    release(outputs, agg, metrics, table, ids);
+    if outputs.is_empty() {
+        states.swap_remove(at);
+    }
+    if states.is_empty() {
+        specs.remove(&key);
     }
 }
 

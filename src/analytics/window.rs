@@ -136,6 +136,17 @@ impl MetricAcc {
     }
 }
 
+impl outputs::Computation for SpecState {
+    type Spec = WindowSpec;
+    type Out = Output;
+    fn spec(&self) -> &WindowSpec {
+        &self.spec
+    }
+    fn outputs(&mut self) -> &mut Vec<Output> {
+        &mut self.outputs
+    }
+}
+
 impl outputs::Output for Output {
     fn of(&self) -> (Agg, u16) {
         (self.agg, self.metric)
@@ -481,20 +492,15 @@ impl MetricStreams {
         table: &mut LatestTable,
     ) {
         let key = (spec.tenant.clone(), spec.channel);
-        let Some(states) = self.specs.get_mut(&key) else {
-            return;
-        };
-        let Some(at) = states.iter().position(|s| s.spec == *spec) else {
-            return;
-        };
-        let state = &mut states[at];
-        outputs::release(&mut state.outputs, agg, metrics, table, &mut self.ids);
-        if state.outputs.is_empty() {
-            states.swap_remove(at);
-        }
-        if states.is_empty() {
-            self.specs.remove(&key);
-        }
+        outputs::unsubscribe(
+            &mut self.specs,
+            key,
+            spec,
+            agg,
+            metrics,
+            table,
+            &mut self.ids,
+        );
     }
 
     /// Window computations running.
