@@ -123,6 +123,7 @@ fn alert_fanout(c: &mut Criterion) {
                 generation: 1,
             },
             None,
+            None,
         );
     }
     let mut queues: Vec<VecDeque<Bytes>> = vec![VecDeque::new(); SUBSCRIBERS as usize];

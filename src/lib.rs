@@ -16,9 +16,9 @@
 //! | `model` | symbols, quotes, the channel catalogue, validated events |
 //! | [`frame`], `sse`, [`protocol`] | WebSocket frames and SSE events encoded once, frames read; the JSON wire contract |
 //! | `feed/` | the `Feed` seam: simulator and JSON-lines replay |
-//! | `ingest/` | aggregator thread: best bid/ask book, reliable `seq`, one SPSC ring per shard |
+//! | `ingest/` | aggregator thread: best bid/ask book, reliable and keyed `seq`, one SPSC ring per shard |
 //! | `fanout/` | latest-value table, stream → subscribers, flush wheel, per-connection outbox |
-//! | `analytics/` | per-tenant metric windows, reliable history and replay |
+//! | `analytics/` | per-tenant metric windows and calendar totals, reliable history and replay, keyed channels |
 //! | `session/` | a client's claims, limits, ops, subscribe/unsubscribe per channel kind |
 //! | `shard/` | one executor per core: drains its ring each tick, owns its sessions |
 //! | `net/` | listener, HTTP routes and upgrade, connection caps, the connection task |

@@ -2,5 +2,8 @@
 //! published as latest-value streams, and the bounded history of reliable
 //! streams with replay.
 
+pub mod calendar;
+pub mod keyed;
+mod outputs;
 pub mod reliable;
 pub mod window;

@@ -12,6 +12,7 @@
 use crate::fanout::wheel::ConnKey;
 use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
 use crate::model::channel::ChannelId;
+use crate::model::filter::DataFilter;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -27,11 +28,24 @@ pub struct Replay {
     pub messages: Vec<Arc<ReliableMsg>>,
 }
 
+/// A connection subscribed to a stream, with the filter it asked for.
+#[derive(Debug)]
+struct Subscriber {
+    conn: ConnKey,
+    filter: Option<Arc<DataFilter>>,
+}
+
+impl Subscriber {
+    fn wants(&self, msg: &ReliableMsg) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(&msg.data))
+    }
+}
+
 #[derive(Debug, Default)]
 struct Stream {
     history: VecDeque<Arc<ReliableMsg>>,
     last_seq: u64,
-    subscribers: Vec<ConnKey>,
+    subscribers: Vec<Subscriber>,
 }
 
 /// One shard's reliable streams: bounded history and subscribers of each.
@@ -40,6 +54,8 @@ pub struct ReliableStreams {
     streams: HashMap<ReliableKey, Stream>,
     keep_max: usize,
     keep_us: u64,
+    /// Channels whose history is not the default: (messages, µs).
+    per_channel: HashMap<ChannelId, (usize, u64)>,
 }
 
 impl ReliableStreams {
@@ -49,30 +65,61 @@ impl ReliableStreams {
             streams: HashMap::new(),
             keep_max: keep_max.max(1),
             keep_us,
+            per_channel: HashMap::new(),
         }
+    }
+
+    /// Gives `channel` a history of its own: `keep_max` messages, none
+    /// older than `keep_us`.
+    pub fn keep_for(&mut self, channel: ChannelId, keep_max: usize, keep_us: u64) {
+        self.per_channel.insert(channel, (keep_max.max(1), keep_us));
+    }
+
+    fn limits(&self, channel: ChannelId) -> (usize, u64) {
+        self.per_channel
+            .get(&channel)
+            .copied()
+            .unwrap_or((self.keep_max, self.keep_us))
     }
 
     /// Appends a message to its stream's history; returns the subscribers to
-    /// hand it to.
-    pub fn on_message(&mut self, msg: Arc<ReliableMsg>, now_us: u64) -> &[ConnKey] {
+    /// hand it to (those whose filter it passes).
+    pub fn on_message(
+        &mut self,
+        msg: Arc<ReliableMsg>,
+        now_us: u64,
+    ) -> impl Iterator<Item = ConnKey> + '_ {
+        let (keep_max, keep_us) = self.limits(msg.key.channel);
         let stream = self.streams.entry(msg.key.clone()).or_default();
         stream.last_seq = stream.last_seq.max(msg.seq);
-        stream.history.push_back(msg);
-        while stream.history.len() > self.keep_max {
+        stream.history.push_back(msg.clone());
+        while stream.history.len() > keep_max {
             stream.history.pop_front();
         }
-        trim_older(&mut stream.history, now_us.saturating_sub(self.keep_us));
-        &stream.subscribers
+        trim_older(&mut stream.history, now_us.saturating_sub(keep_us));
+        stream
+            .subscribers
+            .iter()
+            .filter(move |s| s.wants(&msg))
+            .map(|s| s.conn)
     }
 
-    /// Adds `conn` to `key`'s subscribers and returns what it must be sent
-    /// first: with `since`, the messages after it (or the retained history
-    /// with `recovered: false` when the history does not reach back to it).
-    pub fn subscribe(&mut self, key: &ReliableKey, conn: ConnKey, since: Option<u64>) -> Replay {
+    /// Adds `conn` to `key`'s subscribers (replacing its filter if it was
+    /// one already) and returns what it must be sent first: with `since`,
+    /// the messages after it that pass the filter (or the retained history
+    /// that passes it, with `recovered: false`, when the history does not
+    /// reach back to `since`).
+    pub fn subscribe(
+        &mut self,
+        key: &ReliableKey,
+        conn: ConnKey,
+        since: Option<u64>,
+        filter: Option<Arc<DataFilter>>,
+    ) -> Replay {
         let stream = self.streams.entry(key.clone()).or_default();
-        if !stream.subscribers.contains(&conn) {
-            stream.subscribers.push(conn);
-        }
+        stream.subscribers.retain(|s| s.conn != conn);
+        stream.subscribers.push(Subscriber { conn, filter });
+        let subscriber = stream.subscribers.last().expect("just pushed");
         let last_seq = stream.last_seq;
         let Some(since) = since else {
             return Replay {
@@ -86,7 +133,7 @@ impl ReliableStreams {
         let messages = stream
             .history
             .iter()
-            .filter(|m| !recovered || m.seq > since)
+            .filter(|m| (!recovered || m.seq > since) && subscriber.wants(m))
             .cloned()
             .collect();
         Replay {
@@ -99,16 +146,17 @@ impl ReliableStreams {
     /// Removes `conn` from `key`'s subscribers.
     pub fn unsubscribe(&mut self, key: &ReliableKey, conn: ConnKey) {
         if let Some(stream) = self.streams.get_mut(key) {
-            stream.subscribers.retain(|c| *c != conn);
+            stream.subscribers.retain(|s| s.conn != conn);
         }
     }
 
     /// Drops messages past their age and streams with neither history nor
     /// subscribers. Runs from housekeeping.
     pub fn prune(&mut self, now_us: u64) {
-        let oldest = now_us.saturating_sub(self.keep_us);
-        self.streams.retain(|_, s| {
-            trim_older(&mut s.history, oldest);
+        let (per_channel, default) = (&self.per_channel, (self.keep_max, self.keep_us));
+        self.streams.retain(|key, s| {
+            let (_, keep_us) = per_channel.get(&key.channel).copied().unwrap_or(default);
+            trim_older(&mut s.history, now_us.saturating_sub(keep_us));
             !s.history.is_empty() || !s.subscribers.is_empty()
         });
     }
@@ -155,28 +203,28 @@ mod tests {
         };
         for n in 1..=5 {
             let msg = Arc::new(seq.stamp(alert(&cat, "t1", n), &cat, 100 + n));
-            assert!(shard.on_message(msg, 100 + n).is_empty());
+            assert_eq!(shard.on_message(msg, 100 + n).count(), 0);
         }
         // History keeps seq 3..=5.
         let seqs = |r: &Replay| r.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
-        let r = shard.subscribe(&key, conn, Some(3));
+        let r = shard.subscribe(&key, conn, Some(3), None);
         assert!(r.recovered);
         assert_eq!((seqs(&r), r.last_seq), (vec![4, 5], 5));
-        let r = shard.subscribe(&key, conn, Some(2));
+        let r = shard.subscribe(&key, conn, Some(2), None);
         assert!(r.recovered, "since=2 needs 3.. which is all retained");
         assert_eq!(seqs(&r), vec![3, 4, 5]);
-        let r = shard.subscribe(&key, conn, Some(1));
+        let r = shard.subscribe(&key, conn, Some(1), None);
         assert!(!r.recovered);
         assert_eq!(seqs(&r), vec![3, 4, 5], "the snapshot is what is retained");
-        let r = shard.subscribe(&key, conn, Some(9));
+        let r = shard.subscribe(&key, conn, Some(9), None);
         assert!(!r.recovered, "a since from the future is not covered");
-        assert!(shard.subscribe(&key, conn, None).messages.is_empty());
+        assert!(shard.subscribe(&key, conn, None, None).messages.is_empty());
         assert_eq!(shard.subscriptions(), 1);
 
         let next = Arc::new(seq.stamp(alert(&cat, "t1", 6), &cat, 106));
-        assert_eq!(shard.on_message(next, 106), &[conn]);
+        assert_eq!(shard.on_message(next, 106).collect::<Vec<_>>(), [conn]);
         shard.prune(2_000);
-        let r = shard.subscribe(&key, conn, Some(5));
+        let r = shard.subscribe(&key, conn, Some(5), None);
         assert!(!r.recovered, "everything aged out");
         shard.unsubscribe(&key, conn);
         shard.prune(2_000);

@@ -13,6 +13,7 @@
 //! as late and left out. The shard keeps recent events so that a new
 //! subscription starts with full, correct windows instead of a partial one.
 
+use super::outputs::{self, write_str, StreamIds};
 use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::frame;
 use crate::model::channel::{Catalogue, Channel, ChannelId};
@@ -132,6 +133,29 @@ impl MetricAcc {
                 Some(if any { self.last - before } else { 0.0 })
             }
         }
+    }
+}
+
+impl outputs::Computation for SpecState {
+    type Spec = WindowSpec;
+    type Out = Output;
+    fn spec(&self) -> &WindowSpec {
+        &self.spec
+    }
+    fn outputs(&mut self) -> &mut Vec<Output> {
+        &mut self.outputs
+    }
+}
+
+impl outputs::Output for Output {
+    fn of(&self) -> (Agg, u16) {
+        (self.agg, self.metric)
+    }
+    fn refs(&mut self) -> &mut u32 {
+        &mut self.refs
+    }
+    fn stream(&self) -> StreamId {
+        self.stream
     }
 }
 
@@ -337,23 +361,6 @@ fn due_index(now_us: u64, window_us: u64) -> u64 {
     now_us.saturating_sub(GRACE_US) / window_us
 }
 
-/// Hands out metric stream ids and takes them back when the last
-/// subscriber leaves.
-#[derive(Debug, Default)]
-struct StreamIds {
-    next: u32,
-    free: Vec<u32>,
-}
-
-impl StreamIds {
-    fn take(&mut self) -> StreamId {
-        StreamId::metric(self.free.pop().unwrap_or_else(|| {
-            self.next += 1;
-            self.next - 1
-        }))
-    }
-}
-
 /// Counters of one shard's analytics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WindowCounters {
@@ -386,7 +393,7 @@ impl MetricStreams {
             specs: HashMap::new(),
             recent: VecDeque::new(),
             keep_recent_us: largest * 1_000 * (KEEP_CLOSED as u64 + 1),
-            ids: StreamIds::default(),
+            ids: StreamIds::new(StreamId::metric),
             counters: WindowCounters::default(),
             scratch: Vec::new(),
         }
@@ -485,34 +492,15 @@ impl MetricStreams {
         table: &mut LatestTable,
     ) {
         let key = (spec.tenant.clone(), spec.channel);
-        let Some(states) = self.specs.get_mut(&key) else {
-            return;
-        };
-        let Some(at) = states.iter().position(|s| s.spec == *spec) else {
-            return;
-        };
-        let state = &mut states[at];
-        for &metric in metrics {
-            if let Some(i) = state
-                .outputs
-                .iter()
-                .position(|o| o.agg == agg && o.metric == metric)
-            {
-                let out = &mut state.outputs[i];
-                out.refs -= 1;
-                if out.refs == 0 {
-                    table.clear(out.stream);
-                    self.ids.free.push(out.stream.number());
-                    state.outputs.swap_remove(i);
-                }
-            }
-        }
-        if state.outputs.is_empty() {
-            states.swap_remove(at);
-        }
-        if states.is_empty() {
-            self.specs.remove(&key);
-        }
+        outputs::unsubscribe(
+            &mut self.specs,
+            key,
+            spec,
+            agg,
+            metrics,
+            table,
+            &mut self.ids,
+        );
     }
 
     /// Window computations running.
@@ -565,12 +553,6 @@ fn encode(
         payload_at: frame.len() - scratch.len(),
         frame,
     }
-}
-
-/// A JSON string (names come from configuration, so they are escaped).
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

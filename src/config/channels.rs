@@ -1,6 +1,8 @@
 //! `[channels]`: the channel catalogue's roles, metrics and history. Its
 //! consistency is checked where the catalogue is built (`channel::Catalogue::new`).
 
+use super::custom::{default_keyed, KeyedChannelConfig, ReliableChannelConfig};
+use super::CalendarConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,6 +24,12 @@ pub struct ChannelsConfig {
     pub history_secs: u64,
     /// Reliable bytes a connection may have waiting before it is closed with 4008.
     pub max_pending_reliable: usize,
+    /// Calendar periods of running totals (`window: "day"` and friends).
+    pub calendar: CalendarConfig,
+    /// Reliable channels beyond `alerts`, `sessions`, `notifications`.
+    pub reliable: BTreeMap<String, ReliableChannelConfig>,
+    /// Keyed latest-value channels (default: `exposure`, `lp.performance`).
+    pub keyed: BTreeMap<String, KeyedChannelConfig>,
 }
 
 impl ChannelsConfig {
@@ -85,6 +93,9 @@ impl Default for ChannelsConfig {
             history_max: 10_000,
             history_secs: 3_600,
             max_pending_reliable: 4 << 20,
+            calendar: CalendarConfig::default(),
+            reliable: BTreeMap::new(),
+            keyed: default_keyed(),
         }
     }
 }

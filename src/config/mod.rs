@@ -6,16 +6,20 @@
 //! and `validate` for [`Config::validate`] and [`ConfigError`].
 
 mod auth;
+mod calendar;
 mod channels;
 mod claim_names;
+mod custom;
 mod feed;
 mod server;
 mod tenants;
 mod validate;
 
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
+pub use calendar::{clock_minutes, CalendarConfig};
 pub use channels::ChannelsConfig;
 pub use claim_names::ClaimNames;
+pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
 pub use server::{is_origin_pattern, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};

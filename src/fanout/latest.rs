@@ -10,9 +10,10 @@ use crate::model::symbol::SymbolId;
 use crate::sse;
 use bytes::Bytes;
 
-/// A latest-value stream: a symbol's best price, or one metric value of a
-/// tenant's window computation. Each kind is numbered densely from 0, so
-/// tables indexed by stream stay small.
+/// A latest-value stream: a symbol's best price, one metric value of a
+/// tenant's window or calendar computation, or one key of a keyed channel.
+/// Each kind is numbered densely from 0, so tables indexed by stream stay
+/// small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(u32);
 
@@ -23,46 +24,72 @@ pub enum StreamKind {
     Price,
     /// One (agg, metric) value of a window computation (`metrics.*`).
     Metric,
+    /// One (agg, metric) running total of a calendar period (`metrics.*`
+    /// with `window`).
+    Calendar,
+    /// One key's latest object of a keyed channel.
+    Keyed,
+}
+
+impl StreamKind {
+    const ALL: [StreamKind; 4] = [
+        StreamKind::Price,
+        StreamKind::Metric,
+        StreamKind::Calendar,
+        StreamKind::Keyed,
+    ];
 }
 
 impl StreamId {
-    /// The top bit tells a metric stream from a price stream.
-    const METRIC: u32 = 1 << 31;
+    /// The top two bits tell the kind (its index in [`StreamKind::ALL`]).
+    const KIND_SHIFT: u32 = 30;
+    const NUMBER: u32 = (1 << Self::KIND_SHIFT) - 1;
+
+    fn new(kind: StreamKind, n: u32) -> Self {
+        StreamId((kind as u32) << Self::KIND_SHIFT | (n & Self::NUMBER))
+    }
 
     /// The price stream of `symbol`.
     pub fn price(symbol: SymbolId) -> Self {
-        StreamId(symbol.0 & !Self::METRIC)
+        Self::new(StreamKind::Price, symbol.0)
     }
 
     /// Metric stream number `n` (allocated by the window computations).
     pub fn metric(n: u32) -> Self {
-        StreamId(n | Self::METRIC)
+        Self::new(StreamKind::Metric, n)
+    }
+
+    /// Calendar stream number `n` (allocated by the calendar totals).
+    pub fn calendar(n: u32) -> Self {
+        Self::new(StreamKind::Calendar, n)
+    }
+
+    /// Keyed stream number `n` (allocated by the keyed channels).
+    pub fn keyed(n: u32) -> Self {
+        Self::new(StreamKind::Keyed, n)
     }
 
     /// Which kind of stream this is.
     pub fn kind(self) -> StreamKind {
-        if self.0 & Self::METRIC == 0 {
-            StreamKind::Price
-        } else {
-            StreamKind::Metric
-        }
+        StreamKind::ALL[(self.0 >> Self::KIND_SHIFT) as usize]
     }
 
     /// The symbol of a price stream.
     pub fn symbol(self) -> Option<SymbolId> {
-        (self.kind() == StreamKind::Price).then_some(SymbolId(self.0))
+        (self.kind() == StreamKind::Price).then_some(SymbolId(self.number()))
     }
 
     /// The number of the stream within its kind.
     pub fn number(self) -> u32 {
-        self.0 & !Self::METRIC
+        self.0 & Self::NUMBER
     }
 
     /// The `type` of the messages the stream carries.
     pub fn message_type(self) -> &'static str {
         match self.kind() {
             StreamKind::Price => "price",
-            StreamKind::Metric => "metrics",
+            StreamKind::Metric | StreamKind::Calendar => "metrics",
+            StreamKind::Keyed => "keyed",
         }
     }
 }
@@ -70,15 +97,13 @@ impl StreamId {
 /// A dense table per stream kind, indexed by [`StreamId::number`].
 #[derive(Debug)]
 pub struct PerStream<T> {
-    prices: Vec<T>,
-    metrics: Vec<T>,
+    sides: [Vec<T>; 4],
 }
 
 impl<T> Default for PerStream<T> {
     fn default() -> Self {
         PerStream {
-            prices: Vec::new(),
-            metrics: Vec::new(),
+            sides: Default::default(),
         }
     }
 }
@@ -86,37 +111,22 @@ impl<T> Default for PerStream<T> {
 impl<T: Default> PerStream<T> {
     /// The entry of `stream`, if the table reaches it.
     pub fn get(&self, stream: StreamId) -> Option<&T> {
-        self.side(stream.kind()).get(stream.number() as usize)
+        self.sides[stream.kind() as usize].get(stream.number() as usize)
     }
 
     /// The entry of `stream`, if the table reaches it, for changing.
     pub fn get_mut(&mut self, stream: StreamId) -> Option<&mut T> {
-        self.side_mut(stream.kind())
-            .get_mut(stream.number() as usize)
+        self.sides[stream.kind() as usize].get_mut(stream.number() as usize)
     }
 
     /// The entry of `stream`, growing the table to reach it.
     pub fn entry(&mut self, stream: StreamId) -> &mut T {
-        let side = self.side_mut(stream.kind());
+        let side = &mut self.sides[stream.kind() as usize];
         let i = stream.number() as usize;
         if i >= side.len() {
             side.resize_with(i + 1, T::default);
         }
         &mut side[i]
-    }
-
-    fn side(&self, kind: StreamKind) -> &Vec<T> {
-        match kind {
-            StreamKind::Price => &self.prices,
-            StreamKind::Metric => &self.metrics,
-        }
-    }
-
-    fn side_mut(&mut self, kind: StreamKind) -> &mut Vec<T> {
-        match kind {
-            StreamKind::Price => &mut self.prices,
-            StreamKind::Metric => &mut self.metrics,
-        }
     }
 }
 

@@ -145,8 +145,9 @@ impl Outbox {
     }
 
     /// Queues a reliable channel's `snapshot` (`json`) that brings `channel`
-    /// up to `seq` (sent when the history does not cover `since`).
-    pub fn push_replay_snapshot(&mut self, json: &[u8], channel: ChannelId, seq: u64) {
+    /// (when its SSE cursor follows it) up to `seq` (sent when the history
+    /// does not cover `since`).
+    pub fn push_replay_snapshot(&mut self, json: &[u8], channel: Option<ChannelId>, seq: u64) {
         let entry = self.wire.reliable_snapshot(json, channel, seq);
         self.push_replay_entry(entry);
     }

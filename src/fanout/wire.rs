@@ -6,6 +6,7 @@
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableMsg;
 use crate::model::channel::ChannelId;
+use crate::model::event::BROADCAST_TENANT;
 use crate::sse::{self, Cursor};
 use bytes::Bytes;
 
@@ -64,11 +65,12 @@ impl Wire {
         match self {
             Wire::WebSocket => (msg.frame.clone(), None),
             Wire::Sse(_) => {
-                let step = Step {
+                // Broadcast streams have seqs of their own: no cursor step.
+                let step = (&*msg.key.tenant != BROADCAST_TENANT).then_some(Step {
                     channel: msg.key.channel,
                     seq: msg.seq,
-                };
-                (msg.sse_fields().clone(), Some(step))
+                });
+                (msg.sse_fields().clone(), step)
             }
         }
     }
@@ -78,14 +80,14 @@ impl Wire {
     pub fn reliable_snapshot(
         &self,
         json: &[u8],
-        channel: ChannelId,
+        channel: Option<ChannelId>,
         seq: u64,
     ) -> (Bytes, Option<Step>) {
         match self {
             Wire::WebSocket => (frame::text(json), None),
             Wire::Sse(_) => (
                 sse::event_fields("snapshot", json),
-                Some(Step { channel, seq }),
+                channel.map(|channel| Step { channel, seq }),
             ),
         }
     }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 mod book;
 mod desk;
+mod keyed;
 
 /// How a simulated instrument trades.
 struct Instrument {

@@ -7,6 +7,7 @@
 //! per-symbol "latest pending value" slot, which is conflation, not queueing.
 
 use super::book::BestPriceBook;
+use super::keyed::KeyedSequencer;
 use super::outputs::ShardOut;
 use super::publish::Publication;
 use super::ring::{RingProducer, Update};
@@ -42,6 +43,7 @@ pub struct Aggregator {
     stats: Arc<AggregatorStats>,
     catalogue: Arc<Catalogue>,
     sequencer: Sequencer,
+    keyed: KeyedSequencer,
     events: u64,
     expired: Vec<BestPrice>,
     sweep_us: u64,
@@ -77,6 +79,7 @@ impl Aggregator {
             stats,
             catalogue,
             sequencer: Sequencer::default(),
+            keyed: KeyedSequencer::default(),
             events: 0,
             expired: Vec::with_capacity(symbols),
             // A tenth of the max age keeps staleness precise to ~10%.
@@ -142,6 +145,9 @@ impl Aggregator {
             Event::Metric(m) => Update::Metric(Arc::new(m)),
             Event::Reliable(r) => {
                 Update::Reliable(Arc::new(self.sequencer.stamp(r, &self.catalogue, now_us)))
+            }
+            Event::Keyed(k) => {
+                Update::Keyed(Arc::new(self.keyed.stamp(k, &self.catalogue, now_us)))
             }
         };
         for shard in &mut self.shards {
@@ -372,6 +378,7 @@ mod tests {
         let rules = crate::model::event::EventRules {
             now_us: now_us(),
             max_future_us: 0,
+            may_broadcast: false,
         };
         let event = crate::model::event::parse_event(&alert, &catalogue, rules).unwrap();
         let receipt = publisher.publish(vec![event.clone(), event]).unwrap();
@@ -383,7 +390,7 @@ mod tests {
                     Update::Price(bp) => prices.push(bp),
                     Update::Reliable(m) => alerts.push(m.seq),
                     Update::Published(r) => r.shard_applied(),
-                    Update::Metric(_) => {}
+                    Update::Metric(_) | Update::Keyed(_) => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(5));

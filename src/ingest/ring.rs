@@ -1,6 +1,7 @@
 //! One lock-free SPSC ring per shard carrying fixed-size [`Update`] records
 //! from the aggregator thread to the shard that owns the subscribers.
 
+use super::keyed::KeyedMsg;
 use super::publish::Receipt;
 use super::sequencer::ReliableMsg;
 use crate::model::event::MetricEvent;
@@ -17,6 +18,8 @@ pub enum Update {
     Metric(Arc<MetricEvent>),
     /// A sequenced, encoded reliable message.
     Reliable(Arc<ReliableMsg>),
+    /// A key's new latest object, sequenced and encoded.
+    Keyed(Arc<KeyedMsg>),
     /// The end of a `POST /v1/publish` batch: the shard has applied all of it.
     Published(Arc<Receipt>),
 }

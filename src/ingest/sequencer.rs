@@ -4,9 +4,10 @@
 
 use crate::frame;
 use crate::model::channel::{Catalogue, ChannelId};
-use crate::model::event::ReliableEvent;
+use crate::model::event::{ReliableEvent, BROADCAST_TENANT};
 use crate::sse;
 use bytes::Bytes;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -37,6 +38,8 @@ pub struct ReliableMsg {
     /// The `event:` and `data:` lines for SSE connections
     /// ([`sse::event_fields`]), built once, when the first one is sent it.
     sse: OnceLock<Bytes>,
+    /// The published `data` fields, kept for subscribers' filters.
+    pub data: Map<String, Value>,
 }
 
 impl ReliableMsg {
@@ -70,11 +73,14 @@ impl Sequencer {
         };
         let seq = self.last.entry(key.clone()).or_insert(0);
         *seq += 1;
-        let name = &cat.get(key.channel).name;
-        let kind = name.strip_suffix('s').unwrap_or(name);
-        let mut json = serde_json::json!({ "type": kind, "channel": name, "seq": *seq })
-            .to_string()
-            .into_bytes();
+        let def = cat.get(key.channel);
+        let (name, kind) = (&def.name, &def.message_type);
+        let mut head = serde_json::json!({ "type": kind, "channel": name, "seq": *seq });
+        if &*key.tenant == BROADCAST_TENANT {
+            // Its own seq stream: a subscriber tells the two apart by this.
+            head["broadcast"] = true.into();
+        }
+        let mut json = head.to_string().into_bytes();
         json.pop(); // reopen the object to append data fields and ts
         let data = serde_json::to_vec(&event.data).unwrap_or_default();
         if data.len() > 2 {
@@ -90,6 +96,7 @@ impl Sequencer {
             payload_at: frame.len() - json.len(),
             frame,
             sse: OnceLock::new(),
+            data: event.data,
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum ChannelKind {
         /// Whether each user (`sub`) has a stream of its own.
         per_user: bool,
     },
+    /// The latest JSON object per key, per tenant, conflated per key.
+    Keyed,
 }
 
 impl ChannelKind {
@@ -41,6 +43,7 @@ impl ChannelKind {
         match self {
             ChannelKind::Prices | ChannelKind::Metrics => "latest",
             ChannelKind::Reliable { .. } => "reliable",
+            ChannelKind::Keyed => "keyed",
         }
     }
 }
@@ -56,12 +59,36 @@ pub struct Channel {
     pub roles: Vec<Role>,
     /// Metric names, for analytics channels; empty otherwise.
     pub metrics: Vec<String>,
+    /// The `type` of its messages (reliable and keyed channels).
+    pub message_type: String,
+    /// Reliable channels: the `data` fields a `filter` may name (`None` = any).
+    pub filter_fields: Option<Vec<String>>,
+    /// Reliable channels: (messages, seconds) of history when not the
+    /// `[channels]` defaults.
+    pub history: Option<(usize, u64)>,
+    /// Keyed channels: the key patterns each role may see; empty = all keys.
+    pub key_patterns: Vec<(Role, Vec<String>)>,
 }
 
 impl Channel {
     /// Whether a token with `claims` may subscribe.
     pub fn admits(&self, claims: &Claims) -> bool {
         self.roles.contains(&Role::ANY) || claims.has_any_role(&self.roles)
+    }
+
+    /// Keyed channels: the key patterns a token with `claims` may see
+    /// (`None` = every key).
+    pub fn visible_keys(&self, claims: &Claims) -> Option<Vec<&str>> {
+        if self.key_patterns.is_empty() {
+            return None;
+        }
+        Some(
+            self.key_patterns
+                .iter()
+                .filter(|(role, _)| claims.has_role(role))
+                .flat_map(|(_, p)| p.iter().map(String::as_str))
+                .collect(),
+        )
     }
 
     /// Index of `metric` among this channel's metrics.
@@ -122,18 +149,25 @@ impl Catalogue {
                     .roles
                     .get(&name)
                     .ok_or_else(|| bad(format!("channel {name} has no roles entry")))?;
-                let roles = roles.iter().map(|r| Role::from(r.as_str())).collect();
+                let message_type = name.strip_suffix('s').unwrap_or(&name).to_owned();
                 Ok(Channel {
+                    roles: role_list(roles),
+                    message_type,
                     name,
                     kind,
-                    roles,
                     metrics,
+                    filter_fields: None,
+                    history: None,
+                    key_patterns: Vec::new(),
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let mut channels = channels;
+        add_configured(&mut channels, cfg)?;
         if cfg.windows_ms.is_empty() || cfg.windows_ms.iter().any(|&w| w == 0 || w > 3_600_000) {
             return Err(bad("windows_ms needs sizes in 1..=3600000".into()));
         }
+        cfg.calendar.check().map_err(bad)?;
         if cfg.history_max == 0 || cfg.max_pending_reliable == 0 {
             return Err(bad(
                 "history_max and max_pending_reliable must be > 0".into()
@@ -161,6 +195,98 @@ impl Catalogue {
             .iter()
             .enumerate()
             .map(|(i, c)| (ChannelId(i as u16), c))
+    }
+}
+
+fn role_list(roles: &[String]) -> Vec<Role> {
+    roles.iter().map(|r| Role::from(r.as_str())).collect()
+}
+
+/// Appends the `[channels.reliable.*]` and `[channels.keyed.*]` channels.
+fn add_configured(channels: &mut Vec<Channel>, cfg: &ChannelsConfig) -> Result<(), ConfigError> {
+    let names = cfg.reliable.keys().chain(cfg.keyed.keys());
+    for name in names {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with(METRICS_PREFIX)
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid {
+            return Err(ConfigError::Catalogue(format!(
+                "channel name {name:?}: 1..=64 of a-z 0-9 . _ -, not starting with metrics."
+            )));
+        }
+        if channels.iter().any(|c| &c.name == name) || cfg.roles.contains_key(name) {
+            return Err(ConfigError::Catalogue(format!(
+                "channel {name:?} is defined twice"
+            )));
+        }
+        let blank = Channel {
+            name: name.clone(),
+            kind: ChannelKind::Keyed,
+            roles: Vec::new(),
+            metrics: Vec::new(),
+            message_type: "event".into(),
+            filter_fields: None,
+            history: None,
+            key_patterns: Vec::new(),
+        };
+        channels.push(match (cfg.reliable.get(name), cfg.keyed.get(name)) {
+            (Some(r), None) => {
+                if r.history_max == Some(0) {
+                    return Err(ConfigError::Catalogue(format!(
+                        "reliable.{name}.history_max must be > 0"
+                    )));
+                }
+                Channel {
+                    kind: ChannelKind::Reliable { per_user: false },
+                    roles: role_list(&r.roles),
+                    filter_fields: r.filters.clone(),
+                    history: (r.history_max.is_some() || r.history_secs.is_some()).then(|| {
+                        (
+                            r.history_max.unwrap_or(cfg.history_max),
+                            r.history_secs.unwrap_or(cfg.history_secs),
+                        )
+                    }),
+                    ..blank
+                }
+            }
+            (None, Some(k)) => {
+                for pattern in k.keys.values().flatten() {
+                    let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+                    if stem.contains('*') || (stem.is_empty() && pattern.is_empty()) {
+                        return Err(ConfigError::Catalogue(format!(
+                            "keyed.{name}.keys: {pattern:?} is not a key or a PREFIX* pattern"
+                        )));
+                    }
+                }
+                Channel {
+                    roles: role_list(&k.roles),
+                    message_type: "keyed".into(),
+                    key_patterns: k
+                        .keys
+                        .iter()
+                        .map(|(role, p)| (Role::from(role.as_str()), p.clone()))
+                        .collect(),
+                    ..blank
+                }
+            }
+            _ => {
+                return Err(ConfigError::Catalogue(format!(
+                    "channel {name:?} is both reliable and keyed"
+                )))
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Whether `key` matches `pattern` (a name, or a `PREFIX*`).
+pub fn key_matches(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => pattern == key,
     }
 }
 

@@ -13,8 +13,11 @@ pub const MAX_DATA_BYTES: usize = 16 * 1024;
 pub const MAX_DIMS: usize = 16;
 /// Longest tenant, `sub`, dimension name or value.
 pub const MAX_NAME_BYTES: usize = 128;
+/// The `tenant` of a broadcast: a reliable message for every tenant's
+/// subscribers of its channel, on a stream (and `seq`) of its own.
+pub const BROADCAST_TENANT: &str = "*";
 /// Fields the server writes into every reliable message; `data` may not set them.
-const RESERVED: [&str; 4] = ["type", "channel", "seq", "ts"];
+const RESERVED: [&str; 5] = ["type", "channel", "seq", "ts", "broadcast"];
 const ALERT_LEVELS: [&str; 3] = ["info", "warning", "critical"];
 const SESSION_STATES: [&str; 5] = [
     "started",
@@ -61,6 +64,19 @@ pub struct ReliableEvent {
     pub data: Map<String, Value>,
 }
 
+/// The new latest object of one key of a keyed channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyedEvent {
+    /// Owning tenant.
+    pub tenant: Arc<str>,
+    /// A keyed channel.
+    pub channel: ChannelId,
+    /// The key (a currency pair, an LP, ...).
+    pub key: Arc<str>,
+    /// The object, sent as the message's `data`.
+    pub data: Map<String, Value>,
+}
+
 /// Anything published besides venue quotes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -68,6 +84,8 @@ pub enum Event {
     Metric(MetricEvent),
     /// Goes to a reliable stream.
     Reliable(ReliableEvent),
+    /// Replaces one key's latest object.
+    Keyed(KeyedEvent),
 }
 
 /// Why an event was refused.
@@ -94,6 +112,9 @@ pub struct EventRules {
     pub now_us: u64,
     /// How far in the future a metric `ts` may be.
     pub max_future_us: u64,
+    /// Whether `tenant: "*"` (a broadcast) is allowed: for ADMIN publishers
+    /// and the feed seam.
+    pub may_broadcast: bool,
 }
 
 /// Validates one event object (the `POST /v1/publish` and replay shape).
@@ -107,13 +128,48 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
         reason: format!("unknown channel {name:?}"),
     })?;
     let tenant = name_field(obj, "tenant")?.ok_or_else(|| bad("missing field tenant"))?;
+    if tenant == BROADCAST_TENANT {
+        check_broadcast(def, rules)?;
+    }
     match def.kind {
         ChannelKind::Prices => Err(bad("prices come from the venue feed, not from publish")),
         ChannelKind::Metrics => parse_metric(obj, tenant, channel, def, rules).map(Event::Metric),
         ChannelKind::Reliable { per_user } => {
             parse_reliable(obj, tenant, channel, &def.name, per_user).map(Event::Reliable)
         }
+        ChannelKind::Keyed => {
+            let key = name_field(obj, "key")?.ok_or_else(|| bad("missing field key"))?;
+            let data = obj
+                .get("data")
+                .and_then(Value::as_object)
+                .ok_or_else(|| bad("data must be an object"))?;
+            check_data(&def.name, data)?;
+            Ok(Event::Keyed(KeyedEvent {
+                tenant: tenant.into(),
+                channel,
+                key: key.into(),
+                data: data.clone(),
+            }))
+        }
     }
+}
+
+/// A broadcast (`tenant: "*"`) needs the right to broadcast and a
+/// tenant-wide reliable channel.
+fn check_broadcast(def: &Channel, rules: EventRules) -> Result<(), EventError> {
+    if !rules.may_broadcast {
+        return Err(EventError {
+            code: ErrorCode::Forbidden,
+            reason: "tenant \"*\" (a broadcast to every tenant) needs the ADMIN role".into(),
+        });
+    }
+    if def.kind != (ChannelKind::Reliable { per_user: false }) {
+        return Err(bad(format!(
+            "tenant \"*\" (broadcast) is only for tenant-wide reliable channels, not {}",
+            def.name
+        )));
+    }
+    Ok(())
 }
 
 /// The fields of a metric event: `ts` (the receive time when absent, and
@@ -302,6 +358,7 @@ mod tests {
     const RULES: EventRules = EventRules {
         now_us: 1_000_000_000,
         max_future_us: 60_000_000,
+        may_broadcast: false,
     };
 
     fn cat() -> Catalogue {
@@ -363,6 +420,27 @@ mod tests {
             panic!("notification refused")
         };
         assert_eq!(r.sub.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn a_broadcast_needs_the_right_and_a_tenant_wide_reliable_channel() {
+        let cat = cat();
+        let notice = json!({"channel":"alerts","tenant":"*","data":{"level":"info",
+            "kind":"maintenance","message":"m"}});
+        let err = parse_event(&notice, &cat, RULES).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Forbidden);
+        let admin = EventRules {
+            may_broadcast: true,
+            ..RULES
+        };
+        assert!(parse_event(&notice, &cat, admin).is_ok());
+        for elsewhere in [
+            json!({"channel":"notifications","tenant":"*","sub":"u","data":{}}),
+            json!({"channel":"metrics.pnl","tenant":"*","values":{"total_pnl":1}}),
+        ] {
+            let err = parse_event(&elsewhere, &cat, admin).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{elsewhere}");
+        }
     }
 
     #[test]

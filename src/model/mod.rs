@@ -5,5 +5,6 @@
 pub mod channel;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod quote;
 pub mod symbol;

@@ -93,39 +93,78 @@ pub fn subscribe_ack(
     }))
 }
 
+/// The `ack` of a keyed-channel subscribe: the keys (or patterns) taken
+/// and those refused as outside the token's roles.
+pub fn keyed_ack(id: u64, channel: &str, keys: &[&str], not_entitled: &[&str]) -> Vec<u8> {
+    let errors: Vec<_> = not_entitled
+        .iter()
+        .map(|k| serde_json::json!({"key": k, "code": ErrorCode::NotEntitled}))
+        .collect();
+    to_json(&serde_json::json!({
+        "type": "ack", "id": id, "channel": channel, "subscribed": keys, "errors": errors,
+    }))
+}
+
 /// The `ack` of a `metrics.*` subscribe: the metrics subscribed, those
-/// refused, and the window it runs on.
+/// refused, and the window (`("window_ms", ms)` or `("window", period)`)
+/// it runs on.
 pub fn metrics_ack(
     id: u64,
     channel: &str,
     subscribed: &[&str],
     unknown: &[&str],
-    window_ms: u64,
+    window: (&str, serde_json::Value),
     agg: &str,
 ) -> Vec<u8> {
     let errors: Vec<_> = unknown
         .iter()
         .map(|m| serde_json::json!({"metric": m, "code": ErrorCode::UnknownMetric}))
         .collect();
-    to_json(&serde_json::json!({
+    let mut ack = serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": subscribed,
-        "errors": errors, "window_ms": window_ms, "agg": agg,
-    }))
+        "errors": errors, "agg": agg,
+    });
+    // `window_ms` for tumbling windows, `window` for calendar periods.
+    ack[window.0] = window.1;
+    to_json(&ack)
 }
 
-/// The `ack` of a reliable-channel subscribe: whether the history covered
-/// `since` (`recovered`) and the stream's last `seq` when it was made.
+/// Where a subscription to one reliable stream starts.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamStart {
+    /// The `since` the client gave.
+    pub since: Option<u64>,
+    /// Whether the replay is complete (else a snapshot follows).
+    pub recovered: bool,
+    /// The stream's last `seq` at the subscribe.
+    pub last_seq: u64,
+}
+
+/// The `ack` of a reliable-channel subscribe: where the tenant's (or
+/// user's) stream starts, and the broadcast stream's for tenant-wide
+/// channels; `filtered` when a filter leaves gaps in `seq`.
 pub fn reliable_ack(
     id: u64,
     channel: &str,
-    since: Option<u64>,
-    recovered: bool,
-    last_seq: u64,
+    own: StreamStart,
+    broadcast: Option<StreamStart>,
+    filtered: bool,
 ) -> Vec<u8> {
-    to_json(&serde_json::json!({
+    let mut ack = serde_json::json!({
         "type": "ack", "id": id, "channel": channel, "subscribed": true,
-        "since": since, "recovered": recovered, "last_seq": last_seq,
-    }))
+        "since": own.since, "recovered": own.recovered, "last_seq": own.last_seq,
+    });
+    if let Some(b) = broadcast {
+        ack["broadcast"] = serde_json::json!({
+            "since": b.since, "recovered": b.recovered, "last_seq": b.last_seq,
+        });
+    }
+    if filtered {
+        // `seq` stays the stream's: the client's gap check must know the
+        // jumps are messages its filter left out, not losses.
+        ack["filtered"] = true.into();
+    }
+    to_json(&ack)
 }
 
 /// The `ack` of an unsubscribe.

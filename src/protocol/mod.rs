@@ -19,9 +19,9 @@ pub use crate::model::channel::PRICES;
 pub use crate::model::error::ErrorCode;
 pub use error::OpError;
 pub use message::{
-    auth_ack, ended_error, metrics_ack, metrics_unsubscribe_ack, pong, reliable_ack, snapshot,
-    status_feed_stale, status_lagging, status_ok, subscribe_ack, token_expired, unsubscribe_ack,
-    Ended, SymbolError, Welcome,
+    auth_ack, ended_error, keyed_ack, metrics_ack, metrics_unsubscribe_ack, pong, reliable_ack,
+    snapshot, status_feed_stale, status_lagging, status_ok, subscribe_ack, token_expired,
+    unsubscribe_ack, Ended, StreamStart, SymbolError, Welcome,
 };
 pub use op::{parse_op, ClientOp, SubscribeOp};
 pub use price::{write_number, write_price};

@@ -5,6 +5,7 @@
 //! [`Streams`] and answer through the outbox, checked against [`Rules`].
 
 pub mod entitle;
+mod keyed;
 mod ops;
 mod rate;
 mod refresh;
@@ -16,6 +17,8 @@ pub use ops::{handle_op, handle_parsed};
 pub use state::Session;
 pub use subscribe::release;
 
+use crate::analytics::calendar::CalendarStreams;
+use crate::analytics::keyed::KeyedStreams;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
 use crate::auth::Verifier;
@@ -35,6 +38,10 @@ pub struct Streams {
     pub topics: TopicIndex,
     /// Per-tenant metric windows and their streams.
     pub metrics: MetricStreams,
+    /// Per-tenant calendar running totals and their streams.
+    pub calendar: CalendarStreams,
+    /// Keyed channels: each key's latest object and who watches them.
+    pub keyed: KeyedStreams,
     /// Reliable streams: history and subscribers.
     pub reliable: ReliableStreams,
 }

@@ -35,7 +35,7 @@ pub(super) fn refresh_token(
     }
     // Ended while the old claims are in place, which admit every channel held.
     let mut ended = Vec::new();
-    for channel in forbidden_channels(session, &claims, rules) {
+    for channel in forbidden_channels(session, &claims, streams, rules) {
         unsubscribe(session, id, &channel, (None, None), streams, rules)?;
         let what = Ended {
             channel,
@@ -76,7 +76,12 @@ pub(super) fn refresh_token(
 }
 
 /// The channels the session holds that `claims` may not subscribe to, by name.
-fn forbidden_channels(session: &Session, claims: &Claims, rules: Rules<'_>) -> Vec<String> {
+fn forbidden_channels(
+    session: &Session,
+    claims: &Claims,
+    streams: &Streams,
+    rules: Rules<'_>,
+) -> Vec<String> {
     let catalogue = rules.catalogue;
     let prices = session
         .outbox()
@@ -86,7 +91,14 @@ fn forbidden_channels(session: &Session, claims: &Claims, rules: Rules<'_>) -> V
         .flatten();
     let metrics = session.metric_subs.iter().map(|m| m.spec.channel);
     let reliable = session.reliable_subs.iter().map(|r| r.channel);
-    let mut held: Vec<_> = prices.into_iter().chain(metrics).chain(reliable).collect();
+    let tenant = session.claims().tenant.as_str();
+    let keyed = streams.keyed.watched_by(tenant, session.key().index);
+    let mut held: Vec<_> = prices
+        .into_iter()
+        .chain(metrics)
+        .chain(reliable)
+        .chain(keyed)
+        .collect();
     held.sort_unstable();
     held.dedup();
     held.into_iter()

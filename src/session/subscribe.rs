@@ -13,19 +13,24 @@
 use super::state::Session;
 use super::unsubscribe_metrics::unsubscribe_metrics;
 use super::{Rules, Streams};
+use crate::analytics::calendar::{CalendarSpec, Period};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::{Channel, ChannelId, ChannelKind};
-use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
+use crate::model::event::BROADCAST_TENANT;
+use crate::model::filter::DataFilter;
+use crate::protocol::{self, ErrorCode, OpError, StreamStart, SubscribeOp, SymbolError};
 use std::sync::Arc;
 
 /// A session's subscription to one `metrics.*` channel.
 #[derive(Clone, Debug)]
 pub struct MetricSub {
-    /// The window computation it reads.
+    /// The window computation it reads (`window_ms` 0 for a calendar period).
     pub spec: WindowSpec,
+    /// The calendar period, for running totals instead of windows.
+    pub period: Option<Period>,
     /// The aggregation.
     pub agg: Agg,
     /// Metric indexes in the channel, in the order subscribed.
@@ -75,6 +80,13 @@ pub(super) fn subscribe(
     rules: Rules<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let (channel, kind) = check_channel(session, op.id, &op.channel, rules)?;
+    if op.filter.is_some() && !matches!(kind, ChannelKind::Reliable { .. }) {
+        return Err(OpError::new(
+            Some(op.id),
+            ErrorCode::BadRequest,
+            "filter is for reliable channels (metrics channels take filters)",
+        ));
+    }
     match kind {
         ChannelKind::Prices => {
             let symbols = op.symbols.as_deref().ok_or_else(|| {
@@ -91,8 +103,23 @@ pub(super) fn subscribe(
         }
         ChannelKind::Metrics => subscribe_metrics(session, channel, op, streams, rules),
         ChannelKind::Reliable { per_user } => {
+            let def = rules.catalogue.get(channel);
+            let outside = op
+                .filter
+                .as_ref()
+                .and_then(|f| f.first_outside(def.filter_fields.as_deref()));
+            if let Some(field) = outside {
+                return Err(OpError::new(
+                    Some(op.id),
+                    ErrorCode::BadRequest,
+                    format!("{} does not allow a filter on {field:?}", def.name),
+                ));
+            }
             Ok(subscribe_reliable(session, channel, per_user, &op, streams))
         }
+        ChannelKind::Keyed => Ok(super::keyed::subscribe(
+            session, channel, &op, streams, rules,
+        )),
     }
 }
 
@@ -142,7 +169,8 @@ fn subscribe_prices(
     snapshot(channel, &snapshot_streams, streams)
 }
 
-fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
+/// The `snapshot` of the current values of `of`.
+pub(super) fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
     protocol::snapshot(
         channel,
         of.iter()
@@ -151,9 +179,35 @@ fn snapshot(channel: &str, of: &[StreamId], streams: &Streams) -> Vec<u8> {
     )
 }
 
-/// The window and aggregation a metrics subscribe asks for, checked.
-fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpError> {
+/// The window (a size, or a calendar period) and aggregation a metrics
+/// subscribe asks for, checked.
+fn window_and_agg(
+    op: &SubscribeOp,
+    streams: &Streams,
+    rules: Rules<'_>,
+) -> Result<(u64, Option<Period>, Agg), OpError> {
     let bad = |msg: String| OpError::new(Some(op.id), ErrorCode::BadRequest, msg);
+    let agg = match op.agg.as_deref() {
+        None => DEFAULT_AGG,
+        Some(a) => Agg::parse(a).ok_or_else(|| {
+            bad("agg must be one of sum, avg, min, max, last, count, delta".into())
+        })?,
+    };
+    if let Some(window) = &op.window {
+        if op.window_ms.is_some() {
+            return Err(bad("give window_ms or window, not both".into()));
+        }
+        let calendar = streams.calendar.calendar();
+        return match Period::parse(window).filter(|p| calendar.offers(*p)) {
+            Some(period) => Ok((0, Some(period), agg)),
+            None if calendar.offers(Period::Session) => {
+                Err(bad("window must be day, hour or session".into()))
+            }
+            None => Err(bad(
+                "window must be day or hour (session needs channels.calendar.session_start)".into(),
+            )),
+        };
+    }
     let windows = &rules.config.channels.windows_ms;
     let default_window = if windows.contains(&DEFAULT_WINDOW_MS) {
         DEFAULT_WINDOW_MS
@@ -164,18 +218,12 @@ fn window_and_agg(op: &SubscribeOp, rules: Rules<'_>) -> Result<(u64, Agg), OpEr
     if !windows.contains(&window_ms) {
         return Err(bad(format!("window_ms must be one of {windows:?}")));
     }
-    let agg = match op.agg.as_deref() {
-        None => DEFAULT_AGG,
-        Some(a) => Agg::parse(a).ok_or_else(|| {
-            bad("agg must be one of sum, avg, min, max, last, count, delta".into())
-        })?,
-    };
-    Ok((window_ms, agg))
+    Ok((window_ms, None, agg))
 }
 
 /// Sends `stream` to the session from now on; the value the table holds
 /// goes in the snapshot, so it counts as sent.
-fn follow(session: &mut Session, stream: StreamId, streams: &mut Streams) {
+pub(super) fn follow(session: &mut Session, stream: StreamId, streams: &mut Streams) {
     let sent_seq = streams.table.get(stream).map_or(0, |l| l.seq);
     session.outbox_mut().subs_mut().add(stream, sent_seq);
     streams.topics.subscribe(stream, session.key().index);
@@ -189,7 +237,7 @@ fn subscribe_metrics(
     rules: Rules<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let def = rules.catalogue.get(channel);
-    let (window_ms, agg) = window_and_agg(&op, rules)?;
+    let (window_ms, period, agg) = window_and_agg(&op, streams, rules)?;
     let wanted = op.metrics.unwrap_or_else(|| def.metrics.clone());
     let (indexes, unknown) = metric_indexes(def, &wanted, op.id)?;
     let spec = WindowSpec {
@@ -199,10 +247,20 @@ fn subscribe_metrics(
         filter: op.filters,
     };
     replace_metric_sub(session, channel, indexes.len(), op.id, streams, rules)?;
-    let metric_streams =
-        streams
-            .metrics
-            .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table);
+    let metric_streams = match period {
+        Some(period) => streams.calendar.subscribe(
+            &calendar_spec(&spec, period),
+            agg,
+            &indexes,
+            clock::now_us(),
+            &mut streams.table,
+        ),
+        None => {
+            streams
+                .metrics
+                .subscribe(&spec, agg, &indexes, clock::now_us(), &mut streams.table)
+        }
+    };
     for &stream in &metric_streams {
         follow(session, stream, streams);
     }
@@ -215,12 +273,16 @@ fn subscribe_metrics(
         &def.name,
         &names,
         &unknown,
-        window_ms,
+        match period {
+            Some(p) => ("window", p.as_str().into()),
+            None => ("window_ms", window_ms.into()),
+        },
         agg.as_str(),
     ));
     let reply = snapshot(&def.name, &metric_streams, streams);
     session.metric_subs.push(MetricSub {
         spec,
+        period,
         agg,
         metrics: indexes,
         streams: metric_streams,
@@ -290,37 +352,79 @@ fn subscribe_reliable(
     streams: &mut Streams,
 ) -> Vec<u8> {
     let claims = session.claims();
-    let stream = ReliableKey {
+    let own = ReliableKey {
         tenant: Arc::from(claims.tenant.as_str()),
         channel,
         sub: per_user.then(|| Arc::from(claims.sub.as_str())),
     };
+    // Tenant-wide channels also carry the broadcast stream (`tenant: "*"`).
+    let broadcast = (!per_user && &*own.tenant != BROADCAST_TENANT).then(|| ReliableKey {
+        tenant: Arc::from(BROADCAST_TENANT),
+        channel,
+        sub: None,
+    });
+    let filter = op.filter.clone().map(Arc::new);
+    let own_start = follow_reliable(session, own, op.since, &filter, &op.channel, streams);
+    let broadcast_start = broadcast.map(|key| {
+        follow_reliable(
+            session,
+            key,
+            op.broadcast_since,
+            &filter,
+            &op.channel,
+            streams,
+        )
+    });
+    protocol::reliable_ack(
+        op.id,
+        &op.channel,
+        own_start,
+        broadcast_start,
+        op.filter.is_some(),
+    )
+}
+
+/// Subscribes the session to one reliable stream and queues its replay (or
+/// snapshot) behind the ack.
+fn follow_reliable(
+    session: &mut Session,
+    stream: ReliableKey,
+    since: Option<u64>,
+    filter: &Option<Arc<DataFilter>>,
+    channel: &str,
+    streams: &mut Streams,
+) -> StreamStart {
+    let replay = streams
+        .reliable
+        .subscribe(&stream, session.key(), since, filter.clone());
+    // The SSE cursor (`id:`) follows a channel's own stream; the broadcast
+    // stream beside it has seqs of its own and carries no `id:`.
+    let sse_cursor = &*stream.tenant != BROADCAST_TENANT;
+    let channel_id = stream.channel;
     if !session.reliable_subs.contains(&stream) {
-        session.reliable_subs.push(stream.clone());
+        session.reliable_subs.push(stream);
     }
-    let replay = streams.reliable.subscribe(&stream, session.key(), op.since);
     // The ack is a control frame, so it goes out ahead of the replay
     // (or snapshot) queued here and of the live messages behind them.
     let outbox = session.outbox_mut();
-    // An SSE cursor starts where the client stands: at `since`, or at the
-    // stream's end for a live subscription.
-    let start = op.since.unwrap_or(replay.last_seq);
-    outbox.follow_reliable(channel, &op.channel, start);
+    if sse_cursor {
+        // An SSE cursor starts where the client stands: at `since`, or at
+        // the stream's end for a live subscription.
+        outbox.follow_reliable(channel_id, channel, since.unwrap_or(replay.last_seq));
+    }
     if replay.recovered {
         for msg in &replay.messages {
             outbox.push_replay(msg);
         }
     } else {
-        let snapshot = protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
-        outbox.push_replay_snapshot(&snapshot, channel, replay.last_seq);
+        let snapshot = protocol::snapshot(channel, replay.messages.iter().map(|m| m.payload()));
+        outbox.push_replay_snapshot(&snapshot, sse_cursor.then_some(channel_id), replay.last_seq);
     }
-    protocol::reliable_ack(
-        op.id,
-        &op.channel,
-        op.since,
-        replay.recovered,
-        replay.last_seq,
-    )
+    StreamStart {
+        since,
+        recovered: replay.recovered,
+        last_seq: replay.last_seq,
+    }
 }
 
 /// Carries out an `unsubscribe`: some or all symbols of `prices`, some or
@@ -349,16 +453,26 @@ pub(super) fn unsubscribe(
             let channel = (channel_id, def);
             return Ok(unsubscribe_metrics(session, id, channel, metrics, streams));
         }
-        ChannelKind::Reliable { .. } => {
-            let Some(i) = session
-                .reliable_subs
-                .iter()
-                .position(|r| r.channel == channel_id)
-            else {
+        ChannelKind::Keyed => {
+            if !super::keyed::drop_keyed(session, channel_id, streams) {
                 return Ok(protocol::unsubscribe_ack(id, channel, &[]));
-            };
-            let stream = session.reliable_subs.swap_remove(i);
-            streams.reliable.unsubscribe(&stream, session.key());
+            }
+            vec![channel.to_owned()]
+        }
+        ChannelKind::Reliable { .. } => {
+            // The tenant's (or user's) stream and the broadcast one.
+            let key = session.key();
+            let before = session.reliable_subs.len();
+            session.reliable_subs.retain(|r| {
+                let keep = r.channel != channel_id;
+                if !keep {
+                    streams.reliable.unsubscribe(r, key);
+                }
+                keep
+            });
+            if session.reliable_subs.len() == before {
+                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
+            }
             vec![channel.to_owned()]
         }
     };
@@ -405,9 +519,34 @@ pub(super) fn release_metric_sub(session: &mut Session, sub: &MetricSub, streams
         subs.remove(*stream);
         streams.topics.unsubscribe(*stream, index);
     }
-    streams
-        .metrics
-        .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+    drop_metric_streams(sub, streams);
+}
+
+/// The calendar computation a metrics subscription of `period` reads.
+fn calendar_spec(spec: &WindowSpec, period: Period) -> CalendarSpec {
+    CalendarSpec {
+        tenant: spec.tenant.clone(),
+        channel: spec.channel,
+        period,
+        filter: spec.filter.clone(),
+    }
+}
+
+/// Releases a metric subscription's share of its window or calendar
+/// computation.
+fn drop_metric_streams(sub: &MetricSub, streams: &mut Streams) {
+    let table = &mut streams.table;
+    match sub.period {
+        Some(period) => {
+            let spec = calendar_spec(&sub.spec, period);
+            streams
+                .calendar
+                .unsubscribe(&spec, sub.agg, &sub.metrics, table)
+        }
+        None => streams
+            .metrics
+            .unsubscribe(&sub.spec, sub.agg, &sub.metrics, table),
+    }
 }
 
 /// Releases everything a leaving session held in the shard's streams.
@@ -417,11 +556,10 @@ pub fn release(session: &mut Session, streams: &mut Streams) {
         streams.topics.unsubscribe(stream, key.index);
     }
     for sub in &session.metric_subs {
-        streams
-            .metrics
-            .unsubscribe(&sub.spec, sub.agg, &sub.metrics, &mut streams.table);
+        drop_metric_streams(sub, streams);
     }
     for stream in &session.reliable_subs {
         streams.reliable.unsubscribe(stream, key);
     }
+    streams.keyed.release(key.index);
 }

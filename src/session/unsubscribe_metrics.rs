@@ -36,6 +36,7 @@ pub(super) fn unsubscribe_metrics(
             .unzip();
         MetricSub {
             spec: old.spec.clone(),
+            period: old.period,
             agg: old.agg,
             metrics,
             streams,

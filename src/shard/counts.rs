@@ -12,7 +12,8 @@ use std::sync::Mutex;
 #[derive(Debug, Default, Clone)]
 pub struct SubscriptionCounts {
     /// Subscriptions per channel: one per `prices` symbol, per `metrics.*`
-    /// subscription, per reliable stream, of each connection.
+    /// subscription, per reliable stream and per keyed channel, of each
+    /// connection.
     pub per_channel: Vec<u64>,
     /// Connections subscribed to each symbol's prices.
     pub per_symbol: Vec<u64>,
@@ -46,7 +47,8 @@ impl SubscriptionCounts {
                 self.per_channel[usize::from(id)] += 1;
             }
         }
-        for (ChannelId(id), n) in streams.reliable.subscriptions_per_stream() {
+        let reliable = streams.reliable.subscriptions_per_stream();
+        for (ChannelId(id), n) in reliable.chain(streams.keyed.subscriptions_per_channel()) {
             self.per_channel[usize::from(id)] += n as u64;
         }
     }

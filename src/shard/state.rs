@@ -4,6 +4,8 @@
 
 use super::conns::ConnTable;
 use super::node::Node;
+use crate::analytics::calendar::CalendarStreams;
+use crate::analytics::keyed::KeyedStreams;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
 use crate::auth::Claims;
@@ -61,6 +63,15 @@ impl Shard {
         let cfg = &node.config.server;
         let channels = &node.config.channels;
         let flush_interval = cfg.flush_interval();
+        let mut reliable = ReliableStreams::new(
+            channels.history_max,
+            channels.history_secs.saturating_mul(1_000_000),
+        );
+        for (id, c) in node.catalogue.iter() {
+            if let Some((keep_max, secs)) = c.history {
+                reliable.keep_for(id, keep_max, secs.saturating_mul(1_000_000));
+            }
+        }
         Shard {
             id,
             conns: ConnTable::default(),
@@ -68,10 +79,9 @@ impl Shard {
                 table: LatestTable::default(),
                 topics: TopicIndex::default(),
                 metrics: MetricStreams::new(node.catalogue.clone(), &channels.windows_ms),
-                reliable: ReliableStreams::new(
-                    channels.history_max,
-                    channels.history_secs.saturating_mul(1_000_000),
-                ),
+                calendar: CalendarStreams::new(node.catalogue.clone(), &channels.calendar),
+                keyed: KeyedStreams::default(),
+                reliable,
             },
             wheel: FlushWheel::new(Instant::now(), cfg.tick(), flush_interval),
             // 1 µs to 60 s at 3 significant figures; the bounds are constants.
@@ -115,12 +125,28 @@ impl Shard {
                     self.mark_dirty(stream, now);
                 }
             }
-            Update::Metric(event) => self.streams.metrics.on_event(event, clock::now_us()),
+            Update::Metric(event) => {
+                self.streams.calendar.on_event(&event);
+                self.streams.metrics.on_event(event, clock::now_us());
+            }
             Update::Published(receipt) => receipt.shard_applied(),
+            Update::Keyed(msg) => {
+                let (stream, joining) =
+                    self.streams.keyed.on_message(&msg, &mut self.streams.table);
+                // A key published for the first time joins the subscriptions
+                // whose patterns take it; its first value goes as a live update.
+                for index in joining {
+                    if let Some(session) = self.conns.by_index(index) {
+                        session.outbox_mut().subs_mut().add(stream, 0);
+                        self.streams.topics.subscribe(stream, index);
+                    }
+                }
+                self.mark_dirty(stream, now);
+            }
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
                 let shared = msg.clone();
-                for &key in self.streams.reliable.on_message(msg, clock::now_us()) {
+                for key in self.streams.reliable.on_message(msg, clock::now_us()) {
                     if let Some(session) = self.conns.get_mut(key) {
                         let outbox = session.outbox_mut();
                         outbox.push_reliable(&shared, limit);
@@ -151,9 +177,13 @@ impl Shard {
     pub fn close_windows(&mut self, now: Instant) {
         let mut changed = std::mem::take(&mut self.changed);
         let streams = &mut self.streams;
+        let now_us = clock::now_us();
         streams
             .metrics
-            .close_due(clock::now_us(), &mut streams.table, &mut changed);
+            .close_due(now_us, &mut streams.table, &mut changed);
+        streams
+            .calendar
+            .publish_due(now_us, &mut streams.table, &mut changed);
         for stream in changed.drain(..) {
             self.mark_dirty(stream, now);
         }
@@ -210,7 +240,10 @@ impl Shard {
             .store(self.streams.metrics.specs() as u64, Relaxed);
         let windows = self.streams.metrics.counters();
         s.metric_events.store(windows.events, Relaxed);
-        s.late_metric_events.store(windows.late, Relaxed);
+        // Calendar totals leave events out for the same kind of reason.
+        let calendar = self.streams.calendar.counters();
+        s.late_metric_events
+            .store(windows.late + calendar.late + calendar.over_groups, Relaxed);
         s.frames.store(self.counters.frames, Relaxed);
         s.flushes.store(self.counters.flushes, Relaxed);
         s.skipped.store(self.counters.skipped, Relaxed);

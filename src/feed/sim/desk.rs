@@ -16,6 +16,7 @@
 //! of steps: the wall clock only decides how many steps are due.
 
 use super::book::{Book, Level, Position, CRITICAL_PCT, WARNING_PCT};
+use super::keyed;
 use crate::model::channel::{Catalogue, ChannelId, ALERTS, NOTIFICATIONS, SESSIONS};
 use crate::model::event::{Event, MetricEvent, ReliableEvent};
 use rand::rngs::StdRng;
@@ -112,6 +113,8 @@ struct Channels {
     alerts: Option<ChannelId>,
     sessions: Option<ChannelId>,
     notifications: Option<ChannelId>,
+    exposure: Option<ChannelId>,
+    lp: Option<ChannelId>,
 }
 
 impl Channels {
@@ -125,6 +128,8 @@ impl Channels {
             alerts: cat.find(ALERTS).map(|(id, _)| id),
             sessions: cat.find(SESSIONS).map(|(id, _)| id),
             notifications: cat.find(NOTIFICATIONS).map(|(id, _)| id),
+            exposure: cat.find("exposure").map(|(id, _)| id),
+            lp: cat.find("lp.performance").map(|(id, _)| id),
         }
     }
 }
@@ -275,6 +280,15 @@ impl Desks {
                 ],
             ));
         }
+        let lp = self.rng.random_range(0..keyed::LPS.len());
+        let tenant = &self.tenants[t].name;
+        out.extend(keyed::lp_fill(
+            self.channels.lp,
+            tenant,
+            lp,
+            latency_ms,
+            1.0 / f64::from(orders),
+        ));
     }
 
     /// Emits the value and P&L of symbol `k`'s position in book `b` on
@@ -304,6 +318,16 @@ impl Desks {
                 ],
             ));
         }
+        let name = &self.names[symbol];
+        let ch = self.channels.exposure;
+        out.extend(keyed::exposure(
+            ch,
+            &tenant.name,
+            &tenant.books,
+            symbol,
+            name,
+            mid,
+        ));
     }
 
     /// Emits book `b`'s risk and P&L on `metrics.risk` and `metrics.pnl`;
@@ -603,6 +627,8 @@ mod tests {
                 }
                 v
             }
+            Event::Keyed(k) => json!({"channel": cat.get(k.channel).name,
+                "tenant": &*k.tenant, "key": &*k.key, "data": k.data}),
         }
     }
 
@@ -651,6 +677,7 @@ mod tests {
         let rules = EventRules {
             now_us: 1_000_000 + steps * 1_000,
             max_future_us: 0,
+            may_broadcast: false,
         };
         let mut per_channel = BTreeMap::<String, usize>::new();
         for ev in run(3, steps) {

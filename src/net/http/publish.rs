@@ -8,6 +8,7 @@ use super::response::{json_error, response, unauthorized};
 use super::{authenticate, Gateway};
 use crate::auth::Role;
 use crate::clock;
+use crate::model::error::ErrorCode;
 use crate::model::event::{self, Event, EventRules};
 use glommio::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -51,13 +52,19 @@ pub(super) async fn serve(
     let rules = EventRules {
         now_us: clock::now_us(),
         max_future_us: node.config.channels.max_event_future_us(),
+        may_broadcast: claims.has_role(&Role::ADMIN),
     };
     match event::parse_batch(&body, &node.catalogue, rules) {
         Err((index, e)) => {
             let body = serde_json::json!({
                 "error": e.code, "index": index, "reason": e.reason,
             });
-            response(400, "application/json", &body.to_string())
+            let status = if e.code == ErrorCode::Forbidden {
+                403
+            } else {
+                400
+            };
+            response(status, "application/json", &body.to_string())
         }
         Ok(events) => publish(gateway, events).await,
     }

@@ -59,7 +59,19 @@ fn channels_json(shared: &Node, counts: Option<SubscriptionCounts>) -> String {
                     entry["metrics"] = c.metrics.clone().into();
                     entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();
                 }
-                ChannelKind::Reliable { .. } => {}
+                ChannelKind::Reliable { .. } => {
+                    if let Some(fields) = &c.filter_fields {
+                        entry["filters"] = fields.clone().into();
+                    }
+                }
+                ChannelKind::Keyed => {
+                    let keys: serde_json::Map<_, _> = c
+                        .key_patterns
+                        .iter()
+                        .map(|(role, p)| (role.as_str().to_owned(), p.clone().into()))
+                        .collect();
+                    entry["keys"] = keys.into();
+                }
             }
             if let (Some(counts), Some(entry)) = (&counts, entry.as_object_mut()) {
                 entry.extend(counts::channel_counts(shared, counts, id));
