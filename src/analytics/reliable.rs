@@ -12,6 +12,7 @@
 use crate::fanout::wheel::ConnKey;
 use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
 use crate::model::channel::ChannelId;
+use crate::model::event::BROADCAST_TENANT;
 use crate::model::filter::DataFilter;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -166,10 +167,13 @@ impl ReliableStreams {
         self.streams.values().map(|s| s.subscribers.len()).sum()
     }
 
-    /// The channel and subscription count of every stream.
+    /// The channel and subscription count of every stream. The broadcast
+    /// streams are left out: a subscription follows one alongside its
+    /// tenant's stream, and counts once.
     pub fn subscriptions_per_stream(&self) -> impl Iterator<Item = (ChannelId, usize)> + '_ {
         self.streams
             .iter()
+            .filter(|(key, _)| &*key.tenant != BROADCAST_TENANT)
             .map(|(key, s)| (key.channel, s.subscribers.len()))
     }
 }
