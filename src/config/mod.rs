@@ -15,7 +15,7 @@ mod validate;
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use channels::ChannelsConfig;
 pub use feed::{FeedConfig, FeedKind};
-pub use server::ServerConfig;
+pub use server::{Compression, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
 pub use validate::ConfigError;
 

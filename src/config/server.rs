@@ -56,6 +56,12 @@ pub struct ServerConfig {
     /// Kernel send buffer per connection (SO_SNDBUF); 0 = kernel default. Kept
     /// small so a slow reader is conflated in our table, not queued in the kernel.
     pub send_buffer_bytes: usize,
+    /// permessage-deflate (RFC 7692) on `/v1/ws`: `"on"` accepts a client's
+    /// offer, `"off"` never does.
+    pub compression: Compression,
+    /// Messages shorter than this go uncompressed even to a connection that
+    /// negotiated deflate (RSV1 clear): a tiny message gains nothing.
+    pub compression_min_bytes: usize,
     /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
     /// the Autobahn conformance suite (`tools/scripts/autobahn`). Never in production.
     pub echo_route: bool,
@@ -87,9 +93,21 @@ impl Default for ServerConfig {
             ring_capacity: 65_536,
             io_memory_kib: 1_024,
             send_buffer_bytes: 64 * 1024,
+            compression: Compression::On,
+            compression_min_bytes: 128,
             echo_route: false,
         }
     }
+}
+
+/// Whether `/v1/ws` accepts permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Never accept an offer: every frame is uncompressed.
+    Off,
+    /// Accept a client's permessage-deflate offer.
+    On,
 }
 
 impl ServerConfig {

@@ -6,6 +6,7 @@
 //! latest frame of each, so a slow client only ever gets the newest value and
 //! nothing per connection grows with the update rate.
 
+use crate::frame::deflate::{self, DeflateUse, Deflated};
 use crate::model::symbol::SymbolId;
 use bytes::Bytes;
 
@@ -135,6 +136,9 @@ impl Latest {
 #[derive(Debug, Default)]
 pub struct LatestTable {
     slots: PerStream<Option<Latest>>,
+    /// The same values compressed once (permessage-deflate), while some
+    /// connection on the shard negotiated it; `None` otherwise.
+    deflated: PerStream<Option<Deflated>>,
 }
 
 impl LatestTable {
@@ -145,15 +149,37 @@ impl LatestTable {
             Some(old) if old.seq >= latest.seq => false,
             _ => {
                 *slot = Some(latest);
+                if let Some(d) = self.deflated.get_mut(stream) {
+                    *d = None;
+                }
                 true
             }
         }
+    }
+
+    /// Compresses the latest value of `stream` once, for every connection
+    /// that negotiated deflate, unless shorter than `min_bytes` or done.
+    pub fn deflate(&mut self, stream: StreamId, min_bytes: usize) {
+        let Some(Some(latest)) = self.slots.get(stream) else {
+            return;
+        };
+        let slot = self.deflated.entry(stream);
+        if slot.is_none() {
+            *slot = deflate::text(latest.payload(), min_bytes);
+        }
+    }
+
+    fn deflated(&self, stream: StreamId) -> Option<&Deflated> {
+        self.deflated.get(stream)?.as_ref()
     }
 
     /// Forgets `stream` (its last subscriber left); the id may be reused.
     pub fn clear(&mut self, stream: StreamId) {
         if let Some(slot) = self.slots.get_mut(stream) {
             *slot = None;
+        }
+        if let Some(d) = self.deflated.get_mut(stream) {
+            *d = None;
         }
     }
 
@@ -249,6 +275,18 @@ impl Subscriptions {
     /// Appends the latest frame of every stream that moved since it was last
     /// sent to `out`, and marks it sent. Linear in the number of subscriptions.
     pub fn collect_dirty(&mut self, table: &LatestTable, out: &mut Vec<u8>) -> Collected {
+        self.collect_dirty_for(table, out, None)
+    }
+
+    /// [`Subscriptions::collect_dirty`] for a connection that may have
+    /// negotiated `deflate`: it gets the shared compressed frame of a value
+    /// when there is one it can inflate, the plain one otherwise.
+    pub fn collect_dirty_for(
+        &mut self,
+        table: &LatestTable,
+        out: &mut Vec<u8>,
+        deflate: Option<&DeflateUse>,
+    ) -> Collected {
         let mut c = Collected {
             oldest_ts_us: u64::MAX,
             ..Collected::default()
@@ -264,7 +302,11 @@ impl Subscriptions {
                 c.skipped += latest.seq - sub.sent_seq - 1;
             }
             sub.sent_seq = latest.seq;
-            out.extend_from_slice(&latest.frame);
+            let frame = match deflate {
+                Some(d) => d.pick(&latest.frame, table.deflated(sub.stream)),
+                None => &latest.frame,
+            };
+            out.extend_from_slice(frame);
             c.frames += 1;
             c.oldest_ts_us = c.oldest_ts_us.min(latest.ts_us);
         }

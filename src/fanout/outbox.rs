@@ -9,6 +9,7 @@
 
 use super::latest::{LatestTable, Subscriptions};
 use super::wheel::{ConnKey, FlushWheel};
+use crate::frame::deflate::{DeflateUse, Deflated};
 use crate::frame::{self, CloseCode};
 use crate::protocol;
 use bytes::Bytes;
@@ -48,6 +49,8 @@ pub struct Outbox {
     close_sent: bool,
     reader_done: bool,
     write_buf: Vec<u8>,
+    /// permessage-deflate, when the connection negotiated it.
+    deflate: Option<DeflateUse>,
 }
 
 /// One write's worth of bytes, built under the shard borrow.
@@ -65,8 +68,9 @@ pub struct Flush {
 }
 
 impl Outbox {
-    /// An empty outbox for the connection `key`, free to flush at once.
-    pub fn new(key: ConnKey, now: Instant) -> Self {
+    /// An empty outbox for the connection `key`, free to flush at once;
+    /// `deflate` when it negotiated permessage-deflate.
+    pub fn new(key: ConnKey, now: Instant, deflate: Option<DeflateUse>) -> Self {
         Outbox {
             key,
             subs: Subscriptions::default(),
@@ -87,6 +91,36 @@ impl Outbox {
             close_sent: false,
             reader_done: false,
             write_buf: Vec::new(),
+            deflate,
+        }
+    }
+
+    /// Whether the connection negotiated permessage-deflate.
+    pub fn deflates(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// The frame of a shared message this connection is sent: its shared
+    /// compressed frame (`deflated(min_bytes)`, asked only if the connection
+    /// negotiated deflate) when it can inflate it, else `plain`.
+    pub fn pick<'a>(
+        &self,
+        plain: &'a Bytes,
+        deflated: impl FnOnce(usize) -> Option<&'a Deflated>,
+    ) -> &'a Bytes {
+        match &self.deflate {
+            Some(d) => d.pick(plain, deflated(d.min_bytes)),
+            None => plain,
+        }
+    }
+
+    /// A text frame of a JSON message for this connection alone (acks,
+    /// snapshots, status), compressed if it negotiated deflate and the
+    /// message is long enough.
+    pub fn json_frame(&self, json: &[u8]) -> Bytes {
+        match &self.deflate {
+            Some(d) => d.text(json),
+            None => frame::text(json),
         }
     }
 
@@ -116,7 +150,7 @@ impl Outbox {
 
     /// Queues a JSON message as a control frame.
     pub fn push_json(&mut self, json: &[u8]) {
-        self.push_control(frame::text(json));
+        self.push_control(self.json_frame(json));
     }
 
     /// Queues a replayed reliable frame. It is not counted against
@@ -262,7 +296,9 @@ impl Outbox {
         self.reliable_bytes = 0;
         let (mut frames, mut skipped) = (0, 0);
         if self.close.is_none() && self.dirty && now >= self.next_flush_at {
-            let c = self.subs.collect_dirty(table, &mut buf);
+            let c = self
+                .subs
+                .collect_dirty_for(table, &mut buf, self.deflate.as_ref());
             self.dirty = false;
             self.next_flush_at = now + interval;
             if c.frames > 0 {
@@ -270,10 +306,10 @@ impl Outbox {
             }
             let behind = self.behind_since.is_some();
             if behind && c.skipped > 0 {
-                buf.extend_from_slice(&frame::text(&protocol::status_lagging(c.skipped)));
+                buf.extend_from_slice(&self.json_frame(&protocol::status_lagging(c.skipped)));
                 self.lagging = true;
             } else if self.lagging && !behind {
-                buf.extend_from_slice(&frame::text(&protocol::status_ok()));
+                buf.extend_from_slice(&self.json_frame(&protocol::status_ok()));
                 self.lagging = false;
             }
             (frames, skipped) = (c.frames, c.skipped);

@@ -67,9 +67,18 @@ impl DeflateUse {
     /// A text frame of `payload` for this connection alone (acks, snapshots):
     /// compressed when it is long enough and the result fits its window.
     pub fn text(&self, payload: &[u8]) -> Bytes {
-        match text(payload, self.min_bytes) {
+        self.frame(Data::Text, payload)
+    }
+
+    /// A binary frame of `payload` for this connection alone, compressed like [`DeflateUse::text`].
+    pub fn binary(&self, payload: &[u8]) -> Bytes {
+        self.frame(Data::Binary, payload)
+    }
+
+    fn frame(&self, data: Data, payload: &[u8]) -> Bytes {
+        match compressed(data, payload, self.min_bytes) {
             Some(d) if d.fits(self.window_bits) => d.frame,
-            _ => super::text(payload),
+            _ => super::encode(OpCode::Data(data), payload),
         }
     }
 }
@@ -83,12 +92,16 @@ thread_local! {
 /// `payload` compressed into a text frame with RSV1 set, if it is at least
 /// `min_bytes` long.
 pub fn text(payload: &[u8], min_bytes: usize) -> Option<Deflated> {
+    compressed(Data::Text, payload, min_bytes)
+}
+
+fn compressed(data: Data, payload: &[u8], min_bytes: usize) -> Option<Deflated> {
     if payload.len() < min_bytes.max(1) {
         return None;
     }
     let compressed = COMPRESSOR.with(|c| compress(&mut c.borrow_mut(), payload));
     Some(Deflated {
-        frame: encode_with_rsv1(OpCode::Data(Data::Text), true, &compressed),
+        frame: encode_with_rsv1(OpCode::Data(data), true, &compressed),
         raw_len: payload.len(),
     })
 }

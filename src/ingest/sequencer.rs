@@ -3,11 +3,12 @@
 //! encoded ONCE into a complete frame that every shard and subscriber shares.
 
 use crate::frame;
+use crate::frame::deflate::{self, Deflated};
 use crate::model::channel::{Catalogue, ChannelId};
 use crate::model::event::ReliableEvent;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One reliable stream: a tenant's channel, or one user's notifications.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,12 +34,24 @@ pub struct ReliableMsg {
     pub frame: Bytes,
     /// Where the JSON object starts inside `frame`.
     pub payload_at: usize,
+    /// The frame compressed (permessage-deflate), made by the first shard
+    /// that has a deflate subscriber for it and shared by every other.
+    deflated: OnceLock<Option<Deflated>>,
 }
 
 impl ReliableMsg {
     /// The JSON object alone, for snapshots.
     pub fn payload(&self) -> &[u8] {
         &self.frame[self.payload_at..]
+    }
+
+    /// The message compressed once for every connection that negotiated
+    /// deflate; none if it is shorter than `min_bytes` (the same setting
+    /// on every shard).
+    pub fn deflated(&self, min_bytes: usize) -> Option<&Deflated> {
+        self.deflated
+            .get_or_init(|| deflate::text(self.payload(), min_bytes))
+            .as_ref()
     }
 }
 
@@ -78,6 +91,7 @@ impl Sequencer {
             seq: *seq,
             ts_us: now_us,
             payload_at: frame.len() - json.len(),
+            deflated: OnceLock::new(),
             frame,
         }
     }

@@ -5,6 +5,7 @@
 use super::socket;
 use crate::auth::Claims;
 use crate::fanout::wheel::ConnKey;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameReader};
 use crate::shard::ShardHandle;
 use futures_lite::io::{ReadHalf, WriteHalf};
@@ -18,21 +19,28 @@ use std::time::{Duration, Instant};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs an upgraded connection until it closes: sends `welcome`, then reads
-/// ops and writes flushes concurrently on this shard.
+/// ops and writes flushes concurrently on this shard; `deflate` when it
+/// negotiated permessage-deflate.
 ///
 /// A panic in either half costs this connection only (glommio would
 /// otherwise unwind out of the executor and end the shard): it is closed
 /// with 1011 and its state removed. After a panic the only state left
 /// half-updated is this connection's, which is removed here; the shard's
 /// `RefCell` borrow is released by the unwinding itself.
-pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
+pub async fn run(
+    shard: ShardHandle,
+    stream: TcpStream,
+    claims: Claims,
+    deflate: Option<DeflateUse>,
+    leftover: Vec<u8>,
+) {
     let fd = stream.as_raw_fd();
-    let key = shard.open(claims);
+    let key = shard.open(claims, deflate);
     // The halves stay here, outside the caught future, so the socket is
     // still open when the 1011 close is written.
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let served = futures_lite::future::zip(
-        read_loop(&shard, key, &mut rd, leftover),
+        read_loop(&shard, key, &mut rd, deflate.is_some(), leftover),
         write_loop(&shard, key, &mut wr, fd),
     );
     if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
@@ -58,10 +66,13 @@ async fn read_loop(
     shard: &ShardHandle,
     key: ConnKey,
     rd: &mut ReadHalf<TcpStream>,
+    deflate: bool,
     leftover: Vec<u8>,
 ) {
     let cfg = &shard.node().config.server;
-    let mut reader = FrameReader::new(cfg.max_message_bytes).with_max_fragments(cfg.max_fragments);
+    let mut reader = FrameReader::new(cfg.max_message_bytes)
+        .with_max_fragments(cfg.max_fragments)
+        .with_deflate(deflate);
     reader.extend(&leftover);
     let mut chunk = [0u8; 1024];
     'conn: loop {

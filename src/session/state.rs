@@ -8,6 +8,7 @@ use crate::config::ServerConfig;
 use crate::fanout::latest::StreamKind;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::symbol::SymbolId;
@@ -35,18 +36,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session for `claims` on connection `key`, limited by `cfg`.
+    /// A new session for `claims` on connection `key`, limited by `cfg`;
+    /// `deflate` when it negotiated permessage-deflate.
     pub fn new(
         key: ConnKey,
         claims: Claims,
         allowed: Option<Vec<SymbolId>>,
         cfg: &ServerConfig,
+        deflate: Option<DeflateUse>,
         now: Instant,
     ) -> Self {
         Session {
             claims,
             allowed,
-            outbox: Outbox::new(key, now),
+            outbox: Outbox::new(key, now, deflate),
             metric_subs: Vec::new(),
             reliable_subs: Vec::new(),
             ops: TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, now),

@@ -15,7 +15,6 @@ use super::{Rules, Streams};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
-use crate::frame;
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::{Channel, ChannelId, ChannelKind};
 use crate::protocol::{self, ErrorCode, OpError, SubscribeOp, SymbolError};
@@ -304,11 +303,12 @@ fn subscribe_reliable(
     let outbox = session.outbox_mut();
     if replay.recovered {
         for msg in &replay.messages {
-            outbox.push_replay(msg.frame.clone());
+            let frame = outbox.pick(&msg.frame, |min| msg.deflated(min)).clone();
+            outbox.push_replay(frame);
         }
     } else {
         let snapshot = protocol::snapshot(&op.channel, replay.messages.iter().map(|m| m.payload()));
-        outbox.push_replay(frame::text(&snapshot));
+        outbox.push_replay(outbox.json_frame(&snapshot));
     }
     protocol::reliable_ack(
         op.id,

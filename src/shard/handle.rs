@@ -6,6 +6,7 @@ use super::state::Shard;
 use crate::auth::Claims;
 use crate::fanout::outbox::Flush;
 use crate::fanout::wheel::ConnKey;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{FrameError, Incoming};
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -41,8 +42,8 @@ impl ShardHandle {
     }
 
     /// Opens a session for an upgraded connection; returns its key.
-    pub fn open(&self, claims: Claims) -> ConnKey {
-        self.with(|s| s.open(claims))
+    pub fn open(&self, claims: Claims, deflate: Option<DeflateUse>) -> ConnKey {
+        self.with(|s| s.open(claims, deflate))
     }
 
     /// The client sent bytes.

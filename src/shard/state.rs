@@ -12,6 +12,7 @@ use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::fanout::outbox::{Flush, Outbox};
 use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
 use crate::protocol::{self, ErrorCode, OpError};
@@ -51,6 +52,9 @@ pub struct Shard {
     connections_made: u64,
     /// Whether the last housekeeping found the feed stale.
     feed_stale: bool,
+    /// Open connections that negotiated permessage-deflate: while there is
+    /// one, each changed value is also compressed once.
+    deflate_conns: usize,
 }
 
 impl Shard {
@@ -83,6 +87,7 @@ impl Shard {
             changed: Vec::new(),
             connections_made: 0,
             feed_stale: false,
+            deflate_conns: 0,
         }
     }
 
@@ -110,6 +115,7 @@ impl Shard {
                     frame,
                 };
                 if self.streams.table.publish(stream, latest) {
+                    self.deflate_latest(stream);
                     self.mark_dirty(stream, now);
                 }
             }
@@ -117,11 +123,15 @@ impl Shard {
             Update::Published(receipt) => receipt.shard_applied(),
             Update::Reliable(msg) => {
                 let limit = self.node.config.channels.max_pending_reliable;
-                let frame = msg.frame.clone();
-                for &key in self.streams.reliable.on_message(msg, clock::now_us()) {
+                for &key in self
+                    .streams
+                    .reliable
+                    .on_message(msg.clone(), clock::now_us())
+                {
                     if let Some(session) = self.conns.get_mut(key) {
                         let outbox = session.outbox_mut();
-                        outbox.push_reliable(frame.clone(), limit);
+                        let frame = outbox.pick(&msg.frame, |min| msg.deflated(min)).clone();
+                        outbox.push_reliable(frame, limit);
                         outbox.request_flush(&mut self.wheel, now);
                     }
                 }
@@ -153,9 +163,20 @@ impl Shard {
             .metrics
             .close_due(clock::now_us(), &mut streams.table, &mut changed);
         for stream in changed.drain(..) {
+            self.deflate_latest(stream);
             self.mark_dirty(stream, now);
         }
         self.changed = changed;
+    }
+
+    /// Compresses the new value of `stream` once, if a connection on this
+    /// shard negotiated deflate (whether or not it subscribes to `stream`:
+    /// finding out would cost more than the compression).
+    fn deflate_latest(&mut self, stream: StreamId) {
+        if self.deflate_conns > 0 {
+            let min = self.node.config.server.compression_min_bytes;
+            self.streams.table.deflate(stream, min);
+        }
     }
 
     fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
@@ -241,8 +262,9 @@ impl Shard {
 
     // --- what the connection tasks report ---
 
-    /// Opens a session for `claims` and queues its `welcome`.
-    pub fn open(&mut self, claims: Claims) -> ConnKey {
+    /// Opens a session for `claims` (`deflate` when it negotiated
+    /// permessage-deflate) and queues its `welcome`.
+    pub fn open(&mut self, claims: Claims, deflate: Option<DeflateUse>) -> ConnKey {
         let node = self.node.clone();
         let cfg = &node.config.server;
         self.connections_made += 1;
@@ -259,7 +281,8 @@ impl Shard {
         let now = Instant::now();
         let key = self
             .conns
-            .insert(|key| Session::new(key, claims, allowed, cfg, now));
+            .insert(|key| Session::new(key, claims, allowed, cfg, deflate, now));
+        self.deflate_conns += usize::from(deflate.is_some());
         self.with_outbox(key, |outbox, wheel| {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
@@ -420,6 +443,7 @@ impl Shard {
     /// Removes a finished connection and its subscriptions.
     pub fn remove(&mut self, key: ConnKey) {
         if let Some(mut session) = self.conns.remove(key) {
+            self.deflate_conns -= usize::from(session.outbox().deflates());
             session::release(&mut session, &mut self.streams);
         }
     }
