@@ -75,31 +75,44 @@ impl DeflateUse {
         self.frame(Data::Binary, payload)
     }
 
+    /// Compressed with this connection's window, so even a long message
+    /// fits it (a shared frame is compressed with the largest window).
     fn frame(&self, data: Data, payload: &[u8]) -> Bytes {
-        match compressed(data, payload, self.min_bytes) {
-            Some(d) if d.fits(self.window_bits) => d.frame,
-            _ => super::encode(OpCode::Data(data), payload),
+        match compressed(data, payload, self.min_bytes, self.window_bits) {
+            Some(d) => d.frame,
+            None => super::encode(OpCode::Data(data), payload),
         }
     }
 }
 
 thread_local! {
-    /// One compressor per thread (one per shard), reset before every message:
-    /// its tables are allocated once, not once per message or connection.
-    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    /// One compressor per thread (one per shard) and window size, made when
+    /// first needed and reset before every message: tables are allocated
+    /// once, not once per message or connection.
+    static COMPRESSORS: RefCell<[Option<Compress>; 8]> = const { RefCell::new([const { None }; 8]) };
 }
 
 /// `payload` compressed into a text frame with RSV1 set, if it is at least
-/// `min_bytes` long.
+/// `min_bytes` long: the frame shared by every connection it fits.
 pub fn text(payload: &[u8], min_bytes: usize) -> Option<Deflated> {
-    compressed(Data::Text, payload, min_bytes)
+    compressed(Data::Text, payload, min_bytes, MAX_WINDOW_BITS)
 }
 
-fn compressed(data: Data, payload: &[u8], min_bytes: usize) -> Option<Deflated> {
+fn compressed(data: Data, payload: &[u8], min_bytes: usize, window_bits: u8) -> Option<Deflated> {
     if payload.len() < min_bytes.max(1) {
         return None;
     }
-    let compressed = COMPRESSOR.with(|c| compress(&mut c.borrow_mut(), payload));
+    // zlib refuses a raw deflate window of 8 bits; its 9-bit window never
+    // reaches back more than 250 bytes (window - 262 of lookahead), so it
+    // honours a limit of 8 too.
+    let bits = window_bits.clamp(9, MAX_WINDOW_BITS);
+    let compressed = COMPRESSORS.with(|cs| {
+        let mut cs = cs.borrow_mut();
+        let c = cs[usize::from(bits - 8)].get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::fast(), false, bits)
+        });
+        compress(c, payload)
+    });
     Some(Deflated {
         frame: encode_with_rsv1(OpCode::Data(data), true, &compressed),
         raw_len: payload.len(),
@@ -194,12 +207,29 @@ mod tests {
     #[test]
     fn inflation_stops_at_the_limit() {
         let zeros = vec![0u8; 10 << 20];
-        let d = text(&zeros, 1).unwrap();
-        assert!(d.frame().len() < 64 << 10, "{}", d.frame().len());
-        let body = payload_of(d.frame()).to_vec();
+        let body = compress(&mut Compress::new(Compression::best(), false), &zeros);
+        assert!(body.len() < 16 << 10, "{}", body.len());
         assert_eq!(inflate(body.clone(), 64 << 10), Err(InflateError::TooLarge));
         assert_eq!(inflate(body, 10 << 20).map(|v| v.len()), Ok(10 << 20));
         assert_eq!(inflate(vec![0xff; 8], 100), Err(InflateError::Corrupt));
+    }
+
+    #[test]
+    fn every_window_size_compresses() {
+        let msg: Vec<u8> = (0..3000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        for bits in 8..=15 {
+            let d = compressed(Data::Binary, &msg, 1, bits).unwrap();
+            // Inflated with the window the peer limited the server to (flate2
+            // has no 8-bit inflater; zlib's 9-bit deflate window reaches back
+            // 250 bytes at most).
+            let mut input = payload_of(d.frame()).to_vec();
+            input.extend_from_slice(&SYNC_TAIL);
+            let mut out = Vec::with_capacity(2 * msg.len());
+            Decompress::new_with_window_bits(false, bits.max(9))
+                .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(out, msg, "{bits} bits");
+        }
     }
 
     #[test]
@@ -214,7 +244,12 @@ mod tests {
         assert_eq!(use9.pick(&plain, Some(&big)), &plain);
         assert_eq!(use9.pick(&plain, Some(&small)), small.frame());
         assert!(big.fits(15));
-        assert_eq!(use9.text(&[b'a'; 600])[0], 0x81);
-        assert_eq!(use9.text(&[b'a'; 500])[0], 0xc1);
+        // A message for this connection alone is compressed with its window.
+        let own = use9.text(&[b'a'; 600]);
+        assert_eq!(own[0], 0xc1);
+        assert_eq!(
+            inflate(payload_of(&own).to_vec(), 1000).unwrap(),
+            [b'a'; 600]
+        );
     }
 }
