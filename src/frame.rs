@@ -3,7 +3,11 @@
 //! client frames within the server's limits.
 //!
 //! Server-to-client frames are never masked (RFC 6455 §5.1), so the same bytes
-//! go to every client.
+//! go to every client. With permessage-deflate ([`deflate`], negotiated in
+//! [`extension`]) a message is also compressed once and that frame shared.
+
+pub mod deflate;
+pub mod extension;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Cursor;
@@ -72,8 +76,14 @@ impl CloseCode {
 }
 
 fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
+    encode_with_rsv1(opcode, false, payload)
+}
+
+/// A complete unmasked frame; `rsv1` marks a compressed message (RFC 7692).
+fn encode_with_rsv1(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Bytes {
     let header = FrameHeader {
         opcode,
+        rsv1,
         ..FrameHeader::default()
     };
     let len = payload.len() as u64;
@@ -156,6 +166,9 @@ pub enum FrameError {
     /// A fragmented message spanning more frames than the configured limit.
     #[error("message in more than {0} fragments")]
     TooManyFragments(usize),
+    /// A compressed message that is not a valid deflate stream.
+    #[error("invalid compressed data")]
+    BadDeflate,
 }
 
 impl FrameError {
@@ -163,7 +176,7 @@ impl FrameError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             FrameError::Protocol(_) => CloseCode::PROTOCOL_ERROR,
-            FrameError::InvalidUtf8 => CloseCode::INVALID_DATA,
+            FrameError::InvalidUtf8 | FrameError::BadDeflate => CloseCode::INVALID_DATA,
             // Too many fragments is a message too big to buffer, counted in frames.
             FrameError::TooLarge(_) | FrameError::TooManyFragments(_) => CloseCode::TOO_LARGE,
         }
@@ -174,6 +187,7 @@ impl FrameError {
     pub fn close_reason(&self) -> &'static str {
         match self {
             FrameError::TooManyFragments(_) => "too many fragments",
+            FrameError::BadDeflate => "invalid compressed data",
             _ => self.close_code().reason(),
         }
     }
@@ -191,6 +205,8 @@ struct Fragments {
     frames: usize,
     /// Length of the prefix of `body` already known to be valid UTF-8.
     utf8_checked: usize,
+    /// RSV1 was set on its first frame: `body` is deflated (RFC 7692).
+    compressed: bool,
 }
 
 /// Reads client frames out of a byte buffer, joining fragments, enforcing the
@@ -205,6 +221,8 @@ pub struct FrameReader {
     max_message: usize,
     max_fragments: usize,
     fragments: Option<Fragments>,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
 }
 
 impl FrameReader {
@@ -216,7 +234,16 @@ impl FrameReader {
             max_message,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             fragments: None,
+            deflate: false,
         }
+    }
+
+    /// The same reader for a connection that negotiated permessage-deflate:
+    /// a message whose first frame has RSV1 set is inflated, within the
+    /// message size limit, once its last fragment arrives.
+    pub fn with_deflate(mut self, on: bool) -> Self {
+        self.deflate = on;
+        self
     }
 
     /// The same reader refusing messages split into more than `max` frames.
@@ -278,9 +305,11 @@ impl FrameReader {
                     body: payload.to_vec(),
                     frames: 1,
                     utf8_checked: 0,
+                    compressed: header.rsv1,
                 },
             };
-            if message.is_text {
+            // A compressed message is checked once inflated.
+            if message.is_text && !message.compressed {
                 check_utf8(&message.body, &mut message.utf8_checked, header.is_final)?;
             }
             if !header.is_final {
@@ -289,6 +318,16 @@ impl FrameReader {
                 }
                 self.fragments = Some(message);
                 continue;
+            }
+            if message.compressed {
+                message.body =
+                    deflate::inflate(message.body, self.max_message).map_err(|e| match e {
+                        deflate::InflateError::TooLarge => FrameError::TooLarge(self.max_message),
+                        deflate::InflateError::Corrupt => FrameError::BadDeflate,
+                    })?;
+                if message.is_text {
+                    check_utf8(&message.body, &mut message.utf8_checked, true)?;
+                }
             }
             return Ok(Some(if message.is_text {
                 Incoming::Text(message.body)
@@ -305,7 +344,10 @@ impl FrameReader {
         let Some(mask) = header.mask else {
             return Err(FrameError::Protocol("client frames must be masked"));
         };
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // RSV1 is permessage-deflate's, on the first frame of a data message only.
+        let compressed_start =
+            self.deflate && matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary));
+        if (header.rsv1 && !compressed_start) || header.rsv2 || header.rsv3 {
             return Err(FrameError::Protocol("reserved bits set"));
         }
         match header.opcode {

@@ -21,7 +21,7 @@ pub use channels::ChannelsConfig;
 pub use claim_names::ClaimNames;
 pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
-pub use server::{is_origin_pattern, ServerConfig};
+pub use server::{is_origin_pattern, Compression, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
 pub use validate::ConfigError;
 

@@ -63,6 +63,12 @@ pub struct ServerConfig {
     /// browser) is not affected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// permessage-deflate (RFC 7692) on `/v1/ws`: `"on"` accepts a client's
+    /// offer, `"off"` never does.
+    pub compression: Compression,
+    /// Messages shorter than this go uncompressed even to a connection that
+    /// negotiated deflate (RSV1 clear): a tiny message gains nothing.
+    pub compression_min_bytes: usize,
     /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
     /// the Autobahn conformance suite (`tools/scripts/autobahn`). Never in production.
     pub echo_route: bool,
@@ -95,6 +101,8 @@ impl Default for ServerConfig {
             io_memory_kib: 1_024,
             send_buffer_bytes: 64 * 1024,
             allowed_origins: None,
+            compression: Compression::On,
+            compression_min_bytes: 128,
             echo_route: false,
         }
     }
@@ -112,6 +120,16 @@ pub fn is_origin_pattern(pattern: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
     matches!(scheme, "http" | "https") && host_ok && port_ok
+}
+
+/// Whether `/v1/ws` accepts permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Never accept an offer: every frame is uncompressed.
+    Off,
+    /// Accept a client's permessage-deflate offer.
+    On,
 }
 
 impl ServerConfig {

@@ -97,7 +97,7 @@ struct Bound {
 
 /// Every numeric setting with a range, in the order [`Config::validate`]
 /// checks them; the error message is written from the range.
-const BOUNDS: [Bound; 13] = [
+const BOUNDS: [Bound; 14] = [
     Bound {
         key: "server.max_rate_hz",
         get: |c| c.server.max_rate_hz.into(),
@@ -117,6 +117,11 @@ const BOUNDS: [Bound; 13] = [
         key: "server.max_message_bytes",
         get: |c| c.server.max_message_bytes as u64,
         range: 128..=16 << 20,
+    },
+    Bound {
+        key: "server.compression_min_bytes",
+        get: |c| c.server.compression_min_bytes as u64,
+        range: 0..=1 << 20,
     },
     Bound {
         key: "server.max_header_bytes",

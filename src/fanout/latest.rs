@@ -6,6 +6,7 @@
 //! latest frame of each, so a slow client only ever gets the newest value and
 //! nothing per connection grows with the update rate.
 
+use crate::frame::deflate::{self, DeflateUse, Deflated};
 use crate::model::symbol::SymbolId;
 use crate::sse;
 use bytes::Bytes;
@@ -157,6 +158,9 @@ pub struct LatestTable {
     /// The SSE event of each latest value, built the first time an SSE
     /// connection is sent it and shared by every other (never per connection).
     sse: PerStream<Option<Bytes>>,
+    /// The same values compressed once (permessage-deflate), while some
+    /// connection on the shard negotiated it; `None` otherwise.
+    deflated: PerStream<Option<Deflated>>,
 }
 
 impl LatestTable {
@@ -167,10 +171,26 @@ impl LatestTable {
             Some(old) if old.seq >= latest.seq => false,
             _ => {
                 *slot = Some(latest);
-                self.forget_sse(stream);
+                self.forget_encodings(stream);
                 true
             }
         }
+    }
+
+    /// Compresses the latest value of `stream` once, for every connection
+    /// that negotiated deflate, unless shorter than `min_bytes` or done.
+    pub fn deflate(&mut self, stream: StreamId, min_bytes: usize) {
+        let Some(Some(latest)) = self.slots.get(stream) else {
+            return;
+        };
+        let slot = self.deflated.entry(stream);
+        if slot.is_none() {
+            *slot = deflate::text(latest.payload(), min_bytes);
+        }
+    }
+
+    fn deflated(&self, stream: StreamId) -> Option<&Deflated> {
+        self.deflated.get(stream)?.as_ref()
     }
 
     /// Forgets `stream` (its last subscriber left); the id may be reused.
@@ -178,12 +198,16 @@ impl LatestTable {
         if let Some(slot) = self.slots.get_mut(stream) {
             *slot = None;
         }
-        self.forget_sse(stream);
+        self.forget_encodings(stream);
     }
 
-    fn forget_sse(&mut self, stream: StreamId) {
+    /// Drops the SSE and compressed forms of a value that changed or left.
+    fn forget_encodings(&mut self, stream: StreamId) {
         if let Some(event) = self.sse.get_mut(stream) {
             *event = None;
+        }
+        if let Some(d) = self.deflated.get_mut(stream) {
+            *d = None;
         }
     }
 
@@ -295,8 +319,24 @@ impl Subscriptions {
     /// Appends the latest frame of every stream that moved since it was last
     /// sent to `out`, and marks it sent. Linear in the number of subscriptions.
     pub fn collect_dirty(&mut self, table: &LatestTable, out: &mut Vec<u8>) -> Collected {
-        self.collect_with(table, out, |_, latest, out| {
-            out.extend_from_slice(&latest.frame)
+        self.collect_dirty_for(table, out, None)
+    }
+
+    /// [`Subscriptions::collect_dirty`] for a connection that may have
+    /// negotiated `deflate`: it gets the shared compressed frame of a value
+    /// when there is one it can inflate, the plain one otherwise.
+    pub fn collect_dirty_for(
+        &mut self,
+        table: &LatestTable,
+        out: &mut Vec<u8>,
+        deflate: Option<&DeflateUse>,
+    ) -> Collected {
+        self.collect_with(table, out, |stream, latest, out| {
+            let frame = match deflate {
+                Some(d) => d.pick(&latest.frame, table.deflated(stream)),
+                None => &latest.frame,
+            };
+            out.extend_from_slice(frame)
         })
     }
 

@@ -10,6 +10,7 @@
 use super::latest::{LatestTable, Subscriptions};
 use super::wheel::{ConnKey, FlushWheel};
 use super::wire::{Step, Wire};
+use crate::frame::deflate::DeflateUse;
 use crate::frame::CloseCode;
 use crate::ingest::sequencer::ReliableMsg;
 use crate::model::channel::ChannelId;
@@ -53,6 +54,8 @@ pub struct Outbox {
     close_sent: bool,
     reader_done: bool,
     write_buf: Vec<u8>,
+    /// permessage-deflate, when the connection negotiated it.
+    deflate: Option<DeflateUse>,
 }
 
 /// One write's worth of bytes, built under the shard borrow.
@@ -71,8 +74,9 @@ pub struct Flush {
 
 impl Outbox {
     /// An empty outbox for the connection `key` speaking `wire`, free to
-    /// flush at once.
-    pub fn new(key: ConnKey, wire: Wire, now: Instant) -> Self {
+    /// flush at once; `deflate` when it negotiated permessage-deflate (a
+    /// WebSocket only).
+    pub fn new(key: ConnKey, wire: Wire, now: Instant, deflate: Option<DeflateUse>) -> Self {
         Outbox {
             key,
             wire,
@@ -94,6 +98,33 @@ impl Outbox {
             close_sent: false,
             reader_done: false,
             write_buf: Vec::new(),
+            deflate,
+        }
+    }
+
+    /// Whether the connection negotiated permessage-deflate.
+    pub fn deflates(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// A JSON message for this connection alone (acks, snapshots, status) in
+    /// its wire format, compressed if it negotiated deflate and the message
+    /// is long enough.
+    pub fn json_frame(&self, json: &[u8]) -> Bytes {
+        match &self.deflate {
+            Some(d) => d.text(json),
+            None => self.wire.message(json),
+        }
+    }
+
+    /// A reliable message as this connection is sent it: the shared frame
+    /// (compressed once, when negotiated) or SSE fields, with the SSE cursor
+    /// step that ends it.
+    fn reliable_entry(&self, msg: &ReliableMsg) -> (Bytes, Option<Step>) {
+        let (frame, step) = self.wire.reliable(msg);
+        match &self.deflate {
+            Some(d) => (d.pick(&frame, msg.deflated(d.min_bytes)).clone(), step),
+            None => (frame, step),
         }
     }
 
@@ -128,7 +159,7 @@ impl Outbox {
 
     /// Queues a JSON message as a control frame.
     pub fn push_json(&mut self, json: &[u8]) {
-        self.push_control(self.wire.message(json));
+        self.push_control(self.json_frame(json));
     }
 
     /// Queues the keep-alive of the connection's wire format.
@@ -140,7 +171,7 @@ impl Outbox {
     /// `max_pending_reliable`: a replay is bounded by the history and shares
     /// its frames, where live messages behind a stalled client are not.
     pub fn push_replay(&mut self, msg: &ReliableMsg) {
-        let entry = self.wire.reliable(msg);
+        let entry = self.reliable_entry(msg);
         self.push_replay_entry(entry);
     }
 
@@ -148,8 +179,12 @@ impl Outbox {
     /// (when its SSE cursor follows it) up to `seq` (sent when the history
     /// does not cover `since`).
     pub fn push_replay_snapshot(&mut self, json: &[u8], channel: Option<ChannelId>, seq: u64) {
-        let entry = self.wire.reliable_snapshot(json, channel, seq);
-        self.push_replay_entry(entry);
+        let (frame, step) = self.wire.reliable_snapshot(json, channel, seq);
+        let frame = match &self.deflate {
+            Some(d) => d.text(json),
+            None => frame,
+        };
+        self.push_replay_entry((frame, step));
     }
 
     /// Starts following the reliable `channel` (named `name`) at `seq`; an
@@ -173,7 +208,7 @@ impl Outbox {
         if self.close.is_some() {
             return;
         }
-        let (frame, step) = self.wire.reliable(msg);
+        let (frame, step) = self.reliable_entry(msg);
         self.reliable_bytes += frame.len();
         self.reliable.push_back((frame, step));
         if self.reliable_bytes > limit {
@@ -308,7 +343,10 @@ impl Outbox {
         let (mut frames, mut skipped) = (0, 0);
         if self.close.is_none() && self.dirty && now >= self.next_flush_at {
             let c = match self.wire {
-                Wire::WebSocket => self.subs.collect_dirty(table, &mut buf),
+                Wire::WebSocket => {
+                    self.subs
+                        .collect_dirty_for(table, &mut buf, self.deflate.as_ref())
+                }
                 Wire::Sse(_) => self.subs.collect_dirty_sse(table, &mut buf),
             };
             self.dirty = false;
@@ -318,10 +356,10 @@ impl Outbox {
             }
             let behind = self.behind_since.is_some();
             if behind && c.skipped > 0 {
-                buf.extend_from_slice(&self.wire.message(&protocol::status_lagging(c.skipped)));
+                buf.extend_from_slice(&self.json_frame(&protocol::status_lagging(c.skipped)));
                 self.lagging = true;
             } else if self.lagging && !behind {
-                buf.extend_from_slice(&self.wire.message(&protocol::status_ok()));
+                buf.extend_from_slice(&self.json_frame(&protocol::status_ok()));
                 self.lagging = false;
             }
             (frames, skipped) = (c.frames, c.skipped);

@@ -3,6 +3,7 @@
 //! encoded ONCE into a complete frame that every shard and subscriber shares.
 
 use crate::frame;
+use crate::frame::deflate::{self, Deflated};
 use crate::model::channel::{Catalogue, ChannelId};
 use crate::model::event::{ReliableEvent, BROADCAST_TENANT};
 use crate::sse;
@@ -40,6 +41,9 @@ pub struct ReliableMsg {
     sse: OnceLock<Bytes>,
     /// The published `data` fields, kept for subscribers' filters.
     pub data: Map<String, Value>,
+    /// The frame compressed (permessage-deflate), made by the first shard
+    /// that has a deflate subscriber for it and shared by every other.
+    deflated: OnceLock<Option<Deflated>>,
 }
 
 impl ReliableMsg {
@@ -52,6 +56,15 @@ impl ReliableMsg {
     pub fn sse_fields(&self) -> &Bytes {
         self.sse
             .get_or_init(|| sse::event_fields(&sse::type_of(self.payload()), self.payload()))
+    }
+
+    /// The message compressed once for every connection that negotiated
+    /// deflate; none if it is shorter than `min_bytes` (the same setting
+    /// on every shard).
+    pub fn deflated(&self, min_bytes: usize) -> Option<&Deflated> {
+        self.deflated
+            .get_or_init(|| deflate::text(self.payload(), min_bytes))
+            .as_ref()
     }
 }
 
@@ -94,6 +107,7 @@ impl Sequencer {
             seq: *seq,
             ts_us: now_us,
             payload_at: frame.len() - json.len(),
+            deflated: OnceLock::new(),
             frame,
             sse: OnceLock::new(),
             data: event.data,

@@ -6,6 +6,7 @@
 use super::socket;
 use crate::auth::Claims;
 use crate::fanout::wheel::ConnKey;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameReader};
 use crate::protocol::SubscribeOp;
 use crate::shard::ShardHandle;
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs an upgraded connection until it closes: sends `welcome`, then reads
-/// ops and writes flushes concurrently on this shard.
+/// ops and writes flushes concurrently on this shard; `deflate` when it
+/// negotiated permessage-deflate.
 ///
 /// A panic in either half costs this connection only (glommio would
 /// otherwise unwind out of the executor and end the shard): it is closed
@@ -36,9 +38,12 @@ pub async fn run(
     opening: Opening,
 ) {
     let fd = stream.as_raw_fd();
-    let sse = matches!(opening, Opening::Sse(_));
+    let (sse, inflates) = match &opening {
+        Opening::WebSocket(deflate) => (false, deflate.is_some()),
+        Opening::Sse(_) => (true, false),
+    };
     let key = match opening {
-        Opening::WebSocket => shard.open(claims),
+        Opening::WebSocket(deflate) => shard.open(claims, deflate),
         Opening::Sse(ops) => shard.open_sse(claims, ops),
     };
     // The halves stay here, outside the caught future, so the socket is
@@ -47,7 +52,7 @@ pub async fn run(
     let reading = async {
         match sse {
             true => drain_loop(&shard, key, &mut rd).await,
-            false => read_loop(&shard, key, &mut rd, leftover).await,
+            false => read_loop(&shard, key, &mut rd, inflates, leftover).await,
         }
     };
     let served = futures_lite::future::zip(reading, write_loop(&shard, key, &mut wr, fd));
@@ -66,8 +71,9 @@ pub async fn run(
 
 /// What an accepted request becomes.
 pub enum Opening {
-    /// A WebSocket connection: ops arrive as frames.
-    WebSocket,
+    /// A WebSocket connection: ops arrive as frames, compressed when it
+    /// negotiated permessage-deflate.
+    WebSocket(Option<DeflateUse>),
     /// An SSE stream with the subscriptions its query named; the client
     /// sends nothing more.
     Sse(Vec<SubscribeOp>),
@@ -96,10 +102,13 @@ async fn read_loop(
     shard: &ShardHandle,
     key: ConnKey,
     rd: &mut ReadHalf<TcpStream>,
+    deflate: bool,
     leftover: Vec<u8>,
 ) {
     let cfg = &shard.node().config.server;
-    let mut reader = FrameReader::new(cfg.max_message_bytes).with_max_fragments(cfg.max_fragments);
+    let mut reader = FrameReader::new(cfg.max_message_bytes)
+        .with_max_fragments(cfg.max_fragments)
+        .with_deflate(deflate);
     reader.extend(&leftover);
     let mut chunk = [0u8; 1024];
     'conn: loop {

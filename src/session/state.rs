@@ -9,6 +9,7 @@ use crate::fanout::latest::StreamKind;
 use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
 use crate::fanout::wire::Wire;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::ChannelId;
@@ -38,19 +39,20 @@ pub struct Session {
 
 impl Session {
     /// A new session for `claims` on connection `key` speaking `wire`,
-    /// limited by `cfg`.
+    /// limited by `cfg`; `deflate` when it negotiated permessage-deflate.
     pub fn new(
         key: ConnKey,
         wire: Wire,
         claims: Claims,
         allowed: Option<Vec<SymbolId>>,
         cfg: &ServerConfig,
+        deflate: Option<DeflateUse>,
         now: Instant,
     ) -> Self {
         Session {
             claims,
             allowed,
-            outbox: Outbox::new(key, wire, now),
+            outbox: Outbox::new(key, wire, now, deflate),
             metric_subs: Vec::new(),
             reliable_subs: Vec::new(),
             ops: TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst, now),

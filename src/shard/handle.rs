@@ -7,6 +7,7 @@ use crate::auth::Claims;
 use crate::fanout::outbox::Flush;
 use crate::fanout::wheel::ConnKey;
 use crate::fanout::wire::Wire;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{FrameError, Incoming};
 use crate::protocol::SubscribeOp;
 use bytes::Bytes;
@@ -43,8 +44,8 @@ impl ShardHandle {
     }
 
     /// Opens a session for an upgraded connection; returns its key.
-    pub fn open(&self, claims: Claims) -> ConnKey {
-        self.with(|s| s.open(claims, Wire::WebSocket))
+    pub fn open(&self, claims: Claims, deflate: Option<DeflateUse>) -> ConnKey {
+        self.with(|s| s.open(claims, Wire::WebSocket, deflate))
     }
 
     /// Opens an SSE session subscribed with `ops`; returns its key.

@@ -15,6 +15,7 @@ use crate::fanout::outbox::{Flush, Outbox};
 use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
 use crate::fanout::wire::Wire;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
@@ -55,6 +56,9 @@ pub struct Shard {
     connections_made: u64,
     /// Whether the last housekeeping found the feed stale.
     feed_stale: bool,
+    /// Open connections that negotiated permessage-deflate: while there is
+    /// one, each changed value is also compressed once.
+    deflate_conns: usize,
 }
 
 impl Shard {
@@ -95,6 +99,7 @@ impl Shard {
             changed: Vec::new(),
             connections_made: 0,
             feed_stale: false,
+            deflate_conns: 0,
         }
     }
 
@@ -122,6 +127,7 @@ impl Shard {
                     frame,
                 };
                 if self.streams.table.publish(stream, latest) {
+                    self.deflate_latest(stream);
                     self.mark_dirty(stream, now);
                 }
             }
@@ -185,9 +191,20 @@ impl Shard {
             .calendar
             .publish_due(now_us, &mut streams.table, &mut changed);
         for stream in changed.drain(..) {
+            self.deflate_latest(stream);
             self.mark_dirty(stream, now);
         }
         self.changed = changed;
+    }
+
+    /// Compresses the new value of `stream` once, if a connection on this
+    /// shard negotiated deflate (whether or not it subscribes to `stream`:
+    /// finding out would cost more than the compression).
+    fn deflate_latest(&mut self, stream: StreamId) {
+        if self.deflate_conns > 0 {
+            let min = self.node.config.server.compression_min_bytes;
+            self.streams.table.deflate(stream, min);
+        }
     }
 
     fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
@@ -286,8 +303,9 @@ impl Shard {
 
     // --- what the connection tasks report ---
 
-    /// Opens a session for `claims` speaking `wire` and queues its `welcome`.
-    pub fn open(&mut self, claims: Claims, wire: Wire) -> ConnKey {
+    /// Opens a session for `claims` speaking `wire` (`deflate` when it
+    /// negotiated permessage-deflate) and queues its `welcome`.
+    pub fn open(&mut self, claims: Claims, wire: Wire, deflate: Option<DeflateUse>) -> ConnKey {
         let node = self.node.clone();
         let cfg = &node.config.server;
         self.connections_made += 1;
@@ -304,7 +322,8 @@ impl Shard {
         let now = Instant::now();
         let key = self
             .conns
-            .insert(|key| Session::new(key, wire, claims, allowed, cfg, now));
+            .insert(|key| Session::new(key, wire, claims, allowed, cfg, deflate, now));
+        self.deflate_conns += usize::from(deflate.is_some());
         self.with_outbox(key, |outbox, wheel| {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
@@ -315,7 +334,7 @@ impl Shard {
     /// Opens an SSE session for `claims` and carries out its subscribe
     /// `ops` as if they were its first messages (rate limit included).
     pub fn open_sse(&mut self, claims: Claims, ops: Vec<SubscribeOp>) -> ConnKey {
-        let key = self.open(claims, Wire::Sse(Cursor::default()));
+        let key = self.open(claims, Wire::Sse(Cursor::default()), None);
         let now = Instant::now();
         let Shard {
             conns,
@@ -487,6 +506,7 @@ impl Shard {
     /// Removes a finished connection and its subscriptions.
     pub fn remove(&mut self, key: ConnKey) {
         if let Some(mut session) = self.conns.remove(key) {
+            self.deflate_conns -= usize::from(session.outbox().deflates());
             session::release(&mut session, &mut self.streams);
         }
     }

@@ -16,6 +16,7 @@ mod channel_permissions;
 mod claim_mapping;
 mod configured_channels;
 mod connection_caps;
+mod deflate;
 mod echo_route;
 mod entitlements;
 mod feed_faults;

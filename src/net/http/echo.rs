@@ -4,8 +4,10 @@
 //! conformance suite (`tools/scripts/autobahn`) exercises the WebSocket layer that
 //! production connections use. Off by default; never enable it in production.
 
-use super::upgrade::switching_protocols;
+use super::request::Request;
+use super::upgrade::{deflate_offer, deflate_use, switching_protocols};
 use crate::config::ServerConfig;
+use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameReader, Incoming};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -20,25 +22,46 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub(super) async fn serve(
     mut stream: TcpStream,
     accept: &str,
+    req: &Request,
     leftover: Vec<u8>,
     cfg: &ServerConfig,
 ) {
-    if stream.write_all(&switching_protocols(accept)).await.is_ok() {
-        run(stream, leftover, cfg.max_message_bytes, cfg.max_fragments).await;
+    let offer = deflate_offer(req, cfg);
+    if stream
+        .write_all(&switching_protocols(accept, offer.as_ref()))
+        .await
+        .is_ok()
+    {
+        let deflate = deflate_use(offer.as_ref(), cfg);
+        run(stream, leftover, cfg, deflate).await;
     }
 }
 
-/// Echoes every text and binary message back as one frame, answers pings,
-/// and ends with a close handshake: the client's close code echoed, or ours
-/// (1002, 1007, 1009) when its frames break RFC 6455 or the size or fragment caps.
-async fn run(mut stream: TcpStream, leftover: Vec<u8>, max_message: usize, max_fragments: usize) {
-    let mut reader = FrameReader::new(max_message).with_max_fragments(max_fragments);
+/// Echoes every text and binary message back as one frame (compressed when
+/// the connection negotiated `deflate`), answers pings, and ends with a close
+/// handshake: the client's close code echoed, or ours (1002, 1007, 1009)
+/// when its frames break RFC 6455 or the size or fragment caps.
+async fn run(
+    mut stream: TcpStream,
+    leftover: Vec<u8>,
+    cfg: &ServerConfig,
+    deflate: Option<DeflateUse>,
+) {
+    let mut reader = FrameReader::new(cfg.max_message_bytes)
+        .with_max_fragments(cfg.max_fragments)
+        .with_deflate(deflate.is_some());
     reader.extend(&leftover);
     let mut chunk = vec![0u8; 16 * 1024];
     let close_frame = loop {
         let reply = match reader.next_message() {
-            Ok(Some(Incoming::Text(text))) => frame::text(&text),
-            Ok(Some(Incoming::Binary(bytes))) => frame::binary(&bytes),
+            Ok(Some(Incoming::Text(text))) => match &deflate {
+                Some(d) => d.text(&text),
+                None => frame::text(&text),
+            },
+            Ok(Some(Incoming::Binary(bytes))) => match &deflate {
+                Some(d) => d.binary(&bytes),
+                None => frame::binary(&bytes),
+            },
             Ok(Some(Incoming::Ping(payload))) => frame::pong(&payload),
             Ok(Some(Incoming::Pong)) => continue,
             Ok(Some(Incoming::Close(code))) => {

@@ -75,7 +75,7 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         ("POST", "/v1/publish") => publish::serve(&gateway, &mut stream, &req, leftover).await,
         (_, "/v1/echo") if cfg.echo_route => match check_upgrade(&req) {
             Err(reply) => reply,
-            Ok(accept) => return echo::serve(stream, &accept, leftover, cfg).await,
+            Ok(accept) => return echo::serve(stream, &accept, &req, leftover, cfg).await,
         },
         ("GET", "/healthz") => status::healthz(&gateway.node),
         ("GET", "/v1/channels") => status::channels(&gateway, &req),

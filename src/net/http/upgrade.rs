@@ -5,6 +5,9 @@ use super::authenticate;
 use super::request::Request;
 use super::response::{json_error, unauthorized};
 use crate::auth::Claims;
+use crate::config::{Compression, ServerConfig};
+use crate::frame::deflate::DeflateUse;
+use crate::frame::extension::{self, Accepted};
 use crate::net::admission::Slot;
 use crate::net::conn::{self, Opening};
 use crate::net::Gateway;
@@ -40,10 +43,30 @@ pub fn check_upgrade(req: &Request) -> Result<String, Vec<u8>> {
     Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
 }
 
-/// The `101 Switching Protocols` response.
-pub fn switching_protocols(accept: &str) -> Vec<u8> {
+/// The permessage-deflate offer this request's `Sec-WebSocket-Extensions`
+/// makes that the server accepts, unless `server.compression` is off.
+pub(super) fn deflate_offer(req: &Request, cfg: &ServerConfig) -> Option<Accepted> {
+    if cfg.compression == Compression::Off {
+        return None;
+    }
+    extension::negotiate(req.header_values("sec-websocket-extensions"))
+}
+
+/// How a connection that accepted `offer` compresses, under `cfg`.
+pub(super) fn deflate_use(offer: Option<&Accepted>, cfg: &ServerConfig) -> Option<DeflateUse> {
+    offer.map(|a| DeflateUse {
+        window_bits: a.window_bits,
+        min_bytes: cfg.compression_min_bytes,
+    })
+}
+
+/// The `101 Switching Protocols` response, naming the accepted extension.
+pub fn switching_protocols(accept: &str, deflate: Option<&Accepted>) -> Vec<u8> {
+    let extensions = deflate.map_or(String::new(), |a| {
+        format!("Sec-WebSocket-Extensions: {}\r\n", a.response)
+    });
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extensions}\r\n"
     )
     .into_bytes()
 }
@@ -52,6 +75,7 @@ pub fn switching_protocols(accept: &str) -> Vec<u8> {
 pub(super) struct Upgrade {
     accept: String,
     claims: Claims,
+    deflate: Option<Accepted>,
     /// Given back when the connection ends.
     _slot: Slot,
 }
@@ -68,6 +92,7 @@ pub(super) fn check(
     Ok(Upgrade {
         accept,
         claims,
+        deflate: deflate_offer(req, &gateway.node.config.server),
         _slot: slot,
     })
 }
@@ -95,12 +120,17 @@ pub(super) fn admit(
 impl Upgrade {
     /// Answers 101 and serves the connection until it closes.
     pub(super) async fn run(self, shard: ShardHandle, mut stream: TcpStream, leftover: Vec<u8>) {
-        if stream
-            .write_all(&switching_protocols(&self.accept))
-            .await
-            .is_ok()
-        {
-            conn::run(shard, stream, self.claims, leftover, Opening::WebSocket).await;
+        let reply = switching_protocols(&self.accept, self.deflate.as_ref());
+        if stream.write_all(&reply).await.is_ok() {
+            let deflate = deflate_use(self.deflate.as_ref(), &shard.node().config.server);
+            conn::run(
+                shard,
+                stream,
+                self.claims,
+                leftover,
+                Opening::WebSocket(deflate),
+            )
+            .await;
         }
     }
 }

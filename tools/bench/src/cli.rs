@@ -126,6 +126,11 @@ pub struct Cli {
     /// Seed of the symbol draw and of the slow/dead assignment.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Offer permessage-deflate on every connection, like a browser, and
+    /// inflate the compressed frames (quotecast; `compare` measures it as
+    /// the server `quotecast-deflate`).
+    #[arg(long)]
+    pub deflate: bool,
     /// Start `quotecast serve` on a free loopback port for this run, with its own secret.
     #[arg(long)]
     pub spawn_server: bool,

@@ -67,6 +67,8 @@ pub struct CompareArgs {
 pub enum Kind {
     /// quotecast itself.
     Quotecast,
+    /// quotecast with every client negotiating permessage-deflate.
+    QuotecastDeflate,
     /// The conventional tokio + tokio-tungstenite broadcast gateway.
     Tokio,
     /// nginx + nchan.
@@ -80,6 +82,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Quotecast => "quotecast",
+            Kind::QuotecastDeflate => "quotecast-deflate",
             Kind::Tokio => "tokio-broadcast",
             Kind::Nchan => "nchan",
             Kind::Sockudo => "sockudo",
@@ -252,7 +255,9 @@ fn start(
 ) -> anyhow::Result<Started> {
     let log = server::log(log.to_str());
     match kind {
-        Kind::Quotecast | Kind::Tokio => start_line_fed(kind, args, cfg, symbols, rate, log),
+        Kind::Quotecast | Kind::QuotecastDeflate | Kind::Tokio => {
+            start_line_fed(kind, args, cfg, symbols, rate, log)
+        }
         Kind::Nchan => start_nchan(args, cfg, symbols, rate, dir, log),
         Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
     }
@@ -270,7 +275,7 @@ fn start_line_fed(
 ) -> anyhow::Result<Started> {
     let (sink, feed_addr) = Feed::line_listener()?;
     let secret = token::new_secret();
-    let spawn = if kind == Kind::Quotecast {
+    let spawn = if kind != Kind::Tokio {
         server::quotecast(
             &args.run.server_bin,
             &secret,
@@ -297,6 +302,7 @@ fn start_line_fed(
         host: server.addr.to_string(),
         path: "/v1/ws".into(),
         token,
+        deflate: kind == Kind::QuotecastDeflate || args.run.deflate,
     };
     Ok(Started {
         server,
@@ -338,6 +344,7 @@ fn start_nchan(
             host: addr.to_string(),
             path: "/sub/".into(),
             token: String::new(),
+            deflate: false,
         },
         server,
         feed,

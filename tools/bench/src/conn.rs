@@ -6,6 +6,7 @@ use crate::decode::{self, Kind};
 use crate::stamps;
 use crate::stats::WorkerStats;
 use crate::worker::{unix_us, Class, Plan, Shared, Target, LATENCY_TARGET_US, NO_STEP};
+use flate2::{Decompress, FlushDecompress};
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -89,6 +90,10 @@ pub struct Ctx<'a> {
     pub live_flushes: u64,
     /// State of the mask generator.
     pub rng: u64,
+    /// Inflates compressed messages (`--deflate`), reset for each.
+    inflater: Decompress,
+    /// The last message inflated; its buffer is reused.
+    inflated: Vec<u8>,
 }
 
 impl Conn {
@@ -184,11 +189,17 @@ impl<'a> Ctx<'a> {
         record(&mut self.stats.connect, conn.started.elapsed());
         let key = ws::generate_key();
         conn.expected_accept = Some(ws::derive_accept_key(key.as_bytes()).into());
-        conn.out = ws::upgrade_request(
+        let offer: &[(&str, &str)] = if self.target.deflate {
+            &[("Sec-WebSocket-Extensions", ws::DEFLATE_OFFER)]
+        } else {
+            &[]
+        };
+        conn.out = ws::upgrade_request_with(
             &self.target.host,
             conn.path.as_deref().unwrap_or(&self.target.path),
             &key,
             &self.target.token,
+            offer,
         );
         conn.state = State::Handshaking;
         self.write_out(conn);
@@ -208,6 +219,12 @@ impl<'a> Ctx<'a> {
                 }
                 if head.header("sec-websocket-accept") != conn.expected_accept.as_deref() {
                     return self.close(conn, "bad_accept");
+                }
+                let deflate = head
+                    .header("sec-websocket-extensions")
+                    .is_some_and(|e| e.starts_with("permessage-deflate"));
+                if self.target.deflate && !deflate {
+                    return self.close(conn, "deflate_refused");
                 }
                 record(&mut self.stats.handshake, conn.started.elapsed());
                 self.inflight -= 1;
@@ -281,6 +298,7 @@ impl<'a> Ctx<'a> {
 
     fn on_frame(&mut self, conn: &mut Conn, frame: ws::Frame<'_>) {
         match frame.opcode {
+            ws::OP_TEXT if frame.fin && frame.rsv1 => self.on_compressed(conn, frame.payload),
             ws::OP_TEXT if frame.fin => self.on_text(conn, frame.payload),
             ws::OP_PING => {
                 self.stats.counts.pings += 1;
@@ -303,6 +321,20 @@ impl<'a> Ctx<'a> {
             ws::OP_PONG => {}
             _ => self.stats.counts.other += 1,
         }
+    }
+
+    /// Inflates a compressed message as a browser does (the server uses no
+    /// context takeover, so each message on its own), then reads it as text.
+    fn on_compressed(&mut self, conn: &mut Conn, payload: &[u8]) {
+        let mut out = std::mem::take(&mut self.inflated);
+        out.clear();
+        self.inflater.reset(false);
+        if inflate_into(&mut self.inflater, payload, &mut out) {
+            self.on_text(conn, &out);
+        } else {
+            self.close(conn, "bad_deflate");
+        }
+        self.inflated = out;
     }
 
     /// Times a live price from when the harness's feed generated it (or,
@@ -430,6 +462,8 @@ impl<'a> Ctx<'a> {
             live_prices: 0,
             live_flushes: 0,
             rng: seed | 1,
+            inflater: Decompress::new(false),
+            inflated: Vec::new(),
         }
     }
 
@@ -555,4 +589,32 @@ fn io_reason(e: &std::io::Error) -> String {
             _ => format!("io_{:?}", e.kind()).to_lowercase(),
         },
     }
+}
+
+/// Inflates one message of a no-context-takeover stream into `out`, with the
+/// `00 00 ff ff` tail RFC 7692 strips appended; false if it is not deflate.
+fn inflate_into(d: &mut Decompress, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+    for part in [payload, &TAIL[..]] {
+        let start = d.total_in();
+        loop {
+            let at = (d.total_in() - start) as usize;
+            if at == part.len() && out.len() < out.capacity() {
+                break;
+            }
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(4 * payload.len()).max(256));
+            }
+            let (was_in, was_out) = (d.total_in(), d.total_out());
+            if d.decompress_vec(&part[at..], out, FlushDecompress::Sync)
+                .is_err()
+            {
+                return false;
+            }
+            if (d.total_in(), d.total_out()) == (was_in, was_out) && out.len() < out.capacity() {
+                return false; // input left that yields nothing: truncated
+            }
+        }
+    }
+    true
 }

@@ -214,6 +214,13 @@ fn cpu_us_per_price(r: &Report) -> Option<f64> {
     (rate > 0.0).then_some(r.server_proc.cpu_pct? / 100.0 * 1e6 / rate)
 }
 
+/// Bytes read off the socket per delivered price (frame headers, other
+/// messages and compression included): what a client's bandwidth pays.
+fn wire_bytes_per_price(r: &Report) -> Option<f64> {
+    let rate = r.throughput.price_frames_per_s;
+    (rate > 0.0).then_some(r.throughput.wire_bytes_per_s / rate)
+}
+
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
@@ -323,14 +330,14 @@ fn client_section(c: &Comparison, s: &mut String) {
     let _ = writeln!(s, "## What a trading client sees\n");
     let _ = writeln!(
         s,
-        "| server | feed sent/s | prices delivered/s | delivered share | latency p50 / p99 / p99.9 / max (ms) | deliveries/s per conn | gap p99 (ms) | server CPU | CPU µs per delivered price | RSS end (MiB) | handshake p99 (ms) | failed conns |"
+        "| server | feed sent/s | prices delivered/s | delivered share | latency p50 / p99 / p99.9 / max (ms) | deliveries/s per conn | gap p99 (ms) | server CPU | CPU µs per delivered price | wire bytes per delivered price | RSS end (MiB) | handshake p99 (ms) | failed conns |"
     );
-    let _ = writeln!(s, "|{}", " --- |".repeat(12));
+    let _ = writeln!(s, "|{}", " --- |".repeat(13));
     for r in &c.reports {
         let l = &r.latency_healthy;
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {} / {} / {} / {} | {:.1} | {} | {}% | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} / {} / {} / {} | {:.1} | {} | {}% | {} | {} | {} | {} | {} |",
             r.server.kind,
             opt(r.feed_quotes_per_s, 0),
             r.throughput.price_frames_per_s,
@@ -348,6 +355,7 @@ fn client_section(c: &Comparison, s: &mut String) {
             ms(r.cadence.gap.p99_us),
             opt(r.server_proc.cpu_pct, 0),
             opt(cpu_us_per_price(r), 2),
+            opt(wire_bytes_per_price(r), 0),
             opt(r.server_proc.rss_end_kib.map(|k| k as f64 / 1024.0), 1),
             ms(r.connections.handshake.p99_us),
             r.connections.failed,

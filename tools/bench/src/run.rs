@@ -83,6 +83,7 @@ fn single_target(
             host,
             path,
             token,
+            deflate: cli.deflate,
         };
         return Ok((target, cli.server_pid, None));
     }
@@ -107,6 +108,7 @@ fn single_target(
         host: s.addr.to_string(),
         path: "/v1/ws".to_string(),
         token: server::mint(&secret, ttl),
+        deflate: cli.deflate,
     };
     Ok((target, Some(s.pid()), Some(s)))
 }

@@ -90,6 +90,8 @@ pub struct Target {
     pub path: String,
     /// Bearer token.
     pub token: String,
+    /// Offer permessage-deflate like a browser and inflate what comes compressed.
+    pub deflate: bool,
 }
 
 /// Per-thread knobs.

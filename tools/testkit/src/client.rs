@@ -150,7 +150,9 @@ impl Ws {
 pub struct RawFrame {
     /// Opcode: 1 text, 2 binary, 8 close, 9 ping, 10 pong.
     pub opcode: u8,
-    /// The payload.
+    /// RSV1: the payload is compressed (permessage-deflate).
+    pub rsv1: bool,
+    /// The payload as sent.
     pub payload: Vec<u8>,
     /// When the frame was parsed.
     pub at: Instant,
@@ -202,15 +204,36 @@ impl RawWs {
 
     /// Upgrades `stream`, already connected to `addr`, with a bearer token,
     /// checking the accept key; reads no frame.
-    pub fn over(mut stream: TcpStream, addr: SocketAddr, token: &str) -> io::Result<RawWs> {
+    pub fn over(stream: TcpStream, addr: SocketAddr, token: &str) -> io::Result<RawWs> {
+        RawWs::upgrade(stream, addr, token, &[]).map(|(ws, _)| ws)
+    }
+
+    /// Connects to `/v1/ws` offering `headers` too (e.g.
+    /// `Sec-WebSocket-Extensions`); returns the 101 response with it.
+    pub fn connect_with(
+        addr: SocketAddr,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<(RawWs, http::Response)> {
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        RawWs::upgrade(stream, addr, token, headers)
+    }
+
+    fn upgrade(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<(RawWs, http::Response)> {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(TIMEOUT))?;
         let key = generate_key();
-        stream.write_all(&ws::upgrade_request(
+        stream.write_all(&ws::upgrade_request_with(
             &addr.to_string(),
             "/v1/ws",
             &key,
             token,
+            headers,
         ))?;
         let (resp, rest) = http::read_response(&mut stream, Instant::now() + TIMEOUT)?;
         if resp.status != 101 {
@@ -222,7 +245,7 @@ impl RawWs {
         if resp.header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_str()) {
             return Err(io::Error::other(format!("bad accept key: {resp:?}")));
         }
-        Ok(RawWs { stream, buf: rest })
+        Ok((RawWs { stream, buf: rest }, resp))
     }
 
     /// Sends one masked text frame.
@@ -245,6 +268,7 @@ impl RawWs {
                     Ok(Some((f, used))) => (
                         RawFrame {
                             opcode: f.opcode,
+                            rsv1: f.rsv1,
                             payload: f.payload.to_vec(),
                             at: Instant::now(),
                         },

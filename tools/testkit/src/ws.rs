@@ -19,13 +19,31 @@ pub const MAX_FRAME: u64 = 16 << 20;
 
 /// The upgrade request for `path` on `host` with `key` and a bearer token.
 pub fn upgrade_request(host: &str, path: &str, key: &str, token: &str) -> Vec<u8> {
+    upgrade_request_with(host, path, key, token, &[])
+}
+
+/// [`upgrade_request`] with `headers` added (e.g. `Sec-WebSocket-Extensions`).
+pub fn upgrade_request_with(
+    host: &str,
+    path: &str,
+    key: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {token}\r\n\r\n"
+         Authorization: Bearer {token}\r\n{extra}\r\n"
     )
     .into_bytes()
 }
+
+/// The permessage-deflate offer browsers make.
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// One server frame, borrowed from the read buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +52,8 @@ pub struct Frame<'a> {
     pub fin: bool,
     /// Opcode (low four bits of the first byte).
     pub opcode: u8,
+    /// RSV1: a compressed message (permessage-deflate).
+    pub rsv1: bool,
     /// The payload (servers never mask).
     pub payload: &'a [u8],
 }
@@ -89,6 +109,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError>
         Frame {
             fin: buf[0] & 0x80 != 0,
             opcode: buf[0] & 0x0F,
+            rsv1: buf[0] & 0x40 != 0,
             payload: &buf[head..total],
         },
         total,
