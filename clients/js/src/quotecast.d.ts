@@ -268,6 +268,8 @@ export interface GapEvent {
   lastSeq: number;
   /** true: the stream started over (a restarted server); cursors start from 0. */
   reset: boolean;
+  /** true: the gap is in the channel's broadcast stream (`tenant: "*"`), which has seqs of its own. */
+  broadcast?: boolean;
 }
 
 export interface BackoffOptions {

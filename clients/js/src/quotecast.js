@@ -814,28 +814,34 @@ export class Client {
   // ------------------------------------------------------- subscriptions
 
   /**
-   * The subscribe op for one non-price handle, resuming from `since`.
+   * The subscribe op for one non-price handle, resuming from `since` (and
+   * the channel's broadcast stream from `broadcastSince`).
    * @param {any} handle
    * @param {number | undefined} since
+   * @param {number | undefined} [broadcastSince]
    */
-  subscribeOp(handle, since) {
+  subscribeOp(handle, since, broadcastSince) {
     const { channel, symbols, since: _asked, ...rest } = handle.spec;
     /** @type {any} */
     const op = { op: "subscribe", channel, ...rest };
     if (since !== undefined) op.since = since;
+    if (broadcastSince !== undefined) op.broadcast_since = broadcastSince;
     return op;
   }
 
   /**
    * Where a reliable channel resumes: the lowest cursor of its handles, so
    * every handle gets what it has not seen (each drops its own duplicates).
+   * `field` is `cursor` for the tenant's stream, `broadcastCursor` for the
+   * broadcast stream beside it (its own `seq`s).
    * @param {string} channel
+   * @param {"cursor" | "broadcastCursor"} [field]
    */
-  channelCursor(channel) {
+  channelCursor(channel, field = "cursor") {
     let lowest;
     for (const h of this.subs.handles.values()) {
-      if (h.channel !== channel || h.cursor === undefined) continue;
-      if (lowest === undefined || h.cursor < lowest) lowest = h.cursor;
+      if (h.channel !== channel || h[field] === undefined) continue;
+      if (lowest === undefined || h[field] < lowest) lowest = h[field];
     }
     return lowest;
   }
@@ -855,8 +861,10 @@ export class Client {
       if (this.subs.isMetrics(h.channel) && this.subs.metrics.get(h.channel) !== h) continue;
       done.add(h.channel);
       const peers = [...this.subs.handles.values()].filter((o) => o.channel === h.channel);
-      const since = this.subs.isReliable(h.channel) ? this.channelCursor(h.channel) : h.spec.since;
-      ops.push(this.track(this.subscribeOp(h, since), peers));
+      const reliable = this.subs.isReliable(h.channel);
+      const since = reliable ? this.channelCursor(h.channel) : h.spec.since;
+      const broadcastSince = reliable ? this.channelCursor(h.channel, "broadcastCursor") : undefined;
+      ops.push(this.track(this.subscribeOp(h, since, broadcastSince), peers));
     }
     return ops;
   }
@@ -1044,20 +1052,34 @@ export class Client {
    * @param {any[]} handles
    */
   onReliableAck(ack, handles) {
+    this.onStreamStart(ack.channel, ack, handles, "cursor");
+    // Tenant-wide channels also follow the broadcast stream, on seqs of its own.
+    if (ack.broadcast) this.onStreamStart(ack.channel, ack.broadcast, handles, "broadcastCursor");
+  }
+
+  /**
+   * One reliable stream's start in an ack (`since`, `recovered`, `last_seq`).
+   * @param {string} channel
+   * @param {any} start
+   * @param {any[]} handles
+   * @param {"cursor" | "broadcastCursor"} field
+   */
+  onStreamStart(channel, start, handles, field) {
     for (const h of handles) {
-      if (h.cursor === undefined) h.cursor = ack.recovered ? ack.last_seq : h.cursor;
+      if (h[field] === undefined) h[field] = start.recovered ? start.last_seq : h[field];
     }
-    if (ack.recovered !== false) return;
-    const reset = ack.since !== undefined && ack.last_seq < ack.since;
+    if (start.recovered !== false) return;
+    const reset = start.since != null && start.last_seq < start.since;
     this.stats.gaps++;
     const gap = {
-      channel: ack.channel,
-      since: ack.since,
-      lastSeq: ack.last_seq,
+      channel,
+      since: start.since,
+      lastSeq: start.last_seq,
       reset,
+      ...(field === "broadcastCursor" ? { broadcast: true } : {}),
     };
     for (const h of handles) {
-      if (reset || h.cursor === undefined) h.cursor = 0;
+      if (reset || h[field] === undefined) h[field] = 0;
       for (const fn of h.listeners) fn({ type: "gap", ...gap });
     }
     this.emit("gap", gap);
@@ -1126,19 +1148,21 @@ export class Client {
   onChannelMessage(msg, held = false) {
     const channel = msg.channel;
     if (this.subs.isReliable(channel) && typeof msg.seq === "number") {
+      // A broadcast (`tenant: "*"`) message counts on the broadcast stream's seqs.
+      const field = msg.broadcast === true ? "broadcastCursor" : "cursor";
       for (const h of this.subs.handles.values()) {
         if (h.channel !== channel) continue;
-        if (h.cursor !== undefined && msg.seq <= h.cursor) {
+        if (h[field] !== undefined && msg.seq <= h[field]) {
           this.stats.duplicatesDropped++;
           continue;
         }
-        if (!held && h.cursor !== undefined && msg.seq > h.cursor + 1 && !h.spec.filter) {
-          const gap = { channel, since: h.cursor, lastSeq: msg.seq - 1, reset: false };
+        if (!held && h[field] !== undefined && msg.seq > h[field] + 1 && !h.spec.filter) {
+          const gap = { channel, since: h[field], lastSeq: msg.seq - 1, reset: false };
           this.stats.gaps++;
           for (const fn of h.listeners) fn({ type: "gap", ...gap });
           this.emit("gap", gap);
         }
-        h.cursor = msg.seq;
+        h[field] = msg.seq;
         for (const fn of h.listeners) fn(msg);
       }
       return;

@@ -99,6 +99,30 @@ test("live jump in a reliable stream is reported as a gap, never hidden", async 
   c.close();
 });
 
+test("broadcast messages count on their own stream: no false duplicate or gap, resumed with broadcast_since", async () => {
+  const c = client();
+  const got = [];
+  const gaps = [];
+  c.on("gap", (g) => gaps.push(g));
+  c.subscribe({ channel: "alerts", since: 0 }, (m) => got.push(m.broadcast ? `b${m.seq}` : m.seq));
+  const s1 = await sock(0);
+  s1.accept();
+  const sub1 = s1.ops("subscribe")[0];
+  s1.push({ type: "ack", id: sub1.id, channel: "alerts", subscribed: true, since: 0, recovered: true, last_seq: 0,
+            broadcast: { since: null, recovered: true, last_seq: 0 } });
+  for (const seq of [1, 2, 3]) s1.push(alert(seq));
+  s1.push({ ...alert(1), broadcast: true }); // seq 1 of the broadcast stream: not a duplicate
+  s1.push(alert(4));
+  assert.deepEqual(got, [1, 2, 3, "b1", 4]);
+  assert.deepEqual(gaps, []);
+  s1.drop(1006);
+  const s2 = await until(() => sockets[1], "a second socket");
+  s2.accept();
+  const sub2 = s2.ops("subscribe")[0];
+  assert.deepEqual([sub2.since, sub2.broadcast_since], [4, 1], "each stream resumes from its own cursor");
+  c.close();
+});
+
 test("offline queue: ops sent while disconnected are bounded, oldest dropped with an event, rest flushed after resubscribing", async () => {
   const c = client({ queueLimit: 3 });
   const dropped = [];
