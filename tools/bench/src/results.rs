@@ -363,10 +363,10 @@ fn client_section(c: &Comparison, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "\nLatency is `now - ts` of each price a healthy client receives: the age of the value \
-         when it arrives (its freshness). `ts` is stamped by the server when the quote reaches \
-         it (quotecast: the aggregator; tokio-broadcast: when it reads the line; nchan, which \
-         relays bodies: by the harness just before the HTTP publish). Delivered share = prices \
+        "\nLatency is the age of each price a healthy client receives, from one clock origin \
+         for every server: the moment the harness's feed generated the quote (looked up by \
+         symbol and `seq`; prices whose stamp is not found are counted as untimed, never \
+         guessed). Delivered share = prices \
          delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \
          delivery carries the latest value) and the peers drop or lag. A delivery burst \
          (prices < 1 ms apart) counts once in deliveries/s per connection.\n"
