@@ -57,6 +57,10 @@ fuzz_target!(|data: &[u8]| {
                     window_ms,
                     agg,
                     since,
+                    keys,
+                    window,
+                    broadcast_since,
+                    filter,
                 }) => {
                     assert_eq!(reference["op"], "subscribe");
                     assert!(s.as_ref().is_none_or(|s| s.len() <= MAX_SYMBOLS));
@@ -66,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(window_ms, uint(&reference["window_ms"]));
                     assert_eq!(since, uint(&reference["since"]));
                     assert_eq!(agg.as_deref(), reference["agg"].as_str());
+                    assert_eq!(keys, strings(reference.get("keys")));
+                    assert_eq!(window.as_deref(), reference["window"].as_str());
+                    assert_eq!(broadcast_since, uint(&reference["broadcast_since"]));
+                    assert_eq!(filter.is_some(), reference.get("filter").is_some());
                     let want = reference["filters"].as_object().map_or(0, |f| f.len());
                     assert_eq!(filters.len(), want);
                     for (k, v) in &filters {
