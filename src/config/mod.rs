@@ -8,6 +8,7 @@
 mod auth;
 mod channels;
 mod feed;
+mod metrics;
 mod server;
 mod tenants;
 mod validate;
@@ -15,6 +16,7 @@ mod validate;
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use channels::ChannelsConfig;
 pub use feed::{FeedConfig, FeedKind};
+pub use metrics::MetricsConfig;
 pub use server::ServerConfig;
 pub use tenants::{is_symbol_pattern, TenantConfig};
 pub use validate::ConfigError;
@@ -37,6 +39,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Symbol entitlements per tenant; a tenant without an entry sees every symbol.
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// Access to `GET /metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -73,6 +77,7 @@ const DEFAULT_HEADER: &str = "\
 #                        may see; a tenant without an entry sees every symbol
 # feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
+# metrics.token          when set, GET /metrics needs Authorization: Bearer <token>
 ";
 
 #[cfg(test)]

@@ -162,6 +162,22 @@ impl Outbox {
         self.close.is_some()
     }
 
+    /// The close code requested (the one the client is or was sent), if any.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.close.map(|(code, _)| code)
+    }
+
+    /// Whether the connection is behind: a write took longer than its flush
+    /// interval and the kernel queue has not drained since.
+    pub fn is_behind(&self) -> bool {
+        self.behind_since.is_some()
+    }
+
+    /// Reliable frames queued, not yet written.
+    pub fn reliable_backlog(&self) -> usize {
+        self.reliable.len()
+    }
+
     /// Whether our close frame went out.
     pub fn close_sent(&self) -> bool {
         self.close_sent

@@ -10,7 +10,7 @@ mod rate;
 mod state;
 mod subscribe;
 
-pub use ops::handle_op;
+pub use ops::{handle_op, OpKind, OpOutcome};
 pub use state::Session;
 pub use subscribe::release;
 

@@ -10,6 +10,7 @@ use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
 use crate::frame::{self, CloseCode};
 use crate::ingest::sequencer::ReliableKey;
+use crate::model::channel::ChannelId;
 use crate::model::symbol::SymbolId;
 use crate::protocol;
 use std::time::{Duration, Instant};
@@ -123,6 +124,32 @@ impl Session {
         } else if now.saturating_duration_since(self.last_ping) >= heartbeat {
             self.last_ping = now;
             outbox.push_control(frame::ping(b""));
+        }
+    }
+
+    /// Adds this session's subscriptions to `counts` (indexed by channel):
+    /// price streams under `prices`, each metric stream under its
+    /// `metrics.*` channel, each reliable stream under its channel.
+    pub fn count_subscriptions(&self, prices: Option<ChannelId>, counts: &mut [u64]) {
+        let mut add = |channel: ChannelId, n: usize| {
+            if let Some(c) = counts.get_mut(usize::from(channel.0)) {
+                *c += n as u64;
+            }
+        };
+        let mut metric_streams = 0;
+        for sub in &self.metric_subs {
+            add(sub.spec.channel, sub.streams.len());
+            metric_streams += sub.streams.len();
+        }
+        // Every latest-value stream that is not a metric's is a price.
+        if let Some(prices) = prices {
+            add(
+                prices,
+                self.outbox.subs().len().saturating_sub(metric_streams),
+            );
+        }
+        for key in &self.reliable_subs {
+            add(key.channel, 1);
         }
     }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A shard's state as its tasks hold it.
 #[derive(Clone)]
@@ -100,6 +100,11 @@ impl ShardHandle {
     /// Closes `key` as a slow consumer; the close frame to append, if any.
     pub fn close_as_slow(&self, key: ConnKey) -> Option<Bytes> {
         self.with(|s| s.close_as_slow(key))
+    }
+
+    /// Records how long an upgrade took from accept to `101` written.
+    pub fn record_handshake(&self, took: Duration) {
+        self.with(|s| s.record_handshake(took))
     }
 
     /// Removes a finished connection and its subscriptions.

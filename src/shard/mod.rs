@@ -9,6 +9,7 @@
 
 mod conns;
 mod handle;
+pub mod metrics;
 mod node;
 mod state;
 
@@ -30,6 +31,7 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
     loop {
         let now = Instant::now();
         let idle = handle.with(|shard| {
+            shard.note_ring_depth(ring.slots());
             while let Ok(update) = ring.pop() {
                 shard.apply(update, now);
             }
@@ -39,6 +41,7 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
                 shard.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING_EVERY;
             }
+            shard.record_cycle(now.elapsed());
             shard.is_empty()
         });
         if node.is_draining() {

@@ -3,6 +3,7 @@
 //! connection events its network tasks report.
 
 use super::conns::ConnTable;
+use super::metrics::{ShardCounts, ShardHistograms};
 use super::node::Node;
 use crate::analytics::reliable::ReliableStreams;
 use crate::analytics::window::MetricStreams;
@@ -14,6 +15,7 @@ use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
+use crate::model::channel::{ChannelId, ChannelKind};
 use crate::protocol::{self, ErrorCode, OpError};
 use crate::session::{self, Session, Streams};
 use bytes::Bytes;
@@ -23,6 +25,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// How often subscriptions are recounted per channel.
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// Counters a shard keeps locally and publishes to its [`super::ShardStats`].
 #[derive(Default, Debug, Clone, Copy)]
 struct Counters {
@@ -30,6 +35,7 @@ struct Counters {
     flushes: u64,
     skipped: u64,
     slow_closes: u64,
+    bytes: u64,
 }
 
 /// The state of one shard; lives on its executor thread only.
@@ -42,6 +48,16 @@ pub struct Shard {
     /// Ring-to-socket latency in microseconds.
     latency: Histogram<u64>,
     counters: Counters,
+    /// Op results and close codes, for `/metrics`.
+    counts: ShardCounts,
+    /// Fixed-bucket histograms, for `/metrics`.
+    histograms: ShardHistograms,
+    /// Most records found waiting in the ring since the last housekeeping.
+    ring_depth_max: usize,
+    /// When subscriptions were last recounted per channel.
+    last_recount: Option<Instant>,
+    /// The channel price streams are counted under.
+    prices_channel: Option<ChannelId>,
     /// Minimum gap between two flushes of one connection.
     flush_interval: Duration,
     node: Arc<Node>,
@@ -59,6 +75,11 @@ impl Shard {
         let cfg = &node.config.server;
         let channels = &node.config.channels;
         let flush_interval = cfg.flush_interval();
+        let prices_channel = node
+            .catalogue
+            .iter()
+            .find(|(_, c)| c.kind == ChannelKind::Prices)
+            .map(|(id, _)| id);
         Shard {
             id,
             conns: ConnTable::default(),
@@ -76,6 +97,11 @@ impl Shard {
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .unwrap_or_else(|_| Histogram::new(3).expect("3 significant figures is valid")),
             counters: Counters::default(),
+            counts: ShardCounts::default(),
+            histograms: ShardHistograms::default(),
+            ring_depth_max: 0,
+            last_recount: None,
+            prices_channel,
             flush_interval,
             node,
             scratch: Vec::with_capacity(512),
@@ -187,13 +213,56 @@ impl Shard {
         let draining = self.node.is_draining();
         let feed_stale = self.node.feed_stale_since(now_us);
         self.feed_stale = feed_stale.is_some();
+        let (mut lagging, mut backlog) = (0, 0);
         for session in self.conns.iter_mut() {
             session.housekeeping(now, now_us / 1_000_000, heartbeat, draining);
             session.note_feed(feed_stale);
-            session.outbox_mut().request_flush(&mut self.wheel, now);
+            let outbox = session.outbox_mut();
+            outbox.request_flush(&mut self.wheel, now);
+            lagging += u64::from(outbox.is_behind());
+            backlog += outbox.reliable_backlog() as u64;
         }
         self.streams.reliable.prune(now_us);
+        let m = &self.node.shard_stats[self.id].metrics;
+        m.lagging.store(lagging, Relaxed);
+        m.reliable_backlog.store(backlog, Relaxed);
+        m.ring_depth
+            .store(std::mem::take(&mut self.ring_depth_max) as u64, Relaxed);
+        if self.last_recount.is_none_or(|at| now >= at + RECOUNT_EVERY) {
+            self.last_recount = Some(now);
+            self.recount_subscriptions();
+        }
         self.publish_stats();
+    }
+
+    /// Publishes the subscriptions per channel; a pass over every
+    /// subscription, so it runs about once a second, not every housekeeping.
+    fn recount_subscriptions(&mut self) {
+        let mut counts = vec![0; self.node.catalogue.iter().count()];
+        for session in self.conns.iter_mut() {
+            session.count_subscriptions(self.prices_channel, &mut counts);
+        }
+        let by_channel = &self.node.shard_stats[self.id]
+            .metrics
+            .subscriptions_by_channel;
+        for (slot, n) in by_channel.iter().zip(counts) {
+            slot.store(n, Relaxed);
+        }
+    }
+
+    /// Notes how many records were waiting in the ring at the start of a tick.
+    pub fn note_ring_depth(&mut self, depth: usize) {
+        self.ring_depth_max = self.ring_depth_max.max(depth);
+    }
+
+    /// Records how long one tick's work took.
+    pub fn record_cycle(&mut self, took: Duration) {
+        self.histograms.flush_cycle.record(took);
+    }
+
+    /// Records how long an upgrade took from accept to `101` written.
+    pub fn record_handshake(&mut self, took: Duration) {
+        self.histograms.handshake.record(took);
     }
 
     /// Publishes the shard's figures to its [`super::ShardStats`].
@@ -220,6 +289,8 @@ impl Shard {
         s.latency_p999_us
             .store(self.latency.value_at_quantile(0.999), Relaxed);
         s.latency_max_us.store(self.latency.max(), Relaxed);
+        s.metrics.bytes_written.store(self.counters.bytes, Relaxed);
+        s.metrics.publish(&self.counts, &self.histograms);
     }
 
     /// One line with the shard's totals, logged when it stops.
@@ -323,7 +394,8 @@ impl Shard {
                 true
             }
             Incoming::Text(mut text) => {
-                session::handle_op(session, &mut text, now, streams, node.rules());
+                let outcome = session::handle_op(session, &mut text, now, streams, node.rules());
+                self.counts.op(outcome);
                 true
             }
         };
@@ -370,6 +442,7 @@ impl Shard {
         self.counters.frames += flush.frames;
         self.counters.skipped += flush.skipped;
         self.counters.flushes += 1;
+        self.counters.bytes += flush.buf.len() as u64;
         Some(flush)
     }
 
@@ -397,9 +470,9 @@ impl Shard {
             now,
         );
         if let Some(ts_us) = oldest {
-            let _ = self
-                .latency
-                .record(clock::now_us().saturating_sub(ts_us).max(1));
+            let age_us = clock::now_us().saturating_sub(ts_us).max(1);
+            let _ = self.latency.record(age_us);
+            self.histograms.ring_to_socket.record_us(age_us);
         }
     }
 
@@ -420,6 +493,10 @@ impl Shard {
     /// Removes a finished connection and its subscriptions.
     pub fn remove(&mut self, key: ConnKey) {
         if let Some(mut session) = self.conns.remove(key) {
+            // A connection that ended without a close requested (a task
+            // panic) is counted under 1011, the code it was sent.
+            let code = session.outbox().close_code();
+            self.counts.close(code.unwrap_or(CloseCode::INTERNAL_ERROR));
             session::release(&mut session, &mut self.streams);
         }
     }

@@ -19,6 +19,7 @@ mod http_routes;
 mod idle_timeout;
 mod jwt_attacks;
 mod limits;
+mod metrics_endpoint;
 mod metrics_windows;
 mod never_reader;
 mod publish_http;

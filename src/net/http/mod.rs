@@ -3,6 +3,7 @@
 //! `/v1/status`. Every reply closes the connection.
 
 mod echo;
+mod metrics;
 mod publish;
 mod request;
 mod response;
@@ -19,6 +20,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use response::json_error;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Verifies the request's token (header or `access_token`).
 fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
@@ -29,6 +31,7 @@ fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
 /// Serves one accepted TCP connection: one HTTP request, or an upgrade that
 /// hands the stream to the connection task.
 pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStream) {
+    let accepted = Instant::now();
     let cfg = &gateway.node.config.server;
     let head = request::read_head(&mut stream, cfg.max_header_bytes, cfg.handshake_timeout());
     let (req, leftover) = match head.await {
@@ -45,7 +48,7 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         (_, "/v1/ws") if draining => json_error(503, "draining", "node is shutting down"),
         (_, "/v1/ws") => match upgrade::check(&gateway, &stream, &req) {
             Err(reply) => reply,
-            Ok(upgrade) => return upgrade.run(shard, stream, leftover).await,
+            Ok(upgrade) => return upgrade.run(shard, stream, leftover, accepted).await,
         },
         ("POST", "/v1/publish") => publish::serve(&gateway, &mut stream, &req, leftover).await,
         (_, "/v1/echo") if cfg.echo_route => match check_upgrade(&req) {
@@ -55,7 +58,8 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         ("GET", "/healthz") => status::healthz(&gateway.node),
         ("GET", "/v1/channels") => status::channels(&gateway, &req),
         ("GET", "/v1/status") => status::status(&gateway, &req),
-        (_, "/healthz" | "/v1/channels" | "/v1/status") => {
+        ("GET", "/metrics") => metrics::serve(&gateway.node, &req),
+        (_, "/healthz" | "/v1/channels" | "/v1/status" | "/metrics") => {
             json_error(405, "method_not_allowed", "use GET")
         }
         (_, "/v1/publish") => json_error(405, "method_not_allowed", "use POST"),

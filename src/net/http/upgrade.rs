@@ -10,6 +10,7 @@ use crate::net::{conn, Gateway};
 use crate::shard::ShardHandle;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use std::time::Instant;
 
 /// Checks the upgrade headers and returns the `Sec-WebSocket-Accept` value.
 pub fn check_upgrade(req: &Request) -> Result<String, Vec<u8>> {
@@ -80,13 +81,21 @@ pub(super) fn check(
 }
 
 impl Upgrade {
-    /// Answers 101 and serves the connection until it closes.
-    pub(super) async fn run(self, shard: ShardHandle, mut stream: TcpStream, leftover: Vec<u8>) {
+    /// Answers 101 and serves the connection until it closes; the handshake
+    /// time counts from `accepted`.
+    pub(super) async fn run(
+        self,
+        shard: ShardHandle,
+        mut stream: TcpStream,
+        leftover: Vec<u8>,
+        accepted: Instant,
+    ) {
         if stream
             .write_all(&switching_protocols(&self.accept))
             .await
             .is_ok()
         {
+            shard.record_handshake(accepted.elapsed());
             conn::run(shard, stream, self.claims, leftover).await;
         }
     }
