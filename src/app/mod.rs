@@ -40,6 +40,7 @@ pub struct Ready {
 /// once every shard accepts connections.
 pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     config.validate()?;
+    tracing::info!(event = "config", config = %config.redacted_json(), "configuration");
     // The catalogue checks the `channels` section: before anything starts.
     let catalogue = Arc::new(Catalogue::new(&config.channels).context("invalid configuration")?);
     raise_memlock_limit();

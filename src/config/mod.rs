@@ -49,12 +49,27 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// The configuration as one line of JSON for the start-up log, with
+    /// every secret it holds replaced by `"<redacted>"`. Secrets that live
+    /// outside it (the HS256 secret's file or environment variable) are
+    /// never read into it.
+    pub fn redacted_json(&self) -> String {
+        let mut shown = self.clone();
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some(REDACTED.to_owned());
+        }
+        serde_json::to_string(&shown).unwrap_or_default()
+    }
+
     /// The default configuration as commented TOML, for `serve --print-config`.
     pub fn default_toml() -> String {
         let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
         format!("{DEFAULT_HEADER}\n{body}")
     }
 }
+
+/// What a secret is logged as.
+const REDACTED: &str = "<redacted>";
 
 /// The key-by-key notes printed above the defaults by `--print-config`.
 const DEFAULT_HEADER: &str = "\
@@ -91,6 +106,16 @@ mod tests {
         let parsed = Config::from_toml(&Config::default_toml()).unwrap();
         assert_eq!(parsed.server.max_rate_hz, cfg.server.max_rate_hz);
         assert_eq!(parsed.feed.sim_symbols, cfg.feed.sim_symbols);
+    }
+
+    #[test]
+    fn the_logged_configuration_holds_no_secret() {
+        let cfg = Config::from_toml("[metrics]\ntoken = \"s3cr3t-scrape\"\n").unwrap();
+        let json = cfg.redacted_json();
+        assert!(!json.contains("s3cr3t-scrape"), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["metrics"]["token"], "<redacted>");
+        assert_eq!(v["server"]["max_rate_hz"], cfg.server.max_rate_hz);
     }
 
     #[test]

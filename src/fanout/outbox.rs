@@ -48,6 +48,8 @@ pub struct Outbox {
     close_sent: bool,
     reader_done: bool,
     write_buf: Vec<u8>,
+    /// Latest-value frames sent so far, for the disconnect log.
+    frames_sent: u64,
 }
 
 /// One write's worth of bytes, built under the shard borrow.
@@ -87,6 +89,7 @@ impl Outbox {
             close_sent: false,
             reader_done: false,
             write_buf: Vec::new(),
+            frames_sent: 0,
         }
     }
 
@@ -176,6 +179,16 @@ impl Outbox {
     /// Reliable frames queued, not yet written.
     pub fn reliable_backlog(&self) -> usize {
         self.reliable.len()
+    }
+
+    /// The close reason requested, if any.
+    pub fn close_reason(&self) -> Option<&'static str> {
+        self.close.map(|(_, reason)| reason)
+    }
+
+    /// Latest-value frames put into writes so far.
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent
     }
 
     /// Whether our close frame went out.
@@ -293,6 +306,7 @@ impl Outbox {
                 self.lagging = false;
             }
             (frames, skipped) = (c.frames, c.skipped);
+            self.frames_sent += frames;
         }
         let mut closing = false;
         if let Some((code, reason)) = self.close {

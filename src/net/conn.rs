@@ -27,20 +27,44 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// `RefCell` borrow is released by the unwinding itself.
 pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
     let fd = stream.as_raw_fd();
-    let key = shard.open(claims);
+    let opened = Instant::now();
+    let peer = stream.peer_addr().ok();
+    let (tenant, sub) = (claims.tenant.clone(), claims.sub.clone());
+    let (key, conn) = shard.open(claims);
+    tracing::info!(
+        event = "connect",
+        conn,
+        peer = ?peer,
+        tenant,
+        sub,
+        transport = "ws",
+        "connection opened"
+    );
     // The halves stay here, outside the caught future, so the socket is
     // still open when the 1011 close is written.
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let served = futures_lite::future::zip(
         read_loop(&shard, key, &mut rd, leftover),
-        write_loop(&shard, key, &mut wr, fd),
+        write_loop(&shard, key, &mut wr, fd, &conn),
     );
     if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
         let msg = panic_message(payload.as_ref());
         tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
         socket::send_now(fd, &frame::close_frame(CloseCode::INTERNAL_ERROR));
     }
-    shard.remove(key);
+    if let Some(end) = shard.remove(key) {
+        tracing::info!(
+            event = "disconnect",
+            conn,
+            tenant,
+            sub,
+            code = end.code.code(),
+            reason = end.reason,
+            duration_ms = opened.elapsed().as_millis() as u64,
+            frames = end.frames,
+            "connection closed"
+        );
+    }
 }
 
 /// The message a panic carried, for the log.
@@ -94,6 +118,7 @@ async fn write_loop(
     key: ConnKey,
     wr: &mut WriteHalf<TcpStream>,
     fd: std::os::fd::RawFd,
+    conn: &str,
 ) {
     let slow_timeout = shard.node().config.server.slow_consumer_timeout();
     while shard.writer_ready(key).await {
@@ -108,6 +133,7 @@ async fn write_loop(
             &mut flush.buf,
             flush.behind_since,
             slow_timeout,
+            conn,
         )
         .await;
         shard.finish_write(key, flush.buf, started, || socket::unsent_bytes(fd));
@@ -141,6 +167,7 @@ async fn write_watched(
     buf: &mut Vec<u8>,
     behind_since: Instant,
     slow_timeout: Duration,
+    conn: &str,
 ) -> bool {
     let mut pos = 0;
     let mut marked_slow = false;
@@ -163,7 +190,12 @@ async fn write_watched(
             None if marked_slow => return false,
             None => {
                 marked_slow = true;
-                tracing::info!(conn = ?key, "behind for {slow_timeout:?}: closing as slow consumer (4008)");
+                tracing::warn!(
+                    event = "slow_consumer",
+                    conn,
+                    behind_ms = slow_timeout.as_millis() as u64,
+                    "closing as slow consumer (4008)"
+                );
                 if let Some(close) = shard.close_as_slow(key) {
                     buf.extend_from_slice(&close);
                 }

@@ -73,7 +73,15 @@ pub fn handle_op(
         let id = parsed.as_ref().ok().map(op_id);
         let outbox = session.outbox_mut();
         outbox.push_json(&OpError::new(id, ErrorCode::RateLimited, "too many ops").to_json());
-        if session.refused_in_row >= cfg.rate_limit_close_after {
+        if session.refused_in_row >= cfg.rate_limit_close_after && !session.outbox().is_closing() {
+            let claims = session.claims();
+            tracing::warn!(
+                event = "rate_limited",
+                tenant = claims.tenant,
+                sub = claims.sub,
+                refused_in_row = session.refused_in_row,
+                "closing a client that keeps exceeding its op rate (4029)"
+            );
             session.outbox_mut().request_close(CloseCode::RATE_LIMITED);
         }
         return OpOutcome {

@@ -2,7 +2,7 @@
 //! awaits, never across one.
 
 use super::node::Node;
-use super::state::Shard;
+use super::state::{ConnEnd, Shard};
 use crate::auth::Claims;
 use crate::fanout::outbox::Flush;
 use crate::fanout::wheel::ConnKey;
@@ -40,8 +40,9 @@ impl ShardHandle {
         f(&mut self.inner.borrow_mut())
     }
 
-    /// Opens a session for an upgraded connection; returns its key.
-    pub fn open(&self, claims: Claims) -> ConnKey {
+    /// Opens a session for an upgraded connection; returns its key and the
+    /// connection id its welcome names.
+    pub fn open(&self, claims: Claims) -> (ConnKey, String) {
         self.with(|s| s.open(claims))
     }
 
@@ -107,8 +108,8 @@ impl ShardHandle {
         self.with(|s| s.record_handshake(took))
     }
 
-    /// Removes a finished connection and its subscriptions.
-    pub fn remove(&self, key: ConnKey) {
+    /// Removes a finished connection and its subscriptions; how it ended.
+    pub fn remove(&self, key: ConnKey) -> Option<ConnEnd> {
         self.with(|s| s.remove(key))
     }
 }

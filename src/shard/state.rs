@@ -25,6 +25,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// How a connection ended, for the disconnect log.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnEnd {
+    /// The close code it was sent.
+    pub code: CloseCode,
+    /// The close reason it was sent (empty for a normal closure).
+    pub reason: &'static str,
+    /// Latest-value frames it was sent.
+    pub frames: u64,
+}
+
 /// How often subscriptions are recounted per channel.
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
@@ -312,13 +323,15 @@ impl Shard {
 
     // --- what the connection tasks report ---
 
-    /// Opens a session for `claims` and queues its `welcome`.
-    pub fn open(&mut self, claims: Claims) -> ConnKey {
+    /// Opens a session for `claims` and queues its `welcome`; returns its
+    /// key and the connection id the welcome names.
+    pub fn open(&mut self, claims: Claims) -> (ConnKey, String) {
         let node = self.node.clone();
         let cfg = &node.config.server;
         self.connections_made += 1;
+        let conn = format!("{}-{}", self.id, self.connections_made);
         let welcome = protocol::Welcome {
-            conn: &format!("{}-{}", self.id, self.connections_made),
+            conn: &conn,
             shard: self.id,
             server_time: clock::now_ms(),
             session_expires: claims.exp.saturating_mul(1000),
@@ -335,7 +348,7 @@ impl Shard {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
         });
-        key
+        (key, conn)
     }
 
     /// Runs `f` on the outbox of `key` (if still open) and the flush wheel.
@@ -490,14 +503,19 @@ impl Shard {
         self.conns.get_mut(key)?.outbox_mut().close_as_slow()
     }
 
-    /// Removes a finished connection and its subscriptions.
-    pub fn remove(&mut self, key: ConnKey) {
-        if let Some(mut session) = self.conns.remove(key) {
-            // A connection that ended without a close requested (a task
-            // panic) is counted under 1011, the code it was sent.
-            let code = session.outbox().close_code();
-            self.counts.close(code.unwrap_or(CloseCode::INTERNAL_ERROR));
-            session::release(&mut session, &mut self.streams);
-        }
+    /// Removes a finished connection and its subscriptions; how it ended.
+    pub fn remove(&mut self, key: ConnKey) -> Option<ConnEnd> {
+        let mut session = self.conns.remove(key)?;
+        let outbox = session.outbox();
+        // A connection that ended without a close requested (a task panic)
+        // is counted under 1011, the code it was sent.
+        let end = ConnEnd {
+            code: outbox.close_code().unwrap_or(CloseCode::INTERNAL_ERROR),
+            reason: outbox.close_reason().unwrap_or("connection task failed"),
+            frames: outbox.frames_sent(),
+        };
+        self.counts.close(end.code);
+        session::release(&mut session, &mut self.streams);
+        Some(end)
     }
 }

@@ -28,6 +28,7 @@ mod rate_cap;
 mod seq_and_prices;
 mod shutdown;
 mod slow_reader;
+mod structured_logs;
 mod subscribe_snapshot;
 mod tenant_isolation;
 mod token_expiry;

@@ -63,16 +63,24 @@ pub(super) fn check(
     stream: &TcpStream,
     req: &Request,
 ) -> Result<Upgrade, Vec<u8>> {
-    let accept = check_upgrade(req)?;
-    let claims = authenticate(gateway, req).map_err(|e| unauthorized(&e))?;
-    let ip = stream
-        .peer_addr()
-        .map_err(|_| json_error(400, "bad_request", "peer address unavailable"))?
-        .ip();
+    let peer = stream.peer_addr().ok();
+    let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = ?peer, reason);
+    let accept = check_upgrade(req).inspect_err(|_| refused("not a WebSocket upgrade"))?;
+    let claims = authenticate(gateway, req).map_err(|e| {
+        refused(e.reason());
+        unauthorized(&e)
+    })?;
+    let Some(ip) = peer.map(|p| p.ip()) else {
+        refused("peer address unavailable");
+        return Err(json_error(400, "bad_request", "peer address unavailable"));
+    };
     let slot = gateway
         .admission
         .admit(ip, &claims.tenant)
-        .map_err(|refusal| json_error(429, "too_many_connections", refusal.as_str()))?;
+        .map_err(|refusal| {
+            refused(refusal.as_str());
+            json_error(429, "too_many_connections", refusal.as_str())
+        })?;
     Ok(Upgrade {
         accept,
         claims,
