@@ -1,4 +1,4 @@
-//! The `quotecast` command line: `serve`, `token`, `watch`.
+//! The `quotecast` command line: `serve`, `token`, `watch`, `doctor`.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +54,8 @@ enum Command {
     Token(TokenArgs),
     /// Connect, subscribe to a channel and print its live messages.
     Watch(quotecast::watch::WatchArgs),
+    /// Check this host against tuning/README.md; non-zero exit on a blocking problem.
+    Doctor(quotecast::doctor::DoctorArgs),
 }
 
 /// A flag given twice takes its last value, so scripts can append overrides.
@@ -228,5 +230,12 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Watch(args) => quotecast::watch::run(args),
+        Command::Doctor(args) => {
+            let cfg = load_config(args.config.as_ref())?;
+            if !quotecast::doctor::run(&args, &cfg) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

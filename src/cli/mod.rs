@@ -1,3 +1,4 @@
 //! The command-line tools that ship in the binary besides `serve`.
 
+pub mod doctor;
 pub mod watch;

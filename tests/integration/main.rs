@@ -9,6 +9,7 @@ mod auth_rejections;
 mod bad_ops;
 mod channel_permissions;
 mod connection_caps;
+mod doctor;
 mod echo_route;
 mod entitlements;
 mod feed_faults;
