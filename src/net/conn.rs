@@ -28,13 +28,13 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub async fn run(shard: ShardHandle, stream: TcpStream, claims: Claims, leftover: Vec<u8>) {
     let fd = stream.as_raw_fd();
     let opened = Instant::now();
-    let peer = stream.peer_addr().ok();
+    let peer = super::peer_of(&stream);
     let (tenant, sub) = (claims.tenant.clone(), claims.sub.clone());
     let (key, conn) = shard.open(claims);
     tracing::info!(
         event = "connect",
         conn,
-        peer = ?peer,
+        peer,
         tenant,
         sub,
         transport = "ws",

@@ -46,7 +46,8 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
     let draining = gateway.node.is_draining();
     let reply = match (req.method.as_str(), req.path.as_str()) {
         (_, "/v1/ws") if draining => {
-            tracing::info!(event = "upgrade_refused", peer = ?stream.peer_addr().ok(), reason = "draining");
+            let peer = super::peer_of(&stream);
+            tracing::info!(event = "upgrade_refused", peer, reason = "draining");
             json_error(503, "draining", "node is shutting down")
         }
         (_, "/v1/ws") => match upgrade::check(&gateway, &stream, &req) {

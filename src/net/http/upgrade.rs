@@ -64,7 +64,8 @@ pub(super) fn check(
     req: &Request,
 ) -> Result<Upgrade, Vec<u8>> {
     let peer = stream.peer_addr().ok();
-    let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = ?peer, reason);
+    let label = crate::net::peer_of(stream);
+    let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = label, reason);
     let accept = check_upgrade(req).inspect_err(|_| refused("not a WebSocket upgrade"))?;
     let claims = authenticate(gateway, req).map_err(|e| {
         refused(e.reason());
