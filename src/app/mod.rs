@@ -75,6 +75,11 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         agg_stats,
     ));
     let gateway = new_gateway(&node, publisher);
+    if let Some(addr) = node.config.metrics.listen {
+        let bound = http::listen_metrics(node.clone(), addr)
+            .with_context(|| format!("binding metrics.listen {addr}"))?;
+        tracing::info!(%bound, "metrics listening");
+    }
 
     let (events_tx, events) = mpsc::channel();
     let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;

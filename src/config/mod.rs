@@ -93,6 +93,7 @@ const DEFAULT_HEADER: &str = "\
 # feed.kind              \"sim\" (built-in simulator) or \"replay\" (JSON lines)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 # metrics.token          when set, GET /metrics needs Authorization: Bearer <token>
+# metrics.listen         when set, /metrics is served on this address instead
 ";
 
 #[cfg(test)]

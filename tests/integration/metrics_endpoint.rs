@@ -164,3 +164,23 @@ fn counters_follow_connects_subscribes_and_closes() {
     scrape_until(&s, "quotecast_connections", &[], |v| v == 0.0);
     scrape_until(&s, "quotecast_subscriptions", &[], |v| v == 0.0);
 }
+
+#[test]
+fn metrics_listen_moves_the_endpoint_off_the_shards_port() {
+    // A free port for metrics.listen (it must be known before the start).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let toml = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let s = start_sim(3, 100, &[], Some(&toml));
+    assert_eq!(http_get(s.addr, "/metrics", &[]).status, 404);
+    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let resp = http_get(metrics_addr, "/metrics", &[]);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let lines = resp.body.lines().map(|l| Ok(l.to_owned()));
+    let samples = Scrape::parse(lines).unwrap().samples;
+    assert!(samples.iter().any(|x| x.metric == "quotecast_connections"));
+    assert_eq!(http_get(metrics_addr, "/v1/status", &[]).status, 404);
+}

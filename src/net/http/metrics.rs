@@ -16,8 +16,11 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt::Error;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The content type of the OpenMetrics text format `prometheus-client` writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -39,6 +42,46 @@ pub(super) fn serve(node: &Arc<Node>, req: &Request) -> Vec<u8> {
         Ok(()) => response(200, CONTENT_TYPE, &body),
         Err(_) => json_error(500, "internal", "metrics encoding failed"),
     }
+}
+
+/// Serves `/metrics` on `addr` from a thread of its own (`metrics.listen`),
+/// one request per connection, one connection at a time; returns the bound
+/// address. Anything but `GET /metrics` is 404.
+pub fn listen(node: Arc<Node>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                answer(&node, stream);
+            }
+        })?;
+    Ok(bound)
+}
+
+/// Reads one bounded request head (5 s at most) and writes the reply.
+fn answer(node: &Arc<Node>, mut stream: TcpStream) {
+    let max = node.config.server.max_header_bytes;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let reply = loop {
+        match super::parse_head(&buf, max) {
+            Ok(Some((req, _))) if req.method == "GET" && req.path == "/metrics" => {
+                break serve(node, &req)
+            }
+            Ok(Some(_)) => break json_error(404, "not_found", "only GET /metrics here"),
+            Err(_) => break json_error(400, "bad_request", "malformed request head"),
+            Ok(None) => {}
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let _ = stream.write_all(&reply);
 }
 
 /// Compares two secrets in time independent of where they differ.

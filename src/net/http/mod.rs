@@ -10,6 +10,7 @@ mod response;
 mod status;
 mod upgrade;
 
+pub use metrics::listen as listen_metrics;
 pub use request::{parse_head, HeadError, Request};
 pub use upgrade::check_upgrade;
 
@@ -62,6 +63,10 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         ("GET", "/healthz") => status::healthz(&gateway.node),
         ("GET", "/v1/channels") => status::channels(&gateway, &req),
         ("GET", "/v1/status") => status::status(&gateway, &req),
+        // With metrics.listen, /metrics lives on its own address only.
+        (_, "/metrics") if gateway.node.config.metrics.listen.is_some() => {
+            json_error(404, "not_found", "metrics are served on metrics.listen")
+        }
         ("GET", "/metrics") => metrics::serve(&gateway.node, &req),
         (_, "/healthz" | "/v1/channels" | "/v1/status" | "/metrics") => {
             json_error(405, "method_not_allowed", "use GET")
