@@ -23,7 +23,7 @@
 //! | `shard/` | one executor per core: drains its ring each tick, owns its sessions |
 //! | `net/` | listener, HTTP routes and upgrade, connection caps, the connection task |
 //! | `app/` | process wiring and the shard supervisor |
-//! | `cli/` | `quotecast watch`, the terminal client |
+//! | `cli/` | `quotecast watch`, the terminal client; `quotecast doctor`, the host check |
 #![deny(missing_docs)]
 
 mod analytics;
@@ -44,7 +44,7 @@ mod shard;
 mod sse;
 
 pub use app::{run, Ready};
-pub use cli::{bridge, watch};
+pub use cli::{bridge, doctor, watch};
 
 /// The HTTP request parsing the server runs before any route (fuzz targets).
 pub mod http {

@@ -1,4 +1,4 @@
-//! The `quotecast` command line: `serve`, `token`, `watch`.
+//! The `quotecast` command line: `serve`, `token`, `watch`, `doctor`.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -19,6 +19,31 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: one JSON object per event, or text.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "QUOTECAST_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log events are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// Sends log events to stderr in `format`, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -31,6 +56,8 @@ enum Command {
     Watch(quotecast::watch::WatchArgs),
     /// Publish a replay file's quotes and events to NATS (feed.kind = "nats").
     Bridge(quotecast::bridge::BridgeArgs),
+    /// Check this host against tuning/README.md; non-zero exit on a blocking problem.
+    Doctor(quotecast::doctor::DoctorArgs),
 }
 
 /// A flag given twice takes its last value, so scripts can append overrides.
@@ -208,16 +235,19 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Watch(args) => quotecast::watch::run(args),
         Command::Bridge(args) => quotecast::bridge::run(args),
+        Command::Doctor(args) => {
+            let cfg = load_config(args.config.as_ref())?;
+            if !quotecast::doctor::run(&args, &cfg) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

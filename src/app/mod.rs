@@ -41,6 +41,7 @@ pub struct Ready {
 /// once every shard accepts connections.
 pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     config.validate()?;
+    tracing::info!(event = "config", config = %config.redacted_json(), "configuration");
     // The catalogue checks the `channels` section: before anything starts.
     let catalogue = Arc::new(Catalogue::new(&config.channels).context("invalid configuration")?);
     raise_memlock_limit();
@@ -76,6 +77,11 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     ));
     let dev_mode = matches!(hs256, Some((_, SecretSource::Dev)));
     let gateway = new_gateway(&node, publisher, dev_mode);
+    if let Some(addr) = node.config.metrics.listen {
+        let bound = http::listen_metrics(node.clone(), addr)
+            .with_context(|| format!("binding metrics.listen {addr}"))?;
+        tracing::info!(%bound, "metrics listening");
+    }
 
     let (events_tx, events) = mpsc::channel();
     let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;

@@ -1,4 +1,5 @@
 //! The command-line tools that ship in the binary besides `serve`.
 
 pub mod bridge;
+pub mod doctor;
 pub mod watch;

@@ -4,12 +4,11 @@
 //! protocol example.
 
 use crate::model::channel::{METRICS_PREFIX, PRICES};
-use anyhow::{bail, Context};
+use anyhow::bail;
+use quotecast_client::{Client, Event, Options, StaticToken, Subscription};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::Message;
 
 /// Arguments of `quotecast watch`.
 #[derive(clap::Args, Debug)]
@@ -115,49 +114,91 @@ fn parse_filter(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Connects, subscribes and prints every server message in a readable form.
+/// Connects, subscribes and prints every server message in a readable form;
+/// reconnects (with backoff, resubscribing, resuming reliable channels)
+/// through `quotecast-client` until `--seconds` or interrupted.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
-    let op = args.subscribe_op()?;
-    let mut request = args.url.as_str().into_client_request()?;
-    let bearer = format!("Bearer {}", args.token);
-    request.headers_mut().insert(
-        "Authorization",
-        bearer
-            .parse()
-            .context("token is not a valid header value")?,
-    );
-    let (mut ws, _) = match tungstenite::connect(request) {
-        Ok(ok) => ok,
-        Err(tungstenite::Error::Http(resp)) => {
-            let body = resp
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            bail!("server refused the connection: {} {body}", resp.status());
-        }
-        Err(e) => return Err(e).context(format!("connecting to {}", args.url)),
-    };
-    ws.send(Message::text(op.to_string()))?;
-    let deadline = args
-        .seconds
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    let subscription = subscription(args.subscribe_op()?);
+    let mut client = Client::new(Options::new(&args.url), StaticToken(args.token.clone()));
+    client.subscribe(subscription).map_err(anyhow::Error::msg)?;
+    // Without --seconds: a day at a time, until interrupted.
+    let until = |secs: Option<u64>| Instant::now() + Duration::from_secs(secs.unwrap_or(86_400));
+    let mut deadline = until(args.seconds);
     let mut out = std::io::stdout().lock();
-    while deadline.is_none_or(|d| Instant::now() < d) {
-        let line = match ws.read()? {
-            Message::Text(text) => describe(&text),
-            Message::Close(frame) => {
-                let _ = writeln!(out, "closed: {frame:?}");
+    loop {
+        let Some(event) = client.next(deadline) else {
+            if args.seconds.is_some() {
                 return Ok(());
             }
-            _ => continue,
+            deadline = until(None);
+            continue;
         };
-        if writeln!(out, "{line}").is_err() {
+        if writeln!(out, "{}", describe_event(&event)).is_err() {
             // The reader of our output went away (e.g. `| head`): stop quietly.
             return Ok(());
         }
     }
-    Ok(())
+}
+
+/// The client-side subscription of a checked `subscribe` op.
+fn subscription(op: Value) -> Subscription {
+    let channel = op["channel"].as_str().unwrap_or(PRICES).to_owned();
+    if channel == PRICES {
+        let symbols = op["symbols"].as_array().into_iter().flatten();
+        Subscription::Prices(
+            symbols
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        )
+    } else if channel.starts_with(METRICS_PREFIX) {
+        let mut options = op.as_object().cloned().unwrap_or_default();
+        for key in ["op", "id", "channel"] {
+            options.remove(key);
+        }
+        Subscription::Metrics { channel, options }
+    } else {
+        Subscription::Reliable {
+            channel,
+            since: op["since"].as_u64(),
+        }
+    }
+}
+
+/// One line for a client event: the message's readable form, or what
+/// happened to the connection.
+fn describe_event(event: &Event) -> String {
+    match event {
+        Event::Message { text, .. } => describe(text),
+        Event::Connected { welcome, reconnect } => format!(
+            "{} (conn {}, shard {})",
+            if *reconnect {
+                "reconnected"
+            } else {
+                "connected"
+            },
+            welcome.conn,
+            welcome.shard
+        ),
+        Event::Disconnected {
+            code,
+            reason,
+            retry_in,
+        } => format!(
+            "disconnected (close {}): {reason}; retrying in {} ms",
+            code.map_or("none".to_owned(), |c| c.to_string()),
+            retry_in.as_millis()
+        ),
+        Event::Gap {
+            channel,
+            after,
+            next,
+        } => match next {
+            Some(next) => format!("GAP on {channel}: messages {}..{next} lost", after + 1),
+            None => {
+                format!("GAP on {channel}: history no longer covers seq {after}; snapshot follows")
+            }
+        },
+    }
 }
 
 /// One line per server message (a snapshot: a line for it, then one per

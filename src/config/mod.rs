@@ -11,6 +11,7 @@ mod channels;
 mod claim_names;
 mod custom;
 mod feed;
+mod metrics;
 mod server;
 mod tenants;
 mod validate;
@@ -21,6 +22,7 @@ pub use channels::ChannelsConfig;
 pub use claim_names::ClaimNames;
 pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
+pub use metrics::MetricsConfig;
 pub use server::{is_origin_pattern, Compression, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
 pub use validate::ConfigError;
@@ -43,6 +45,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Symbol entitlements per tenant; a tenant without an entry sees every symbol.
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// Access to `GET /metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -51,12 +55,27 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// The configuration as one line of JSON for the start-up log, with
+    /// every secret it holds replaced by `"<redacted>"`. Secrets that live
+    /// outside it (the HS256 secret's file or environment variable) are
+    /// never read into it.
+    pub fn redacted_json(&self) -> String {
+        let mut shown = self.clone();
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some(REDACTED.to_owned());
+        }
+        serde_json::to_string(&shown).unwrap_or_default()
+    }
+
     /// The default configuration as commented TOML, for `serve --print-config`.
     pub fn default_toml() -> String {
         let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
         format!("{DEFAULT_HEADER}\n{body}")
     }
 }
+
+/// What a secret is logged as.
+const REDACTED: &str = "<redacted>";
 
 /// The key-by-key notes printed above the defaults by `--print-config`.
 const DEFAULT_HEADER: &str = "\
@@ -87,6 +106,8 @@ const DEFAULT_HEADER: &str = "\
 #                        \"nats\" (the same lines from NATS and JetStream)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 # feed.nats_url          NATS server(s) of the nats feed, comma-separated
+# metrics.token          when set, GET /metrics needs Authorization: Bearer <token>
+# metrics.listen         when set, /metrics is served on this address instead
 ";
 
 #[cfg(test)]
@@ -100,6 +121,16 @@ mod tests {
         let parsed = Config::from_toml(&Config::default_toml()).unwrap();
         assert_eq!(parsed.server.max_rate_hz, cfg.server.max_rate_hz);
         assert_eq!(parsed.feed.sim_symbols, cfg.feed.sim_symbols);
+    }
+
+    #[test]
+    fn the_logged_configuration_holds_no_secret() {
+        let cfg = Config::from_toml("[metrics]\ntoken = \"s3cr3t-scrape\"\n").unwrap();
+        let json = cfg.redacted_json();
+        assert!(!json.contains("s3cr3t-scrape"), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["metrics"]["token"], "<redacted>");
+        assert_eq!(v["server"]["max_rate_hz"], cfg.server.max_rate_hz);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Outbox {
     write_buf: Vec<u8>,
     /// permessage-deflate, when the connection negotiated it.
     deflate: Option<DeflateUse>,
+    /// Latest-value frames sent so far, for the disconnect log.
+    frames_sent: u64,
 }
 
 /// One write's worth of bytes, built under the shard borrow.
@@ -99,6 +101,7 @@ impl Outbox {
             reader_done: false,
             write_buf: Vec::new(),
             deflate,
+            frames_sent: 0,
         }
     }
 
@@ -236,6 +239,32 @@ impl Outbox {
         self.close.is_some()
     }
 
+    /// The close code requested (the one the client is or was sent), if any.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.close.map(|(code, _)| code)
+    }
+
+    /// Whether the connection is behind: a write took longer than its flush
+    /// interval and the kernel queue has not drained since.
+    pub fn is_behind(&self) -> bool {
+        self.behind_since.is_some()
+    }
+
+    /// Reliable frames queued, not yet written.
+    pub fn reliable_backlog(&self) -> usize {
+        self.reliable.len()
+    }
+
+    /// The close reason requested, if any.
+    pub fn close_reason(&self) -> Option<&'static str> {
+        self.close.map(|(_, reason)| reason)
+    }
+
+    /// Latest-value frames put into writes so far.
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent
+    }
+
     /// Whether our close frame went out.
     pub fn close_sent(&self) -> bool {
         self.close_sent
@@ -363,6 +392,7 @@ impl Outbox {
                 self.lagging = false;
             }
             (frames, skipped) = (c.frames, c.skipped);
+            self.frames_sent += frames;
         }
         let mut closing = false;
         if let Some((code, reason)) = self.close {

@@ -33,6 +33,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (`code as usize` indexes it).
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownOp,
+        ErrorCode::UnknownField,
+        ErrorCode::UnknownChannel,
+        ErrorCode::UnknownSymbol,
+        ErrorCode::UnknownMetric,
+        ErrorCode::Forbidden,
+        ErrorCode::NotEntitled,
+        ErrorCode::RateLimited,
+        ErrorCode::TooManySubscriptions,
+        ErrorCode::TokenExpired,
+    ];
+
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,6 +82,13 @@ impl Serialize for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_indexed_by_the_discriminant() {
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, i, "{}", code.as_str());
+        }
+    }
 
     #[test]
     fn serializes_as_its_wire_spelling() {

@@ -38,14 +38,26 @@ pub async fn run(
     opening: Opening,
 ) {
     let fd = stream.as_raw_fd();
+    let opened = Instant::now();
+    let peer = super::peer_of(&stream);
+    let (tenant, sub) = (claims.tenant.clone(), claims.sub.clone());
     let (sse, inflates) = match &opening {
         Opening::WebSocket(deflate) => (false, deflate.is_some()),
         Opening::Sse(_) => (true, false),
     };
-    let key = match opening {
+    let (key, conn) = match opening {
         Opening::WebSocket(deflate) => shard.open(claims, deflate),
         Opening::Sse(ops) => shard.open_sse(claims, ops),
     };
+    tracing::info!(
+        event = "connect",
+        conn,
+        peer,
+        tenant,
+        sub,
+        transport = if sse { "sse" } else { "ws" },
+        "connection opened"
+    );
     // The halves stay here, outside the caught future, so the socket is
     // still open when the 1011 close is written.
     let (mut rd, mut wr) = futures_lite::io::split(stream);
@@ -55,7 +67,7 @@ pub async fn run(
             false => read_loop(&shard, key, &mut rd, inflates, leftover).await,
         }
     };
-    let served = futures_lite::future::zip(reading, write_loop(&shard, key, &mut wr, fd));
+    let served = futures_lite::future::zip(reading, write_loop(&shard, key, &mut wr, fd, &conn));
     if let Err(payload) = AssertUnwindSafe(served).catch_unwind().await {
         let msg = panic_message(payload.as_ref());
         tracing::error!(conn = ?key, "connection task panicked: {msg}; closing it with 1011");
@@ -66,7 +78,19 @@ pub async fn run(
         };
         socket::send_now(fd, &close);
     }
-    shard.remove(key);
+    if let Some(end) = shard.remove(key) {
+        tracing::info!(
+            event = "disconnect",
+            conn,
+            tenant,
+            sub,
+            code = end.code.code(),
+            reason = end.reason,
+            duration_ms = opened.elapsed().as_millis() as u64,
+            frames = end.frames,
+            "connection closed"
+        );
+    }
 }
 
 /// What an accepted request becomes.
@@ -141,6 +165,7 @@ async fn write_loop(
     key: ConnKey,
     wr: &mut WriteHalf<TcpStream>,
     fd: std::os::fd::RawFd,
+    conn: &str,
 ) {
     let slow_timeout = shard.node().config.server.slow_consumer_timeout();
     while shard.writer_ready(key).await {
@@ -155,6 +180,7 @@ async fn write_loop(
             &mut flush.buf,
             flush.behind_since,
             slow_timeout,
+            conn,
         )
         .await;
         shard.finish_write(key, flush.buf, started, || socket::unsent_bytes(fd));
@@ -188,6 +214,7 @@ async fn write_watched(
     buf: &mut Vec<u8>,
     behind_since: Instant,
     slow_timeout: Duration,
+    conn: &str,
 ) -> bool {
     let mut pos = 0;
     let mut marked_slow = false;
@@ -210,7 +237,12 @@ async fn write_watched(
             None if marked_slow => return false,
             None => {
                 marked_slow = true;
-                tracing::info!(conn = ?key, "behind for {slow_timeout:?}: closing as slow consumer (4008)");
+                tracing::warn!(
+                    event = "slow_consumer",
+                    conn,
+                    behind_ms = slow_timeout.as_millis() as u64,
+                    "closing as slow consumer (4008)"
+                );
                 if let Some(close) = shard.close_as_slow(key) {
                     buf.extend_from_slice(&close);
                 }

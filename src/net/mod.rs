@@ -15,6 +15,13 @@ use admission::Admission;
 use origin::OriginPolicy;
 use std::sync::Arc;
 
+/// The client's address as logged (`unknown` once the socket has no peer).
+fn peer_of(stream: &glommio::net::TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string())
+}
+
 /// What the network edge needs beyond the shard: the node context, the
 /// connection caps and the way to the aggregator for `POST /v1/publish`.
 pub struct Gateway {

@@ -13,7 +13,7 @@ mod state;
 mod subscribe;
 mod unsubscribe_metrics;
 
-pub use ops::{handle_op, handle_parsed};
+pub use ops::{handle_op, handle_parsed, OpKind, OpOutcome};
 pub use state::Session;
 pub use subscribe::release;
 

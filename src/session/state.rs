@@ -144,6 +144,32 @@ impl Session {
         }
     }
 
+    /// Adds this session's subscriptions to `counts` (indexed by channel):
+    /// price streams under `prices`, each metric stream under its
+    /// `metrics.*` channel, each reliable stream under its channel.
+    pub fn count_subscriptions(&self, prices: Option<ChannelId>, counts: &mut [u64]) {
+        let mut add = |channel: ChannelId, n: usize| {
+            if let Some(c) = counts.get_mut(usize::from(channel.0)) {
+                *c += n as u64;
+            }
+        };
+        let mut metric_streams = 0;
+        for sub in &self.metric_subs {
+            add(sub.spec.channel, sub.streams.len());
+            metric_streams += sub.streams.len();
+        }
+        // Every latest-value stream that is not a metric's is a price.
+        if let Some(prices) = prices {
+            add(
+                prices,
+                self.outbox.subs().len().saturating_sub(metric_streams),
+            );
+        }
+        for key in &self.reliable_subs {
+            add(key.channel, 1);
+        }
+    }
+
     /// Tells a `prices` subscriber once that the feed went stale (`since`
     /// the last quote, UNIX ms), and `status: ok` once it is back.
     pub fn note_feed(&mut self, stale_since: Option<u64>) {

@@ -2,7 +2,7 @@
 //! awaits, never across one.
 
 use super::node::Node;
-use super::state::Shard;
+use super::state::{ConnEnd, Shard};
 use crate::auth::Claims;
 use crate::fanout::outbox::Flush;
 use crate::fanout::wheel::ConnKey;
@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A shard's state as its tasks hold it.
 #[derive(Clone)]
@@ -43,13 +43,15 @@ impl ShardHandle {
         f(&mut self.inner.borrow_mut())
     }
 
-    /// Opens a session for an upgraded connection; returns its key.
-    pub fn open(&self, claims: Claims, deflate: Option<DeflateUse>) -> ConnKey {
+    /// Opens a session for an upgraded connection; returns its key and the
+    /// connection id its welcome names.
+    pub fn open(&self, claims: Claims, deflate: Option<DeflateUse>) -> (ConnKey, String) {
         self.with(|s| s.open(claims, Wire::WebSocket, deflate))
     }
 
-    /// Opens an SSE session subscribed with `ops`; returns its key.
-    pub fn open_sse(&self, claims: Claims, ops: Vec<SubscribeOp>) -> ConnKey {
+    /// Opens an SSE session subscribed with `ops`; returns its key and the
+    /// connection id its welcome names.
+    pub fn open_sse(&self, claims: Claims, ops: Vec<SubscribeOp>) -> (ConnKey, String) {
         self.with(|s| s.open_sse(claims, ops))
     }
 
@@ -110,8 +112,13 @@ impl ShardHandle {
         self.with(|s| s.close_as_slow(key))
     }
 
-    /// Removes a finished connection and its subscriptions.
-    pub fn remove(&self, key: ConnKey) {
+    /// Records how long an upgrade took from accept to `101` written.
+    pub fn record_handshake(&self, took: Duration) {
+        self.with(|s| s.record_handshake(took))
+    }
+
+    /// Removes a finished connection and its subscriptions; how it ended.
+    pub fn remove(&self, key: ConnKey) -> Option<ConnEnd> {
         self.with(|s| s.remove(key))
     }
 }

@@ -10,6 +10,7 @@
 mod conns;
 mod counts;
 mod handle;
+pub mod metrics;
 mod node;
 mod state;
 
@@ -32,6 +33,7 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
     loop {
         let now = Instant::now();
         let idle = handle.with(|shard| {
+            shard.note_ring_depth(ring.slots());
             while let Ok(update) = ring.pop() {
                 shard.apply(update, now);
             }
@@ -41,6 +43,7 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
                 shard.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING_EVERY;
             }
+            shard.record_cycle(now.elapsed());
             shard.is_empty()
         });
         if node.is_draining() {

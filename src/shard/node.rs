@@ -2,6 +2,7 @@
 //! channel catalogue, token verifier, entitlements, and the figures each
 //! shard and the aggregator publish for the status page.
 
+use super::metrics::ShardMetrics;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::ingest::stats::AggregatorStats;
@@ -41,13 +42,14 @@ impl Node {
         shards: usize,
         aggregator: Arc<AggregatorStats>,
     ) -> Self {
+        let channels = catalogue.iter().count();
         Node {
             entitlements: Entitlements::new(&config.tenants, &universe),
             config,
             universe,
             catalogue,
             verifier,
-            shard_stats: (0..shards).map(|_| ShardStats::default()).collect(),
+            shard_stats: (0..shards).map(|_| ShardStats::new(channels)).collect(),
             aggregator,
             draining: AtomicBool::new(false),
         }
@@ -84,8 +86,8 @@ impl Node {
 }
 
 /// Figures one shard publishes (relaxed atomics, written once per
-/// housekeeping pass, read by `/v1/status` on any shard).
-#[derive(Default, Debug)]
+/// housekeeping pass, read by `/v1/status` and `/metrics` on any shard).
+#[derive(Debug)]
 pub struct ShardStats {
     /// Open WebSocket connections.
     pub connections: AtomicU64,
@@ -117,4 +119,31 @@ pub struct ShardStats {
     pub latency_max_us: AtomicU64,
     /// Subscriptions per channel and subscribers per symbol.
     pub counts: super::counts::CountsSlot,
+    /// The rest of what `/metrics` shows.
+    pub metrics: ShardMetrics,
+}
+
+impl ShardStats {
+    /// Zeroed figures for a catalogue of `channels` channels.
+    pub fn new(channels: usize) -> Self {
+        let zero = || AtomicU64::new(0);
+        ShardStats {
+            connections: zero(),
+            subscriptions: zero(),
+            reliable_subscriptions: zero(),
+            window_specs: zero(),
+            metric_events: zero(),
+            late_metric_events: zero(),
+            frames: zero(),
+            flushes: zero(),
+            skipped: zero(),
+            slow_closes: zero(),
+            latency_p50_us: zero(),
+            latency_p99_us: zero(),
+            latency_p999_us: zero(),
+            latency_max_us: zero(),
+            counts: Default::default(),
+            metrics: ShardMetrics::new(channels),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! connection events its network tasks report.
 
 use super::conns::ConnTable;
+use super::metrics::{ShardCounts, ShardHistograms};
 use super::node::Node;
 use crate::analytics::calendar::CalendarStreams;
 use crate::analytics::keyed::KeyedStreams;
@@ -18,6 +19,7 @@ use crate::fanout::wire::Wire;
 use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
+use crate::model::channel::{ChannelId, ChannelKind};
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
 use crate::session::{self, Session, Streams};
 use crate::sse::Cursor;
@@ -28,6 +30,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// How a connection ended, for the disconnect log.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnEnd {
+    /// The close code it was sent.
+    pub code: CloseCode,
+    /// The close reason it was sent (empty for a normal closure).
+    pub reason: &'static str,
+    /// Latest-value frames it was sent.
+    pub frames: u64,
+}
+
+/// How often subscriptions are recounted per channel.
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// Counters a shard keeps locally and publishes to its [`super::ShardStats`].
 #[derive(Default, Debug, Clone, Copy)]
 struct Counters {
@@ -35,6 +51,7 @@ struct Counters {
     flushes: u64,
     skipped: u64,
     slow_closes: u64,
+    bytes: u64,
 }
 
 /// The state of one shard; lives on its executor thread only.
@@ -47,6 +64,16 @@ pub struct Shard {
     /// Ring-to-socket latency in microseconds.
     latency: Histogram<u64>,
     counters: Counters,
+    /// Op results and close codes, for `/metrics`.
+    counts: ShardCounts,
+    /// Fixed-bucket histograms, for `/metrics`.
+    histograms: ShardHistograms,
+    /// Most records found waiting in the ring since the last housekeeping.
+    ring_depth_max: usize,
+    /// When subscriptions were last recounted per channel.
+    last_recount: Option<Instant>,
+    /// The channel price streams are counted under.
+    prices_channel: Option<ChannelId>,
     /// Minimum gap between two flushes of one connection.
     flush_interval: Duration,
     node: Arc<Node>,
@@ -76,6 +103,11 @@ impl Shard {
                 reliable.keep_for(id, keep_max, secs.saturating_mul(1_000_000));
             }
         }
+        let prices_channel = node
+            .catalogue
+            .iter()
+            .find(|(_, c)| c.kind == ChannelKind::Prices)
+            .map(|(id, _)| id);
         Shard {
             id,
             conns: ConnTable::default(),
@@ -92,6 +124,11 @@ impl Shard {
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .unwrap_or_else(|_| Histogram::new(3).expect("3 significant figures is valid")),
             counters: Counters::default(),
+            counts: ShardCounts::default(),
+            histograms: ShardHistograms::default(),
+            ring_depth_max: 0,
+            last_recount: None,
+            prices_channel,
             flush_interval,
             node,
             scratch: Vec::with_capacity(512),
@@ -236,13 +273,56 @@ impl Shard {
         let draining = self.node.is_draining();
         let feed_stale = self.node.feed_stale_since(now_us);
         self.feed_stale = feed_stale.is_some();
+        let (mut lagging, mut backlog) = (0, 0);
         for session in self.conns.iter_mut() {
             session.housekeeping(now, now_us / 1_000_000, heartbeat, draining);
             session.note_feed(feed_stale);
-            session.outbox_mut().request_flush(&mut self.wheel, now);
+            let outbox = session.outbox_mut();
+            outbox.request_flush(&mut self.wheel, now);
+            lagging += u64::from(outbox.is_behind());
+            backlog += outbox.reliable_backlog() as u64;
         }
         self.streams.reliable.prune(now_us);
+        let m = &self.node.shard_stats[self.id].metrics;
+        m.lagging.store(lagging, Relaxed);
+        m.reliable_backlog.store(backlog, Relaxed);
+        m.ring_depth
+            .store(std::mem::take(&mut self.ring_depth_max) as u64, Relaxed);
+        if self.last_recount.is_none_or(|at| now >= at + RECOUNT_EVERY) {
+            self.last_recount = Some(now);
+            self.recount_subscriptions();
+        }
         self.publish_stats();
+    }
+
+    /// Publishes the subscriptions per channel; a pass over every
+    /// subscription, so it runs about once a second, not every housekeeping.
+    fn recount_subscriptions(&mut self) {
+        let mut counts = vec![0; self.node.catalogue.iter().count()];
+        for session in self.conns.iter_mut() {
+            session.count_subscriptions(self.prices_channel, &mut counts);
+        }
+        let by_channel = &self.node.shard_stats[self.id]
+            .metrics
+            .subscriptions_by_channel;
+        for (slot, n) in by_channel.iter().zip(counts) {
+            slot.store(n, Relaxed);
+        }
+    }
+
+    /// Notes how many records were waiting in the ring at the start of a tick.
+    pub fn note_ring_depth(&mut self, depth: usize) {
+        self.ring_depth_max = self.ring_depth_max.max(depth);
+    }
+
+    /// Records how long one tick's work took.
+    pub fn record_cycle(&mut self, took: Duration) {
+        self.histograms.flush_cycle.record(took);
+    }
+
+    /// Records how long an upgrade took from accept to `101` written.
+    pub fn record_handshake(&mut self, took: Duration) {
+        self.histograms.handshake.record(took);
     }
 
     /// Publishes the shard's figures to its [`super::ShardStats`].
@@ -282,6 +362,8 @@ impl Shard {
                 &self.streams,
             );
         }
+        s.metrics.bytes_written.store(self.counters.bytes, Relaxed);
+        s.metrics.publish(&self.counts, &self.histograms);
     }
 
     /// One line with the shard's totals, logged when it stops.
@@ -304,13 +386,20 @@ impl Shard {
     // --- what the connection tasks report ---
 
     /// Opens a session for `claims` speaking `wire` (`deflate` when it
-    /// negotiated permessage-deflate) and queues its `welcome`.
-    pub fn open(&mut self, claims: Claims, wire: Wire, deflate: Option<DeflateUse>) -> ConnKey {
+    /// negotiated permessage-deflate) and queues its `welcome`; returns its
+    /// key and the connection id the welcome names.
+    pub fn open(
+        &mut self,
+        claims: Claims,
+        wire: Wire,
+        deflate: Option<DeflateUse>,
+    ) -> (ConnKey, String) {
         let node = self.node.clone();
         let cfg = &node.config.server;
         self.connections_made += 1;
+        let conn = format!("{}-{}", self.id, self.connections_made);
         let welcome = protocol::Welcome {
-            conn: &format!("{}-{}", self.id, self.connections_made),
+            conn: &conn,
             shard: self.id,
             server_time: clock::now_ms(),
             session_expires: claims.exp.saturating_mul(1000),
@@ -328,28 +417,35 @@ impl Shard {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
         });
-        key
+        (key, conn)
     }
 
     /// Opens an SSE session for `claims` and carries out its subscribe
     /// `ops` as if they were its first messages (rate limit included).
-    pub fn open_sse(&mut self, claims: Claims, ops: Vec<SubscribeOp>) -> ConnKey {
-        let key = self.open(claims, Wire::Sse(Cursor::default()), None);
+    pub fn open_sse(&mut self, claims: Claims, ops: Vec<SubscribeOp>) -> (ConnKey, String) {
+        let (key, conn) = self.open(claims, Wire::Sse(Cursor::default()), None);
         let now = Instant::now();
         let Shard {
             conns,
             streams,
             node,
+            counts,
             ..
         } = self;
         if let Some(session) = conns.get_mut(key) {
             for op in ops {
                 let op = Ok(ClientOp::Subscribe(op));
-                session::handle_parsed(session, op, now, streams, node.rules());
+                counts.op(session::handle_parsed(
+                    session,
+                    op,
+                    now,
+                    streams,
+                    node.rules(),
+                ));
             }
         }
         self.request_flush(key, now);
-        key
+        (key, conn)
     }
 
     /// Runs `f` on the outbox of `key` (if still open) and the flush wheel.
@@ -408,7 +504,8 @@ impl Shard {
                 true
             }
             Incoming::Text(mut text) => {
-                session::handle_op(session, &mut text, now, streams, node.rules());
+                let outcome = session::handle_op(session, &mut text, now, streams, node.rules());
+                self.counts.op(outcome);
                 true
             }
         };
@@ -456,6 +553,7 @@ impl Shard {
         self.counters.frames += flush.frames;
         self.counters.skipped += flush.skipped;
         self.counters.flushes += 1;
+        self.counters.bytes += flush.buf.len() as u64;
         Some(flush)
     }
 
@@ -483,9 +581,9 @@ impl Shard {
             now,
         );
         if let Some(ts_us) = oldest {
-            let _ = self
-                .latency
-                .record(clock::now_us().saturating_sub(ts_us).max(1));
+            let age_us = clock::now_us().saturating_sub(ts_us).max(1);
+            let _ = self.latency.record(age_us);
+            self.histograms.ring_to_socket.record_us(age_us);
         }
     }
 
@@ -503,11 +601,20 @@ impl Shard {
         self.conns.get_mut(key)?.outbox_mut().close_as_slow()
     }
 
-    /// Removes a finished connection and its subscriptions.
-    pub fn remove(&mut self, key: ConnKey) {
-        if let Some(mut session) = self.conns.remove(key) {
-            self.deflate_conns -= usize::from(session.outbox().deflates());
-            session::release(&mut session, &mut self.streams);
-        }
+    /// Removes a finished connection and its subscriptions; how it ended.
+    pub fn remove(&mut self, key: ConnKey) -> Option<ConnEnd> {
+        let mut session = self.conns.remove(key)?;
+        self.deflate_conns -= usize::from(session.outbox().deflates());
+        let outbox = session.outbox();
+        // A connection that ended without a close requested (a task panic)
+        // is counted under 1011, the code it was sent.
+        let end = ConnEnd {
+            code: outbox.close_code().unwrap_or(CloseCode::INTERNAL_ERROR),
+            reason: outbox.close_reason().unwrap_or("connection task failed"),
+            frames: outbox.frames_sent(),
+        };
+        self.counts.close(end.code);
+        session::release(&mut session, &mut self.streams);
+        Some(end)
     }
 }

@@ -7,6 +7,7 @@
 mod assets;
 mod counts;
 mod echo;
+mod metrics;
 mod publish;
 mod request;
 mod response;
@@ -14,6 +15,7 @@ mod sse;
 mod status;
 mod upgrade;
 
+pub use metrics::listen as listen_metrics;
 pub use request::{parse_head, HeadError, Request};
 pub use upgrade::check_upgrade;
 
@@ -25,6 +27,7 @@ use glommio::net::TcpStream;
 use origin::OriginPolicy;
 use response::{json_error, with_headers};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Verifies the request's token (header or a configured query parameter).
 fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
@@ -39,6 +42,7 @@ fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
 /// Serves one accepted TCP connection: one HTTP request, or an upgrade that
 /// hands the stream to the connection task.
 pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStream) {
+    let accepted = Instant::now();
     let cfg = &gateway.node.config.server;
     let head = request::read_head(&mut stream, cfg.max_header_bytes, cfg.handshake_timeout());
     let (req, leftover) = match head.await {
@@ -62,11 +66,13 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
             json_error(403, "forbidden", "origin_not_allowed")
         }
         (_, "/v1/ws" | "/v1/sse") if draining => {
+            let peer = super::peer_of(&stream);
+            tracing::info!(event = "upgrade_refused", peer, reason = "draining");
             json_error(503, "draining", "node is shutting down")
         }
         (_, "/v1/ws") => match upgrade::check(&gateway, &stream, &req) {
             Err(reply) => reply,
-            Ok(upgrade) => return upgrade.run(shard, stream, leftover).await,
+            Ok(upgrade) => return upgrade.run(shard, stream, leftover, accepted).await,
         },
         ("GET", "/v1/sse") => return sse::serve(shard, &gateway, stream, &req, &cors).await,
         ("GET", "/") => assets::terminal(),
@@ -80,7 +86,12 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         ("GET", "/healthz") => status::healthz(&gateway.node),
         ("GET", "/v1/channels") => status::channels(&gateway, &req),
         ("GET", "/v1/status") => status::status(&gateway, &req),
-        (_, "/healthz" | "/v1/channels" | "/v1/status") => {
+        // With metrics.listen, /metrics lives on its own address only.
+        (_, "/metrics") if gateway.node.config.metrics.listen.is_some() => {
+            json_error(404, "not_found", "metrics are served on metrics.listen")
+        }
+        ("GET", "/metrics") => metrics::serve(&gateway.node, &req),
+        (_, "/healthz" | "/v1/channels" | "/v1/status" | "/metrics") => {
             json_error(405, "method_not_allowed", "use GET")
         }
         (_, "/v1/publish") => json_error(405, "method_not_allowed", "use POST"),

@@ -14,6 +14,7 @@ use crate::net::Gateway;
 use crate::shard::ShardHandle;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use std::time::Instant;
 
 /// Checks the upgrade headers and returns the `Sec-WebSocket-Accept` value.
 pub fn check_upgrade(req: &Request) -> Result<String, Vec<u8>> {
@@ -87,7 +88,9 @@ pub(super) fn check(
     stream: &TcpStream,
     req: &Request,
 ) -> Result<Upgrade, Vec<u8>> {
-    let accept = check_upgrade(req)?;
+    let label = crate::net::peer_of(stream);
+    let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = label, reason);
+    let accept = check_upgrade(req).inspect_err(|_| refused("not a WebSocket upgrade"))?;
     let (claims, slot) = admit(gateway, stream, req)?;
     Ok(Upgrade {
         accept,
@@ -99,29 +102,45 @@ pub(super) fn check(
 
 /// The token, then the connection caps, of a request for a connection (a
 /// WebSocket upgrade or an SSE stream): its claims and the slot it holds,
-/// or the refusal to send (400, 401, 429).
+/// or the refusal to send (400, 401, 429). Each refusal is logged.
 pub(super) fn admit(
     gateway: &Gateway,
     stream: &TcpStream,
     req: &Request,
 ) -> Result<(Claims, Slot), Vec<u8>> {
-    let claims = authenticate(gateway, req).map_err(|e| unauthorized(&e))?;
-    let ip = stream
-        .peer_addr()
-        .map_err(|_| json_error(400, "bad_request", "peer address unavailable"))?
-        .ip();
+    let label = crate::net::peer_of(stream);
+    let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = label, reason);
+    let claims = authenticate(gateway, req).map_err(|e| {
+        refused(e.reason());
+        unauthorized(&e)
+    })?;
+    let Some(ip) = stream.peer_addr().ok().map(|p| p.ip()) else {
+        refused("peer address unavailable");
+        return Err(json_error(400, "bad_request", "peer address unavailable"));
+    };
     let slot = gateway
         .admission
         .admit(ip, &claims.tenant)
-        .map_err(|refusal| json_error(429, "too_many_connections", refusal.as_str()))?;
+        .map_err(|refusal| {
+            refused(refusal.as_str());
+            json_error(429, "too_many_connections", refusal.as_str())
+        })?;
     Ok((claims, slot))
 }
 
 impl Upgrade {
-    /// Answers 101 and serves the connection until it closes.
-    pub(super) async fn run(self, shard: ShardHandle, mut stream: TcpStream, leftover: Vec<u8>) {
+    /// Answers 101 and serves the connection until it closes; the handshake
+    /// time counts from `accepted`.
+    pub(super) async fn run(
+        self,
+        shard: ShardHandle,
+        mut stream: TcpStream,
+        leftover: Vec<u8>,
+        accepted: Instant,
+    ) {
         let reply = switching_protocols(&self.accept, self.deflate.as_ref());
         if stream.write_all(&reply).await.is_ok() {
+            shard.record_handshake(accepted.elapsed());
             let deflate = deflate_use(self.deflate.as_ref(), &shard.node().config.server);
             conn::run(
                 shard,
