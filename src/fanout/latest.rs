@@ -179,7 +179,7 @@ impl LatestTable {
 
     /// Compresses the latest value of `stream` once, for every connection
     /// that negotiated deflate, unless shorter than `min_bytes` or done.
-    pub fn deflate(&mut self, stream: StreamId, min_bytes: usize) {
+    fn deflate(&mut self, stream: StreamId, min_bytes: usize) {
         let Some(Some(latest)) = self.slots.get(stream) else {
             return;
         };
@@ -319,24 +319,25 @@ impl Subscriptions {
     /// Appends the latest frame of every stream that moved since it was last
     /// sent to `out`, and marks it sent. Linear in the number of subscriptions.
     pub fn collect_dirty(&mut self, table: &LatestTable, out: &mut Vec<u8>) -> Collected {
-        self.collect_dirty_for(table, out, None)
+        self.collect_with(table, out, |_, latest, out| {
+            out.extend_from_slice(&latest.frame)
+        })
     }
 
-    /// [`Subscriptions::collect_dirty`] for a connection that may have
-    /// negotiated `deflate`: it gets the shared compressed frame of a value
-    /// when there is one it can inflate, the plain one otherwise.
-    pub fn collect_dirty_for(
+    /// [`Subscriptions::collect_dirty`] for a connection that negotiated
+    /// `deflate`: it gets the shared compressed frame of a value when there
+    /// is one it can inflate (compressing it first where this shard has not
+    /// yet), the plain one otherwise.
+    pub fn collect_dirty_deflated(
         &mut self,
-        table: &LatestTable,
+        table: &mut LatestTable,
         out: &mut Vec<u8>,
-        deflate: Option<&DeflateUse>,
+        deflate: &DeflateUse,
     ) -> Collected {
+        self.prepare_dirty(table, |t, stream| t.deflate(stream, deflate.min_bytes));
+        let table = &*table;
         self.collect_with(table, out, |stream, latest, out| {
-            let frame = match deflate {
-                Some(d) => d.pick(&latest.frame, table.deflated(stream)),
-                None => &latest.frame,
-            };
-            out.extend_from_slice(frame)
+            out.extend_from_slice(deflate.pick(&latest.frame, table.deflated(stream)))
         })
     }
 
@@ -344,17 +345,24 @@ impl Subscriptions {
     /// shared SSE event of each value, building it first where this shard
     /// has not yet.
     pub fn collect_dirty_sse(&mut self, table: &mut LatestTable, out: &mut Vec<u8>) -> Collected {
-        for sub in &self.subs {
-            if table.get(sub.stream).is_some_and(|l| l.seq > sub.sent_seq) {
-                table.prepare_sse(sub.stream);
-            }
-        }
+        self.prepare_dirty(table, LatestTable::prepare_sse);
         let table = &*table;
         self.collect_with(table, out, |stream, _, out| {
             if let Some(event) = table.sse.get(stream).and_then(Option::as_ref) {
                 out.extend_from_slice(event);
             }
         })
+    }
+
+    /// Builds, once per value and shard, the other encoding of every value
+    /// this connection is about to be sent: only values some connection
+    /// needs in that encoding are ever encoded so.
+    fn prepare_dirty(&self, table: &mut LatestTable, prepare: impl Fn(&mut LatestTable, StreamId)) {
+        for sub in &self.subs {
+            if table.get(sub.stream).is_some_and(|l| l.seq > sub.sent_seq) {
+                prepare(table, sub.stream);
+            }
+        }
     }
 
     fn collect_with(

@@ -105,11 +105,6 @@ impl Outbox {
         }
     }
 
-    /// Whether the connection negotiated permessage-deflate.
-    pub fn deflates(&self) -> bool {
-        self.deflate.is_some()
-    }
-
     /// A JSON message for this connection alone (acks, snapshots, status) in
     /// its wire format, compressed if it negotiated deflate and the message
     /// is long enough.
@@ -372,10 +367,10 @@ impl Outbox {
         let (mut frames, mut skipped) = (0, 0);
         if self.close.is_none() && self.dirty && now >= self.next_flush_at {
             let c = match self.wire {
-                Wire::WebSocket => {
-                    self.subs
-                        .collect_dirty_for(table, &mut buf, self.deflate.as_ref())
-                }
+                Wire::WebSocket => match &self.deflate {
+                    Some(d) => self.subs.collect_dirty_deflated(table, &mut buf, d),
+                    None => self.subs.collect_dirty(table, &mut buf),
+                },
                 Wire::Sse(_) => self.subs.collect_dirty_sse(table, &mut buf),
             };
             self.dirty = false;

@@ -85,9 +85,6 @@ pub struct Shard {
     connections_made: u64,
     /// Whether the last housekeeping found the feed stale.
     feed_stale: bool,
-    /// Open connections that negotiated permessage-deflate: while there is
-    /// one, each changed value is also compressed once.
-    deflate_conns: usize,
 }
 
 impl Shard {
@@ -138,7 +135,6 @@ impl Shard {
             changed: Vec::new(),
             connections_made: 0,
             feed_stale: false,
-            deflate_conns: 0,
         }
     }
 
@@ -166,7 +162,6 @@ impl Shard {
                     frame,
                 };
                 if self.streams.table.publish(stream, latest) {
-                    self.deflate_latest(stream);
                     self.mark_dirty(stream, now);
                 }
             }
@@ -230,20 +225,9 @@ impl Shard {
             .calendar
             .publish_due(now_us, &mut streams.table, &mut changed);
         for stream in changed.drain(..) {
-            self.deflate_latest(stream);
             self.mark_dirty(stream, now);
         }
         self.changed = changed;
-    }
-
-    /// Compresses the new value of `stream` once, if a connection on this
-    /// shard negotiated deflate (whether or not it subscribes to `stream`:
-    /// finding out would cost more than the compression).
-    fn deflate_latest(&mut self, stream: StreamId) {
-        if self.deflate_conns > 0 {
-            let min = self.node.config.server.compression_min_bytes;
-            self.streams.table.deflate(stream, min);
-        }
     }
 
     fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
@@ -326,7 +310,6 @@ impl Shard {
         let key = self
             .conns
             .insert(|key| Session::new(key, wire, claims, allowed, cfg, deflate, now));
-        self.deflate_conns += usize::from(deflate.is_some());
         self.with_outbox(key, |outbox, wheel| {
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
@@ -518,7 +501,6 @@ impl Shard {
     /// Removes a finished connection and its subscriptions; how it ended.
     pub fn remove(&mut self, key: ConnKey) -> Option<ConnEnd> {
         let mut session = self.conns.remove(key)?;
-        self.deflate_conns -= usize::from(session.outbox().deflates());
         let outbox = session.outbox();
         // A connection that ended without a close requested (a task panic)
         // is counted under 1011, the code it was sent.
