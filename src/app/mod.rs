@@ -15,7 +15,7 @@ use crate::model::channel::Catalogue;
 use crate::model::symbol::Universe;
 use crate::net::admission::Admission;
 use crate::net::origin::OriginPolicy;
-use crate::net::{http, listener, Gateway};
+use crate::net::{http, listener, tls, Gateway};
 use crate::shard::{self, Node, ShardHandle};
 use anyhow::{bail, Context};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -76,7 +76,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         agg_stats,
     ));
     let dev_mode = matches!(hs256, Some((_, SecretSource::Dev)));
-    let gateway = new_gateway(&node, publisher, dev_mode);
+    let gateway = new_gateway(&node, publisher, dev_mode)?;
     if let Some(addr) = node.config.metrics.listen {
         let bound = http::listen_metrics(node.clone(), addr)
             .with_context(|| format!("binding metrics.listen {addr}"))?;
@@ -87,7 +87,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let bound = start_shards(consumers, &cores, listen, &gateway, &events_tx, &events)?;
     tracing::info!(shards, %bound, symbols = universe.symbol_count(), "quotecast serving");
     if let (Some((_, SecretSource::Dev)), Some(token)) = (&hs256, &local_token) {
-        print_dev_banner(bound, token, &universe);
+        print_dev_banner(bound, token, &universe, gateway.tls.is_some());
     }
     on_ready(Ready {
         addr: bound,
@@ -155,11 +155,21 @@ fn mint_local_token(secret: &[u8]) -> String {
     )
 }
 
-/// What every connection goes through: the node, the per-IP and per-tenant
-/// connection limits, and the way to the aggregator for publishing.
-fn new_gateway(node: &Arc<Node>, publisher: Publisher, dev_mode: bool) -> Arc<Gateway> {
+/// What every connection goes through: the node, TLS when configured, the
+/// per-IP and per-tenant connection limits, and the way to the aggregator
+/// for publishing.
+fn new_gateway(
+    node: &Arc<Node>,
+    publisher: Publisher,
+    dev_mode: bool,
+) -> anyhow::Result<Arc<Gateway>> {
     let server = &node.config.server;
-    Arc::new(Gateway {
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    Ok(Arc::new(Gateway {
+        tls,
         origins: OriginPolicy::new(server.allowed_origins.as_deref(), dev_mode),
         admission: Admission::new(
             server.max_connections_per_ip,
@@ -167,7 +177,7 @@ fn new_gateway(node: &Arc<Node>, publisher: Publisher, dev_mode: bool) -> Arc<Ga
         ),
         node: node.clone(),
         publisher,
-    })
+    }))
 }
 
 /// Starts one shard per ring and returns the address they listen on. One at
@@ -266,7 +276,12 @@ fn raise_memlock_limit() {
     }
 }
 
-fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe) {
+fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe, tls: bool) {
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     // A browser cannot open 0.0.0.0: name the loopback address instead.
     let mut page = addr;
     if page.ip().is_unspecified() {
@@ -286,9 +301,9 @@ fn print_dev_banner(addr: SocketAddr, token: &str, universe: &Universe) {
         "\n*** DEV MODE: no {} and no auth.hs256_secret_file, so this process made up a random \
          secret. Tokens below die with it. Never run production like this. ***\n\
          dev token (sub=local tenant=local roles=TRADER,ADMIN, 12h):\n  {token}\n\
-         open the trading terminal in a browser:\n  http://{page}/?token={token}\n\
+         open the trading terminal in a browser:\n  {http}://{page}/?token={token}\n\
          watch live prices in another terminal:\n  \
-         cargo run --release -- watch --url ws://{addr}/v1/ws --token {token} {symbols}\n",
+         cargo run --release -- watch --url {ws}://{addr}/v1/ws --token {token} {symbols}\n",
         auth::SECRET_ENV
     );
 }

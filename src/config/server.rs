@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Listener, shards and per-connection limits.
@@ -69,6 +70,13 @@ pub struct ServerConfig {
     /// Messages shorter than this go uncompressed even to a connection that
     /// negotiated deflate (RSV1 clear): a tiny message gains nothing.
     pub compression_min_bytes: usize,
+    /// PEM certificate chain for TLS (`wss://`, `https://`) on `listen`; with
+    /// `tls_key`. Unset: plaintext, for a deployment behind a terminating proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Test only: serve an unauthenticated echo WebSocket at `/v1/echo` for
     /// the Autobahn conformance suite (`tools/scripts/autobahn`). Never in production.
     pub echo_route: bool,
@@ -103,6 +111,8 @@ impl Default for ServerConfig {
             allowed_origins: None,
             compression: Compression::On,
             compression_min_bytes: 128,
+            tls_cert: None,
+            tls_key: None,
             echo_route: false,
         }
     }

@@ -35,6 +35,9 @@ pub enum ConfigError {
     /// An entry of `server.allowed_origins` is not an origin.
     #[error("server.allowed_origins: {0:?} is not an origin like \"https://host[:port]\" or \"http://host:*\"")]
     BadOrigin(String),
+    /// Only one of `server.tls_cert` and `server.tls_key` is set.
+    #[error("server.tls_cert and server.tls_key go together: set both (PEM files) or neither")]
+    TlsHalf,
     /// A tenant's symbol pattern is not a name or a `PREFIX*` pattern.
     #[error("tenants.{tenant}.symbols: {pattern:?} is not a symbol name or a PREFIX* pattern")]
     BadSymbolPattern {
@@ -73,6 +76,9 @@ impl Config {
         let origins = self.server.allowed_origins.iter().flatten();
         if let Some(bad) = origins.into_iter().find(|o| !is_origin_pattern(o)) {
             return Err(ConfigError::BadOrigin(bad.clone()));
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(ConfigError::TlsHalf);
         }
         self.auth.validate()?;
         for (tenant, t) in &self.tenants {
@@ -186,6 +192,15 @@ mod tests {
         let mut cfg = Config::default();
         cfg.feed.kind = FeedKind::Replay;
         assert_eq!(cfg.validate(), Err(ConfigError::ReplayWithoutSource));
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let mut cfg = Config::default();
+        cfg.server.tls_cert = Some("cert.pem".into());
+        assert_eq!(cfg.validate(), Err(ConfigError::TlsHalf));
+        cfg.server.tls_key = Some("key.pem".into());
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! accepted it.
 
 use super::socket;
+use super::Stream;
 use crate::auth::Claims;
 use crate::fanout::wheel::ConnKey;
 use crate::frame::deflate::DeflateUse;
@@ -13,8 +14,6 @@ use crate::shard::ShardHandle;
 use crate::sse;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use glommio::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
@@ -32,14 +31,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// `RefCell` borrow is released by the unwinding itself.
 pub async fn run(
     shard: ShardHandle,
-    stream: TcpStream,
+    stream: Stream,
     claims: Claims,
     leftover: Vec<u8>,
     opening: Opening,
 ) {
-    let fd = stream.as_raw_fd();
+    let (fd, plain) = (stream.fd(), stream.is_plain());
     let opened = Instant::now();
-    let peer = super::peer_of(&stream);
+    let peer = super::peer_of(stream.tcp());
     let (tenant, sub) = (claims.tenant.clone(), claims.sub.clone());
     let (sse, inflates) = match &opening {
         Opening::WebSocket(deflate) => (false, deflate.is_some()),
@@ -76,7 +75,11 @@ pub async fn run(
             true => sse::close(code.code(), code.reason()),
             false => frame::close_frame(code),
         };
-        socket::send_now(fd, &close);
+        // Under TLS the session is in the caught future's state, gone:
+        // the client sees TCP end.
+        if plain {
+            socket::send_now(fd, &close);
+        }
     }
     if let Some(end) = shard.remove(key) {
         tracing::info!(
@@ -105,7 +108,7 @@ pub enum Opening {
 
 /// The reading side of an SSE stream: the client has nothing more to say,
 /// so anything it sends is dropped; its end closes the stream.
-async fn drain_loop(shard: &ShardHandle, key: ConnKey, rd: &mut ReadHalf<TcpStream>) {
+async fn drain_loop(shard: &ShardHandle, key: ConnKey, rd: &mut ReadHalf<Stream>) {
     let mut chunk = [0u8; 512];
     while let Ok(1..) = rd.read(&mut chunk).await {}
     shard.reader_finished(key);
@@ -125,7 +128,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 async fn read_loop(
     shard: &ShardHandle,
     key: ConnKey,
-    rd: &mut ReadHalf<TcpStream>,
+    rd: &mut ReadHalf<Stream>,
     deflate: bool,
     leftover: Vec<u8>,
 ) {
@@ -163,7 +166,7 @@ async fn read_loop(
 async fn write_loop(
     shard: &ShardHandle,
     key: ConnKey,
-    wr: &mut WriteHalf<TcpStream>,
+    wr: &mut WriteHalf<Stream>,
     fd: std::os::fd::RawFd,
     conn: &str,
 ) {
@@ -203,14 +206,15 @@ async fn write_loop(
     socket::shutdown(fd);
 }
 
-/// Writes `buf` completely. A connection behind since `behind_since` for
+/// Writes `buf` completely and flushes it (under TLS the last record may
+/// wait in the session otherwise). A connection behind since `behind_since` for
 /// `slow_timeout` is a slow consumer: a close 4008 is appended behind the
 /// frames already queued, and after another `slow_timeout` the write is given
 /// up (returns false).
 async fn write_watched(
     shard: &ShardHandle,
     key: ConnKey,
-    wr: &mut WriteHalf<TcpStream>,
+    wr: &mut WriteHalf<Stream>,
     buf: &mut Vec<u8>,
     behind_since: Instant,
     slow_timeout: Duration,
@@ -218,20 +222,21 @@ async fn write_watched(
 ) -> bool {
     let mut pos = 0;
     let mut marked_slow = false;
-    while pos < buf.len() {
+    loop {
         let deadline = behind_since + slow_timeout * if marked_slow { 2 } else { 1 };
         // Fast path: a client that keeps up takes the bytes at once, so no
         // timer is armed (a timer per flush would cost more than the send).
-        let step = match futures_lite::future::poll_once(wr.write(&buf[pos..])).await {
+        let step = match futures_lite::future::poll_once(advance(wr, buf, pos)).await {
             Some(done) => Some(done),
             None => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                glommio::timer::timeout(left, async { Ok(wr.write(&buf[pos..]).await) })
+                glommio::timer::timeout(left, async { Ok(advance(wr, buf, pos).await) })
                     .await
                     .ok()
             }
         };
         match step {
+            Some(Ok(0)) if pos == buf.len() => return true,
             Some(Ok(0)) | Some(Err(_)) => return false,
             Some(Ok(n)) => pos += n,
             None if marked_slow => return false,
@@ -249,5 +254,14 @@ async fn write_watched(
             }
         }
     }
-    true
+}
+
+/// One step of [`write_watched`]: writes what is left of `buf` from `pos`
+/// (bytes taken, 0 when the peer is gone), or once all is written, flushes
+/// (0 when done).
+async fn advance(wr: &mut WriteHalf<Stream>, buf: &[u8], pos: usize) -> std::io::Result<usize> {
+    match buf.get(pos..) {
+        Some(rest) if !rest.is_empty() => wr.write(rest).await,
+        _ => wr.flush().await.map(|()| 0),
+    }
 }

@@ -8,12 +8,15 @@ pub mod http;
 pub mod listener;
 pub mod origin;
 mod socket;
+mod stream;
+pub mod tls;
 
 use crate::ingest::publish::Publisher;
 use crate::shard::Node;
 use admission::Admission;
 use origin::OriginPolicy;
 use std::sync::Arc;
+use stream::Stream;
 
 /// The client's address as logged (`unknown` once the socket has no peer).
 fn peer_of(stream: &glommio::net::TcpStream) -> String {
@@ -34,4 +37,7 @@ pub struct Gateway {
     pub publisher: Publisher,
     /// Which browser pages may open streams and read REST answers.
     pub origins: OriginPolicy,
+    /// The TLS handshake every accepted connection goes through first, when
+    /// `server.tls_cert` is set.
+    pub tls: Option<futures_rustls::TlsAcceptor>,
 }

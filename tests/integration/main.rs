@@ -49,6 +49,7 @@ mod strict_ops;
 mod structured_logs;
 mod subscribe_snapshot;
 mod tenant_isolation;
+mod tls;
 mod token_expiry;
 mod unsubscribe;
 mod watch_reconnect;

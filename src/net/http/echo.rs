@@ -9,8 +9,8 @@ use super::upgrade::{deflate_offer, deflate_use, switching_protocols};
 use crate::config::ServerConfig;
 use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameReader, Incoming};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use crate::net::Stream;
+use futures_lite::AsyncReadExt;
 use std::net::Shutdown;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Answers the upgrade (already checked; `accept` is its key) and echoes
 /// until the close handshake.
 pub(super) async fn serve(
-    mut stream: TcpStream,
+    mut stream: Stream,
     accept: &str,
     req: &Request,
     leftover: Vec<u8>,
@@ -28,7 +28,7 @@ pub(super) async fn serve(
 ) {
     let offer = deflate_offer(req, cfg);
     if stream
-        .write_all(&switching_protocols(accept, offer.as_ref()))
+        .send(&switching_protocols(accept, offer.as_ref()))
         .await
         .is_ok()
     {
@@ -42,7 +42,7 @@ pub(super) async fn serve(
 /// handshake: the client's close code echoed, or ours (1002, 1007, 1009)
 /// when its frames break RFC 6455 or the size or fragment caps.
 async fn run(
-    mut stream: TcpStream,
+    mut stream: Stream,
     leftover: Vec<u8>,
     cfg: &ServerConfig,
     deflate: Option<DeflateUse>,
@@ -77,13 +77,13 @@ async fn run(
                 }
             },
         };
-        if stream.write_all(&reply).await.is_err() {
+        if stream.send(&reply).await.is_err() {
             return;
         }
     };
-    if stream.write_all(&close_frame).await.is_ok() {
+    if stream.send(&close_frame).await.is_ok() {
         // Half-close, then let the client read our close and hang up first.
-        let _ = stream.shutdown(Shutdown::Write).await;
+        let _ = stream.tcp().shutdown(Shutdown::Write).await;
         let drain = async {
             while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
             Ok(())

@@ -21,13 +21,14 @@ pub use upgrade::check_upgrade;
 
 use super::{origin, Gateway};
 use crate::auth::{self, AuthError, Claims};
+use crate::net::Stream;
 use crate::shard::ShardHandle;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use origin::OriginPolicy;
 use response::{json_error, with_headers};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Verifies the request's token (header or a configured query parameter).
 fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
@@ -41,15 +42,18 @@ fn authenticate(gateway: &Gateway, req: &Request) -> Result<Claims, AuthError> {
 
 /// Serves one accepted TCP connection: one HTTP request, or an upgrade that
 /// hands the stream to the connection task.
-pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStream) {
+pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, tcp: TcpStream) {
     let accepted = Instant::now();
     let cfg = &gateway.node.config.server;
+    let Some(mut stream) = secure(&gateway, tcp, cfg.handshake_timeout()).await else {
+        return;
+    };
     let head = request::read_head(&mut stream, cfg.max_header_bytes, cfg.handshake_timeout());
     let (req, leftover) = match head.await {
         Ok(r) => r,
         Err(reply) => {
             if let Some(reply) = reply {
-                let _ = stream.write_all(&reply).await;
+                let _ = stream.send(&reply).await;
             }
             return;
         }
@@ -66,7 +70,7 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
             json_error(403, "forbidden", "origin_not_allowed")
         }
         (_, "/v1/ws" | "/v1/sse") if draining => {
-            let peer = super::peer_of(&stream);
+            let peer = super::peer_of(stream.tcp());
             tracing::info!(event = "upgrade_refused", peer, reason = "draining");
             json_error(503, "draining", "node is shutting down")
         }
@@ -97,8 +101,39 @@ pub async fn serve(shard: ShardHandle, gateway: Arc<Gateway>, mut stream: TcpStr
         (_, "/v1/publish") => json_error(405, "method_not_allowed", "use POST"),
         _ => json_error(404, "not_found", "no such endpoint"),
     };
-    let _ = stream.write_all(&with_headers(reply, &cors)).await;
+    let _ = stream.send(&with_headers(reply, &cors)).await;
     let _ = stream.close().await;
+}
+
+/// The accepted connection as the client speaks it: through the TLS handshake
+/// (bounded by `timeout`) when TLS is on; `None` when the handshake failed,
+/// which is logged and leaves nothing to answer.
+async fn secure(gateway: &Gateway, tcp: TcpStream, timeout: Duration) -> Option<Stream> {
+    let Some(acceptor) = &gateway.tls else {
+        return Some(Stream::Plain(tcp));
+    };
+    let peer = super::peer_of(&tcp);
+    let handshake = glommio::timer::timeout(timeout, async { Ok(acceptor.accept(tcp).await) });
+    match handshake.await {
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => {
+            tracing::info!(
+                event = "upgrade_refused",
+                peer,
+                reason = "tls_handshake",
+                "{e}"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                event = "upgrade_refused",
+                peer,
+                reason = "tls_handshake_timeout"
+            );
+            None
+        }
+    }
 }
 
 /// The CORS headers of a reply to `origin`: only for a listed origin.

@@ -10,7 +10,7 @@ use crate::auth::Role;
 use crate::clock;
 use crate::model::error::ErrorCode;
 use crate::model::event::{self, Event, EventRules};
-use glommio::net::TcpStream;
+use crate::net::Stream;
 use std::time::{Duration, Instant};
 
 /// Largest request body accepted.
@@ -24,7 +24,7 @@ pub const PUBLISH_ROLES: [Role; 2] = [Role::ADMIN, Role::SERVICE];
 /// with `leftover`); returns the HTTP response.
 pub(super) async fn serve(
     gateway: &Gateway,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     req: &Request,
     leftover: Vec<u8>,
 ) -> Vec<u8> {
@@ -118,7 +118,7 @@ async fn publish(gateway: &Gateway, events: Vec<Event>) -> Vec<u8> {
 
 /// Reads `length` body bytes within `timeout`; `None` on timeout or disconnect.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     mut body: Vec<u8>,
     length: usize,
     timeout: Duration,

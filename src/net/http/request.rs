@@ -2,8 +2,8 @@
 //! `httparse`, and reads that give up at a deadline.
 
 use super::response::json_error;
+use crate::net::Stream;
 use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A parsed request head.
@@ -99,7 +99,7 @@ pub fn parse_head(buf: &[u8], max_bytes: usize) -> Result<Option<(Request, usize
 
 /// One read that gives up at `deadline` (`None`).
 pub(super) async fn read_before(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     chunk: &mut [u8],
     deadline: Instant,
 ) -> Option<std::io::Result<usize>> {
@@ -112,7 +112,7 @@ pub(super) async fn read_before(
 /// Reads a request head within the size and time limits. Returns the request
 /// and any bytes the client sent after it, or the error response to send.
 pub(super) async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     max_bytes: usize,
     timeout: Duration,
 ) -> Result<(Request, Vec<u8>), Option<Vec<u8>>> {

@@ -10,11 +10,11 @@ use super::upgrade::admit;
 use crate::auth;
 use crate::net::conn::{self, Opening};
 use crate::net::Gateway;
+use crate::net::Stream;
 use crate::protocol::{self, ClientOp, SubscribeOp};
 use crate::shard::ShardHandle;
 use crate::sse::{self, Resume};
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use serde_json::{Map, Value};
 
 /// Parameters naming one subscribe op; `filter.<key>` adds to `filters`.
@@ -33,7 +33,7 @@ const OP_PARAMS: [&str; 7] = [
 pub(super) async fn serve(
     shard: ShardHandle,
     gateway: &Gateway,
-    mut stream: TcpStream,
+    mut stream: Stream,
     req: &Request,
     cors: &str,
 ) {
@@ -45,7 +45,7 @@ pub(super) async fn serve(
         Ok(opened) => opened,
         Err(reply) => {
             let _ = stream
-                .write_all(&super::response::with_headers(reply, cors))
+                .send(&super::response::with_headers(reply, cors))
                 .await;
             let _ = stream.close().await;
             return;
@@ -55,7 +55,7 @@ pub(super) async fn serve(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
          Connection: close\r\nX-Accel-Buffering: no\r\n{cors}\r\n"
     );
-    if stream.write_all(head.as_bytes()).await.is_ok() {
+    if stream.send(head.as_bytes()).await.is_ok() {
         conn::run(shard, stream, claims, Vec::new(), Opening::Sse(ops)).await;
     }
 }

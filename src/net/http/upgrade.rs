@@ -11,9 +11,8 @@ use crate::frame::extension::{self, Accepted};
 use crate::net::admission::Slot;
 use crate::net::conn::{self, Opening};
 use crate::net::Gateway;
+use crate::net::Stream;
 use crate::shard::ShardHandle;
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use std::time::Instant;
 
 /// Checks the upgrade headers and returns the `Sec-WebSocket-Accept` value.
@@ -83,12 +82,8 @@ pub(super) struct Upgrade {
 
 /// Checks the upgrade headers, the token and the connection caps; the
 /// refusal to send (400, 401, 426, 429) when one fails.
-pub(super) fn check(
-    gateway: &Gateway,
-    stream: &TcpStream,
-    req: &Request,
-) -> Result<Upgrade, Vec<u8>> {
-    let label = crate::net::peer_of(stream);
+pub(super) fn check(gateway: &Gateway, stream: &Stream, req: &Request) -> Result<Upgrade, Vec<u8>> {
+    let label = crate::net::peer_of(stream.tcp());
     let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = label, reason);
     let accept = check_upgrade(req).inspect_err(|_| refused("not a WebSocket upgrade"))?;
     let (claims, slot) = admit(gateway, stream, req)?;
@@ -105,16 +100,16 @@ pub(super) fn check(
 /// or the refusal to send (400, 401, 429). Each refusal is logged.
 pub(super) fn admit(
     gateway: &Gateway,
-    stream: &TcpStream,
+    stream: &Stream,
     req: &Request,
 ) -> Result<(Claims, Slot), Vec<u8>> {
-    let label = crate::net::peer_of(stream);
+    let label = crate::net::peer_of(stream.tcp());
     let refused = |reason: &str| tracing::info!(event = "upgrade_refused", peer = label, reason);
     let claims = authenticate(gateway, req).map_err(|e| {
         refused(e.reason());
         unauthorized(&e)
     })?;
-    let Some(ip) = stream.peer_addr().ok().map(|p| p.ip()) else {
+    let Some(ip) = stream.tcp().peer_addr().ok().map(|p| p.ip()) else {
         refused("peer address unavailable");
         return Err(json_error(400, "bad_request", "peer address unavailable"));
     };
@@ -134,12 +129,12 @@ impl Upgrade {
     pub(super) async fn run(
         self,
         shard: ShardHandle,
-        mut stream: TcpStream,
+        mut stream: Stream,
         leftover: Vec<u8>,
         accepted: Instant,
     ) {
         let reply = switching_protocols(&self.accept, self.deflate.as_ref());
-        if stream.write_all(&reply).await.is_ok() {
+        if stream.send(&reply).await.is_ok() {
             shard.record_handshake(accepted.elapsed());
             let deflate = deflate_use(self.deflate.as_ref(), &shard.node().config.server);
             conn::run(

@@ -171,6 +171,15 @@ fn dechunk(mut data: &[u8]) -> io::Result<Option<(Vec<u8>, usize)>> {
 /// timeout on `stream` so that the deadline is honoured.
 pub fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<(Response, Vec<u8>)> {
     stream.set_read_timeout(Some(POLL))?;
+    read_response_from(stream, deadline)
+}
+
+/// [`read_response`] from any stream (TLS over TCP, say) whose reads time
+/// out often enough for `deadline` to be honoured.
+pub fn read_response_from(
+    stream: &mut impl Read,
+    deadline: Instant,
+) -> io::Result<(Response, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let mut eof = false;

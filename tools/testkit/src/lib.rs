@@ -9,6 +9,7 @@
 //! token.rs   HS256 tokens like `quotecast token` mints
 //! http.rs    plain HTTP/1.1 requests and responses (httparse), /v1/channels
 //! ws.rs      the client side of RFC 6455: upgrade request, frame codec
+//! tls.rs     a throwaway CA and server certificate; TLS client streams
 //! client.rs  blocking WebSocket clients: `Ws` (tungstenite, JSON) and
 //!            `RawWs` (raw frames, answers nothing by itself)
 //! bin/quotecast-with-server.rs
@@ -23,5 +24,6 @@
 pub mod client;
 pub mod http;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod ws;
