@@ -54,6 +54,7 @@ impl Default for ChannelsConfig {
             ),
             ("metrics.risk", list(&["RISK_MANAGER", "ANALYST", "ADMIN"])),
             ("metrics.pnl", list(&["TRADER", "ANALYST", "ADMIN"])),
+            ("system", list(&["ADMIN"])),
             (
                 "alerts",
                 list(&["TRADER", "RISK_MANAGER", "OPERATIONS", "ADMIN"]),

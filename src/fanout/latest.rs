@@ -12,7 +12,8 @@ use crate::sse;
 use bytes::Bytes;
 
 /// A latest-value stream: a symbol's best price, one metric value of a
-/// tenant's window or calendar computation, or one key of a keyed channel.
+/// tenant's window or calendar computation, one key of a keyed channel, or
+/// the node's figures (`system`).
 /// Each kind is numbered densely from 0, so tables indexed by stream stay
 /// small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,20 +31,23 @@ pub enum StreamKind {
     Calendar,
     /// One key's latest object of a keyed channel.
     Keyed,
+    /// The node's figures, once a second (`system`); one stream.
+    System,
 }
 
 impl StreamKind {
-    const ALL: [StreamKind; 4] = [
+    const ALL: [StreamKind; 5] = [
         StreamKind::Price,
         StreamKind::Metric,
         StreamKind::Calendar,
         StreamKind::Keyed,
+        StreamKind::System,
     ];
 }
 
 impl StreamId {
-    /// The top two bits tell the kind (its index in [`StreamKind::ALL`]).
-    const KIND_SHIFT: u32 = 30;
+    /// The top three bits tell the kind (its index in [`StreamKind::ALL`]).
+    const KIND_SHIFT: u32 = 29;
     const NUMBER: u32 = (1 << Self::KIND_SHIFT) - 1;
 
     fn new(kind: StreamKind, n: u32) -> Self {
@@ -70,6 +74,11 @@ impl StreamId {
         Self::new(StreamKind::Keyed, n)
     }
 
+    /// The one stream of the node's figures.
+    pub fn system() -> Self {
+        Self::new(StreamKind::System, 0)
+    }
+
     /// Which kind of stream this is.
     pub fn kind(self) -> StreamKind {
         StreamKind::ALL[(self.0 >> Self::KIND_SHIFT) as usize]
@@ -91,6 +100,7 @@ impl StreamId {
             StreamKind::Price => "price",
             StreamKind::Metric | StreamKind::Calendar => "metrics",
             StreamKind::Keyed => "keyed",
+            StreamKind::System => "system",
         }
     }
 }
@@ -98,7 +108,7 @@ impl StreamId {
 /// A dense table per stream kind, indexed by [`StreamId::number`].
 #[derive(Debug)]
 pub struct PerStream<T> {
-    sides: [Vec<T>; 4],
+    sides: [Vec<T>; StreamKind::ALL.len()],
 }
 
 impl<T> Default for PerStream<T> {

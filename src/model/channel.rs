@@ -13,6 +13,8 @@ pub const ALERTS: &str = "alerts";
 pub const SESSIONS: &str = "sessions";
 /// Messages for one user (reliable, per tenant and `sub`).
 pub const NOTIFICATIONS: &str = "notifications";
+/// The node's figures once a second (ADMIN unless `[channels.roles]` says).
+pub const SYSTEM: &str = "system";
 /// Prefix of every analytics channel.
 pub const METRICS_PREFIX: &str = "metrics.";
 
@@ -35,13 +37,15 @@ pub enum ChannelKind {
     },
     /// The latest JSON object per key, per tenant, conflated per key.
     Keyed,
+    /// The node's figures, one conflated stream (`system`).
+    System,
 }
 
 impl ChannelKind {
     /// The `kind` spelling of `/v1/channels`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ChannelKind::Prices | ChannelKind::Metrics => "latest",
+            ChannelKind::Prices | ChannelKind::Metrics | ChannelKind::System => "latest",
             ChannelKind::Reliable { .. } => "reliable",
             ChannelKind::Keyed => "keyed",
         }
@@ -116,6 +120,7 @@ impl Catalogue {
             (ALERTS, ChannelKind::Reliable { per_user: false }),
             (SESSIONS, ChannelKind::Reliable { per_user: false }),
             (NOTIFICATIONS, ChannelKind::Reliable { per_user: true }),
+            (SYSTEM, ChannelKind::System),
         ]
         .into_iter()
         .map(|(name, kind)| (name.to_owned(), kind, Vec::new()))
@@ -145,10 +150,15 @@ impl Catalogue {
         let channels = channels
             .into_iter()
             .map(|(name, kind, metrics)| {
-                let roles = cfg
-                    .roles
-                    .get(&name)
-                    .ok_or_else(|| bad(format!("channel {name} has no roles entry")))?;
+                // A `[channels.roles]` written before `system` existed
+                // leaves it to operators.
+                let admin = vec![Role::ADMIN.as_str().to_owned()];
+                let roles = match cfg.roles.get(&name) {
+                    None if kind == ChannelKind::System => &admin,
+                    found => {
+                        found.ok_or_else(|| bad(format!("channel {name} has no roles entry")))?
+                    }
+                };
                 let message_type = name.strip_suffix('s').unwrap_or(&name).to_owned();
                 Ok(Channel {
                     roles: role_list(roles),

@@ -133,6 +133,7 @@ pub fn parse_event(v: &Value, cat: &Catalogue, rules: EventRules) -> Result<Even
     }
     match def.kind {
         ChannelKind::Prices => Err(bad("prices come from the venue feed, not from publish")),
+        ChannelKind::System => Err(bad("system is written by the node itself, not by publish")),
         ChannelKind::Metrics => parse_metric(obj, tenant, channel, def, rules).map(Event::Metric),
         ChannelKind::Reliable { per_user } => {
             parse_reliable(obj, tenant, channel, &def.name, per_user).map(Event::Reliable)

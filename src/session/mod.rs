@@ -14,7 +14,7 @@ mod subscribe;
 mod unsubscribe_metrics;
 
 pub use ops::{handle_op, handle_parsed, OpKind, OpOutcome};
-pub use state::Session;
+pub use state::{LatestChannels, Session};
 pub use subscribe::release;
 
 use crate::analytics::calendar::CalendarStreams;

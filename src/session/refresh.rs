@@ -6,7 +6,8 @@ use super::state::Session;
 use super::subscribe::unsubscribe;
 use super::{Rules, Streams};
 use crate::auth::{AuthError, Claims};
-use crate::fanout::latest::StreamKind;
+use crate::fanout::latest::{StreamId, StreamKind};
+use crate::model::channel::SYSTEM;
 use crate::protocol::{self, Ended, ErrorCode, OpError, PRICES};
 
 /// `auth`: a new token for the same `sub` and tenant replaces the session's
@@ -89,6 +90,12 @@ fn forbidden_channels(
         .any(|s| s.kind() == StreamKind::Price)
         .then(|| catalogue.find(PRICES).map(|(id, _)| id))
         .flatten();
+    let system = session
+        .outbox()
+        .subs()
+        .contains(StreamId::system())
+        .then(|| catalogue.find(SYSTEM).map(|(id, _)| id))
+        .flatten();
     let metrics = session.metric_subs.iter().map(|m| m.spec.channel);
     let reliable = session.reliable_subs.iter().map(|r| r.channel);
     let tenant = session.claims().tenant.as_str();
@@ -98,6 +105,7 @@ fn forbidden_channels(
         .chain(metrics)
         .chain(reliable)
         .chain(keyed)
+        .chain(system)
         .collect();
     held.sort_unstable();
     held.dedup();

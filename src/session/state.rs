@@ -5,7 +5,7 @@ use super::rate::TokenBucket;
 use super::subscribe::MetricSub;
 use crate::auth::Claims;
 use crate::config::ServerConfig;
-use crate::fanout::latest::StreamKind;
+use crate::fanout::latest::{StreamId, StreamKind};
 use crate::fanout::outbox::Outbox;
 use crate::fanout::wheel::ConnKey;
 use crate::fanout::wire::Wire;
@@ -145,25 +145,28 @@ impl Session {
     }
 
     /// Adds this session's subscriptions to `counts` (indexed by channel):
-    /// price streams under `prices`, each metric stream under its
-    /// `metrics.*` channel, each reliable stream under its channel.
-    pub fn count_subscriptions(&self, prices: Option<ChannelId>, counts: &mut [u64]) {
+    /// price streams under `prices`, the figures stream under `system`, each
+    /// metric stream under its `metrics.*` channel, each reliable stream
+    /// under its channel.
+    pub fn count_subscriptions(&self, latest: LatestChannels, counts: &mut [u64]) {
         let mut add = |channel: ChannelId, n: usize| {
             if let Some(c) = counts.get_mut(usize::from(channel.0)) {
                 *c += n as u64;
             }
         };
-        let mut metric_streams = 0;
         for sub in &self.metric_subs {
             add(sub.spec.channel, sub.streams.len());
-            metric_streams += sub.streams.len();
         }
-        // Every latest-value stream that is not a metric's is a price.
-        if let Some(prices) = prices {
-            add(
-                prices,
-                self.outbox.subs().len().saturating_sub(metric_streams),
-            );
+        let subs = self.outbox.subs();
+        if let Some(prices) = latest.prices {
+            let n = subs
+                .streams()
+                .filter(|s| s.kind() == StreamKind::Price)
+                .count();
+            add(prices, n);
+        }
+        if let Some(system) = latest.system {
+            add(system, usize::from(subs.contains(StreamId::system())));
         }
         for key in &self.reliable_subs {
             add(key.channel, 1);
@@ -186,4 +189,13 @@ impl Session {
             _ => {}
         }
     }
+}
+
+/// The channels of the latest-value streams a session counts by kind.
+#[derive(Clone, Copy, Debug)]
+pub struct LatestChannels {
+    /// `prices`.
+    pub prices: Option<ChannelId>,
+    /// `system`.
+    pub system: Option<ChannelId>,
 }

@@ -9,6 +9,7 @@
 //! - reliable channels: the tenant's stream (or the user's, for
 //!   `notifications`); with `since`, a replay or a snapshot when the history
 //!   no longer covers it.
+//! - `system`: the node's one figures stream; its last value is the snapshot.
 
 use super::state::Session;
 use super::unsubscribe_metrics::unsubscribe_metrics;
@@ -120,7 +121,27 @@ pub(super) fn subscribe(
         ChannelKind::Keyed => Ok(super::keyed::subscribe(
             session, channel, &op, streams, rules,
         )),
+        ChannelKind::System => Ok(subscribe_system(session, op.id, &op.channel, streams)),
     }
+}
+
+fn subscribe_system(
+    session: &mut Session,
+    id: u64,
+    channel: &str,
+    streams: &mut Streams,
+) -> Vec<u8> {
+    let stream = StreamId::system();
+    let new = !session.outbox().subs().contains(stream);
+    if new {
+        follow(session, stream, streams);
+    }
+    session
+        .outbox_mut()
+        .push_json(&protocol::subscribe_ack(id, channel, &[], &[]));
+    // Already following: the value went out before, no snapshot again.
+    let fresh = [stream];
+    snapshot(channel, &fresh[..usize::from(new)], streams)
 }
 
 fn subscribe_prices(
@@ -452,6 +473,14 @@ pub(super) fn unsubscribe(
             let def = rules.catalogue.get(channel_id);
             let channel = (channel_id, def);
             return Ok(unsubscribe_metrics(session, id, channel, metrics, streams));
+        }
+        ChannelKind::System => {
+            let (stream, index) = (StreamId::system(), session.key().index);
+            if !session.outbox_mut().subs_mut().remove(stream) {
+                return Ok(protocol::unsubscribe_ack(id, channel, &[]));
+            }
+            streams.topics.unsubscribe(stream, index);
+            vec![channel.to_owned()]
         }
         ChannelKind::Keyed => {
             if !super::keyed::drop_keyed(session, channel_id, streams) {

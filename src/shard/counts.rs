@@ -36,11 +36,13 @@ impl SubscriptionCounts {
             let stream = StreamId::price(SymbolId(i as u32));
             streams.topics.subscribers(stream).len() as u64
         }));
-        let prices = catalogue
-            .iter()
-            .find(|(_, c)| c.kind == ChannelKind::Prices);
-        if let Some((ChannelId(id), _)) = prices {
+        let of_kind = |kind| catalogue.iter().find(|(_, c)| c.kind == kind);
+        if let Some((ChannelId(id), _)) = of_kind(ChannelKind::Prices) {
             self.per_channel[usize::from(id)] = self.per_symbol.iter().sum();
+        }
+        if let Some((ChannelId(id), _)) = of_kind(ChannelKind::System) {
+            let watchers = streams.topics.subscribers(StreamId::system()).len();
+            self.per_channel[usize::from(id)] = watchers as u64;
         }
         for session in sessions {
             for ChannelId(id) in session.metric_channels() {

@@ -127,6 +127,37 @@ pub struct HistogramReading {
     pub buckets: Vec<(f64, u64)>,
 }
 
+impl HistogramReading {
+    /// Both readings' observations together (the same buckets).
+    pub fn plus(&self, other: &HistogramReading) -> HistogramReading {
+        self.combine(other, |a, b| a + b, |a, b| a + b)
+    }
+
+    /// The observations made since `earlier`, a reading of the same histogram.
+    pub fn minus(&self, earlier: &HistogramReading) -> HistogramReading {
+        self.combine(earlier, u64::saturating_sub, |a, b| (a - b).max(0.0))
+    }
+
+    fn combine(
+        &self,
+        other: &HistogramReading,
+        counts: fn(u64, u64) -> u64,
+        sums: fn(f64, f64) -> f64,
+    ) -> HistogramReading {
+        let buckets: Vec<(f64, u64)> = self
+            .buckets
+            .iter()
+            .zip(&other.buckets)
+            .map(|(&(bound, a), &(_, b))| (bound, counts(a, b)))
+            .collect();
+        HistogramReading {
+            sum: sums(self.sum, other.sum),
+            count: buckets.iter().map(|(_, n)| n).sum(),
+            buckets,
+        }
+    }
+}
+
 impl BucketsSnapshot {
     fn store(&self, b: &Buckets) {
         for (slot, &n) in self.counts.iter().zip(&b.counts) {

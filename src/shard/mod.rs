@@ -13,6 +13,7 @@ mod handle;
 pub mod metrics;
 mod node;
 mod state;
+mod system;
 
 pub use counts::SubscriptionCounts;
 pub use handle::ShardHandle;

@@ -5,6 +5,7 @@
 use super::conns::ConnTable;
 use super::metrics::{ShardCounts, ShardHistograms};
 use super::node::Node;
+use super::system::SystemFeed;
 use crate::analytics::calendar::CalendarStreams;
 use crate::analytics::keyed::KeyedStreams;
 use crate::analytics::reliable::ReliableStreams;
@@ -19,9 +20,9 @@ use crate::fanout::wire::Wire;
 use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
-use crate::model::channel::{ChannelId, ChannelKind};
+use crate::model::channel::ChannelKind;
 use crate::protocol::{self, ClientOp, ErrorCode, OpError, SubscribeOp};
-use crate::session::{self, Session, Streams};
+use crate::session::{self, LatestChannels, Session, Streams};
 use crate::sse::Cursor;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -74,8 +75,10 @@ pub struct Shard {
     ring_depth_max: usize,
     /// When subscriptions were last recounted per channel.
     last_recount: Option<Instant>,
-    /// The channel price streams are counted under.
-    prices_channel: Option<ChannelId>,
+    /// The channels price and figures streams are counted under.
+    latest_channels: LatestChannels,
+    /// The `system` channel's figures, published once a second.
+    system: SystemFeed,
     /// Minimum gap between two flushes of one connection.
     flush_interval: Duration,
     node: Arc<Node>,
@@ -102,11 +105,14 @@ impl Shard {
                 reliable.keep_for(id, keep_max, secs.saturating_mul(1_000_000));
             }
         }
-        let prices_channel = node
-            .catalogue
-            .iter()
-            .find(|(_, c)| c.kind == ChannelKind::Prices)
-            .map(|(id, _)| id);
+        let of_kind = |kind| {
+            let mut channels = node.catalogue.iter();
+            channels.find(|(_, c)| c.kind == kind).map(|(id, _)| id)
+        };
+        let latest_channels = LatestChannels {
+            prices: of_kind(ChannelKind::Prices),
+            system: of_kind(ChannelKind::System),
+        };
         Shard {
             id,
             conns: ConnTable::default(),
@@ -127,7 +133,8 @@ impl Shard {
             histograms: ShardHistograms::default(),
             ring_depth_max: 0,
             last_recount: None,
-            prices_channel,
+            latest_channels,
+            system: SystemFeed::default(),
             flush_interval,
             node,
             scratch: Vec::with_capacity(512),
@@ -279,6 +286,11 @@ impl Shard {
             self.recount_subscriptions();
         }
         self.publish_stats();
+        if let Some(latest) = self.system.next(&self.node, now) {
+            if self.streams.table.publish(StreamId::system(), latest) {
+                self.mark_dirty(StreamId::system(), now);
+            }
+        }
     }
 
     // --- what the connection tasks report ---

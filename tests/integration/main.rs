@@ -48,6 +48,7 @@ mod status_counts;
 mod strict_ops;
 mod structured_logs;
 mod subscribe_snapshot;
+mod system_channel;
 mod tenant_isolation;
 mod tls;
 mod token_expiry;

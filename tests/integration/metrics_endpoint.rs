@@ -79,7 +79,7 @@ fn metrics_need_the_scrape_token_when_one_is_set() {
         "quotecast_subscriptions",
         "quotecast_closes_total",
         "quotecast_frames_total",
-        "quotecast_ring_to_socket_seconds",
+        "quotecast_delivery_latency_seconds",
         "quotecast_flush_cycle_seconds",
         "quotecast_handshake_seconds",
         "quotecast_aggregator_quotes_total",
@@ -117,7 +117,7 @@ fn counters_follow_connects_subscribes_and_closes() {
     let ok = [("op", "subscribe"), ("result", "ok")];
     scrape_until(&s, "quotecast_ops_total", &ok, |v| v == 1.0);
     scrape_until(&s, "quotecast_handshake_seconds", &[], |v| v == 1.0);
-    let seen = scrape_until(&s, "quotecast_ring_to_socket_seconds", &[], |v| v > 0.0);
+    let seen = scrape_until(&s, "quotecast_delivery_latency_seconds", &[], |v| v > 0.0);
     assert!(total(&seen, "quotecast_frames_total", &[]) > 0.0);
     assert!(total(&seen, "quotecast_written_bytes_total", &[]) > 0.0);
 

@@ -277,7 +277,7 @@ fn histograms(node: &Node, enc: &mut DescriptorEncoder) -> Result<(), Error> {
     type Pick = fn(&ShardStats) -> HistogramReading;
     let all: [(&str, &str, Pick); 3] = [
         (
-            "quotecast_ring_to_socket_seconds",
+            "quotecast_delivery_latency_seconds",
             "Age of the oldest value in a write when the write finished (ring to socket).",
             |s| s.metrics.ring_to_socket.read(),
         ),

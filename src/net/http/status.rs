@@ -55,6 +55,7 @@ fn channels_json(shared: &Node, counts: Option<SubscriptionCounts>) -> String {
             });
             match c.kind {
                 ChannelKind::Prices => entry["symbols"] = shared.universe.symbols().into(),
+                ChannelKind::System => {}
                 ChannelKind::Metrics => {
                     entry["metrics"] = c.metrics.clone().into();
                     entry["windows_ms"] = shared.config.channels.windows_ms.clone().into();

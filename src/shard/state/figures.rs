@@ -12,7 +12,7 @@ impl Shard {
     pub(super) fn recount_subscriptions(&mut self) {
         let mut counts = vec![0; self.node.catalogue.iter().count()];
         for session in self.conns.iter_mut() {
-            session.count_subscriptions(self.prices_channel, &mut counts);
+            session.count_subscriptions(self.latest_channels, &mut counts);
         }
         let by_channel = &self.node.shard_stats[self.id]
             .metrics
