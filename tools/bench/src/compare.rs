@@ -24,6 +24,7 @@ use crate::worker::Target;
 use anyhow::Context;
 use clap::ValueEnum;
 use quotecast_testkit::server::{Ready, Server, Spawn, Stderr};
+use quotecast_testkit::tls::TestCa;
 use quotecast_testkit::token;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ pub enum Kind {
     Quotecast,
     /// quotecast with every client negotiating permessage-deflate.
     QuotecastDeflate,
+    /// quotecast over TLS (`wss://`, rustls on both ends), with a
+    /// certificate made for the run.
+    QuotecastTls,
     /// The conventional tokio + tokio-tungstenite broadcast gateway.
     Tokio,
     /// nginx + nchan.
@@ -83,6 +87,7 @@ impl Kind {
         match self {
             Kind::Quotecast => "quotecast",
             Kind::QuotecastDeflate => "quotecast-deflate",
+            Kind::QuotecastTls => "quotecast-tls",
             Kind::Tokio => "tokio-broadcast",
             Kind::Nchan => "nchan",
             Kind::Sockudo => "sockudo",
@@ -255,8 +260,8 @@ fn start(
 ) -> anyhow::Result<Started> {
     let log = server::log(log.to_str());
     match kind {
-        Kind::Quotecast | Kind::QuotecastDeflate | Kind::Tokio => {
-            start_line_fed(kind, args, cfg, symbols, rate, log)
+        Kind::Quotecast | Kind::QuotecastDeflate | Kind::QuotecastTls | Kind::Tokio => {
+            start_line_fed(kind, args, cfg, symbols, rate, dir, log)
         }
         Kind::Nchan => start_nchan(args, cfg, symbols, rate, dir, log),
         Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
@@ -271,11 +276,16 @@ fn start_line_fed(
     cfg: &RunConfig,
     symbols: &[String],
     rate: u64,
+    dir: &Path,
     log: Stderr,
 ) -> anyhow::Result<Started> {
     let (sink, feed_addr) = Feed::line_listener()?;
     let secret = token::new_secret();
-    let spawn = if kind != Kind::Tokio {
+    let ca = match kind {
+        Kind::QuotecastTls => Some(TestCa::create(dir).context("making the run's certificate")?),
+        _ => None,
+    };
+    let mut spawn = if kind != Kind::Tokio {
         server::quotecast(
             &args.run.server_bin,
             &secret,
@@ -293,6 +303,9 @@ fn start_line_fed(
         .args(["--listen", "127.0.0.1:0", "--feed"])
         .arg(format!("tcp:{feed_addr}"))
     };
+    if let Some(ca) = &ca {
+        spawn = spawn.config(&format!("{}{}", server::BENCH_CONFIG, ca.server_toml()));
+    }
     let server = spawn.pin_core(SERVER_CORE).stderr(log).start()?;
     let feed = Feed::start(sink, symbols.to_vec(), rate, cfg.seed)?;
     let ttl = Duration::from_secs(6 * 3_600);
@@ -303,6 +316,7 @@ fn start_line_fed(
         path: "/v1/ws".into(),
         token,
         deflate: kind == Kind::QuotecastDeflate || args.run.deflate,
+        tls: ca.map(|ca| ca.client_config()),
     };
     Ok(Started {
         server,
@@ -345,6 +359,7 @@ fn start_nchan(
             path: "/sub/".into(),
             token: String::new(),
             deflate: false,
+            tls: None,
         },
         server,
         feed,

@@ -11,6 +11,8 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use quotecast_testkit::{http, ws};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ pub enum State {
 pub struct Conn {
     /// The socket, once connecting.
     pub sock: Option<TcpStream>,
+    /// The TLS session over it, when the target speaks TLS.
+    pub tls: Option<Box<ClientConnection>>,
     /// Where it is.
     pub state: State,
     /// How it reads.
@@ -101,6 +105,7 @@ impl Conn {
     pub fn new(plan: Plan, now: Instant) -> Conn {
         Conn {
             sock: None,
+            tls: None,
             state: State::Pending,
             class: plan.class,
             started: now,
@@ -151,11 +156,21 @@ impl<'a> Ctx<'a> {
             self.stats.fail(&format!("{phase}:{reason}"));
         }
         conn.state = State::Closed;
+        conn.tls = None;
         conn.out = Vec::new();
         conn.inbuf = Vec::new();
     }
 
+    /// Sends what `conn.out` holds (through the TLS session, when there is one).
     pub fn write_out(&mut self, conn: &mut Conn) {
+        if let Some(tls) = conn.tls.as_mut() {
+            // rustls takes the plaintext whole; its records go out below.
+            if tls.writer().write_all(&conn.out).is_err() {
+                return self.close(conn, "tls_write");
+            }
+            conn.out.clear();
+            return self.flush_tls(conn);
+        }
         while !conn.out.is_empty() {
             let Some(sock) = conn.sock.as_mut() else {
                 return;
@@ -172,6 +187,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Writes the TLS records the session has ready until the socket is full.
+    fn flush_tls(&mut self, conn: &mut Conn) {
+        loop {
+            let (Some(tls), Some(sock)) = (conn.tls.as_mut(), conn.sock.as_mut()) else {
+                return;
+            };
+            if !tls.wants_write() {
+                return;
+            }
+            match tls.write_tls(sock) {
+                Ok(0) => return self.close(conn, "write_zero"),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.close(conn, &io_reason(&e)),
+            }
+        }
+    }
+
+    /// Whether `conn` has bytes waiting for the socket to take them.
+    fn has_output(conn: &Conn) -> bool {
+        !conn.out.is_empty() || conn.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// The connection finished connecting: starts TLS when the target
+    /// speaks it, and sends the upgrade request.
     pub fn on_connected(&mut self, conn: &mut Conn) {
         let Some(sock) = conn.sock.as_mut() else {
             return;
@@ -201,6 +242,13 @@ impl<'a> Ctx<'a> {
             &self.target.token,
             offer,
         );
+        if let Some(config) = &self.target.tls {
+            let name = ServerName::try_from("localhost").expect("a valid DNS name");
+            match ClientConnection::new(config.clone(), name) {
+                Ok(tls) => conn.tls = Some(Box::new(tls)),
+                Err(e) => return self.close(conn, &format!("tls_{e}")),
+            }
+        }
         conn.state = State::Handshaking;
         self.write_out(conn);
     }
@@ -422,6 +470,9 @@ impl<'a> Ctx<'a> {
 
     /// Reads `conn` until the socket is drained.
     pub fn read_conn(&mut self, conn: &mut Conn, buf: &mut [u8]) {
+        if conn.tls.is_some() {
+            return self.read_tls(conn, buf);
+        }
         loop {
             let Some(sock) = conn.sock.as_mut() else {
                 return;
@@ -446,6 +497,46 @@ impl<'a> Ctx<'a> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return self.close(conn, &io_reason(&e)),
             }
+        }
+    }
+
+    /// [`Ctx::read_conn`] through the TLS session: records until the socket
+    /// is drained, each followed by the plaintext they carried.
+    fn read_tls(&mut self, conn: &mut Conn, buf: &mut [u8]) {
+        loop {
+            let (Some(tls), Some(sock)) = (conn.tls.as_mut(), conn.sock.as_mut()) else {
+                return;
+            };
+            match tls.read_tls(sock) {
+                Ok(0) => return self.close(conn, "eof"),
+                Ok(n) if self.measuring => {
+                    self.stats.counts.wire_bytes += n as u64;
+                    self.stats.counts.reads += 1;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return self.close(conn, &io_reason(&e)),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                return self.close(conn, &format!("tls_{e}"));
+            }
+            loop {
+                let Some(tls) = conn.tls.as_mut() else {
+                    return;
+                };
+                match tls.reader().read(buf) {
+                    Ok(0) => return self.close(conn, "eof"),
+                    Ok(n) => {
+                        self.now_us = unix_us();
+                        self.on_bytes(conn, &buf[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return self.close(conn, &io_reason(&e)),
+                }
+            }
+            // Handshake messages and alerts the records called for.
+            self.flush_tls(conn);
         }
     }
 
@@ -492,7 +583,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             State::Handshaking | State::Open => {
-                if ev.is_writable() && !conn.out.is_empty() {
+                if ev.is_writable() && Self::has_output(conn) {
                     self.write_out(conn);
                 }
                 let wants_read = conn.state == State::Handshaking

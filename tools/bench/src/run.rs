@@ -84,6 +84,7 @@ fn single_target(
             path,
             token,
             deflate: cli.deflate,
+            tls: None,
         };
         return Ok((target, cli.server_pid, None));
     }
@@ -109,6 +110,7 @@ fn single_target(
         path: "/v1/ws".to_string(),
         token: server::mint(&secret, ttl),
         deflate: cli.deflate,
+        tls: None,
     };
     Ok((target, Some(s.pid()), Some(s)))
 }

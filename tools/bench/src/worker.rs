@@ -92,6 +92,8 @@ pub struct Target {
     pub token: String,
     /// Offer permessage-deflate like a browser and inflate what comes compressed.
     pub deflate: bool,
+    /// Speak TLS (`wss://`) with this client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Per-thread knobs.
