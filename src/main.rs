@@ -185,6 +185,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     cfg.validate().context("invalid configuration")?;
     let watch = args.watch;
+    // With TLS, the in-process watch trusts the server's own chain file.
+    let tls_cert = cfg.server.tls_cert.clone();
     quotecast::run(cfg, move |ready| {
         println!("quotecast listening on {}", ready.addr);
         let _ = std::io::stdout().flush();
@@ -193,11 +195,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 eprintln!("watch: --watch needs HS256 in auth.algorithms (it mints a local token)");
                 return;
             };
-            let watch_args = quotecast::watch::WatchArgs::prices(
-                format!("ws://{}/v1/ws", ready.addr),
+            let scheme = if tls_cert.is_some() { "wss" } else { "ws" };
+            let mut watch_args = quotecast::watch::WatchArgs::prices(
+                format!("{scheme}://{}/v1/ws", ready.addr),
                 token,
                 symbols,
             );
+            watch_args.ca_file = tls_cert;
             std::thread::spawn(move || {
                 if let Err(e) = quotecast::watch::run(watch_args) {
                     eprintln!("watch: {e:#}");

@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 /// Arguments of `quotecast watch`.
 #[derive(clap::Args, Debug)]
 pub struct WatchArgs {
-    /// WebSocket endpoint.
+    /// WebSocket endpoint (`wss://` for TLS).
     #[arg(long, default_value = "ws://127.0.0.1:8080/v1/ws")]
     pub url: String,
+    /// For `wss://`: a PEM file of CA certificates to trust besides the
+    /// system's (a private CA, or a self-signed server certificate).
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// JWT (or set QUOTECAST_TOKEN).
     #[arg(long, env = "QUOTECAST_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -50,6 +54,7 @@ impl WatchArgs {
     pub fn prices(url: String, token: String, symbols: Vec<String>) -> Self {
         WatchArgs {
             url,
+            ca_file: None,
             token,
             channel: PRICES.into(),
             seconds: None,
@@ -119,7 +124,11 @@ fn parse_filter(s: &str) -> Result<(String, String), String> {
 /// through `quotecast-client` until `--seconds` or interrupted.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let subscription = subscription(args.subscribe_op()?);
-    let mut client = Client::new(Options::new(&args.url), StaticToken(args.token.clone()));
+    let options = Options {
+        ca_file: args.ca_file.clone(),
+        ..Options::new(&args.url)
+    };
+    let mut client = Client::new(options, StaticToken(args.token.clone()));
     client.subscribe(subscription).map_err(anyhow::Error::msg)?;
     // Without --seconds: a day at a time, until interrupted.
     let until = |secs: Option<u64>| Instant::now() + Duration::from_secs(secs.unwrap_or(86_400));

@@ -151,3 +151,55 @@ fn unreadable_certificate_stops_the_server_at_start() {
     let stderr = start_failure(&toml);
     assert!(stderr.contains("server.tls_cert"), "{stderr}");
 }
+
+#[test]
+fn quotecast_client_and_watch_connect_over_wss() {
+    use quotecast_client::{Client, Event, Options, StaticToken, Subscription};
+    let (s, ca) = start_tls("client");
+    let url = format!("wss://localhost:{}/v1/ws", s.addr.port());
+    let ca_file = ca.cert.parent().unwrap().join("ca.pem");
+    let options = Options {
+        ca_file: Some(ca_file.clone()),
+        ..Options::new(&url)
+    };
+    let mut client = Client::new(options, StaticToken(trader()));
+    client
+        .subscribe(Subscription::Prices(vec!["EURUSD".into()]))
+        .unwrap();
+    let end = deadline();
+    let mut seen = Vec::new();
+    let got_price = loop {
+        match client.next(end) {
+            Some(Event::Message { text, .. }) if text.contains(r#""type":"price""#) => break true,
+            Some(event) => seen.push(format!("{event:?}")),
+            None => break false,
+        }
+    };
+    assert!(
+        got_price,
+        "no price over wss through quotecast-client: {seen:?}"
+    );
+
+    // `quotecast watch --ca-file` prints prices from the same server.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quotecast"))
+        .args([
+            "watch",
+            "--seconds",
+            "3",
+            "--url",
+            &url,
+            "--token",
+            &trader(),
+        ])
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .arg("EURUSD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("EURUSD"),
+        "watch printed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

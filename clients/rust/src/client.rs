@@ -5,12 +5,17 @@
 use crate::backoff::Backoff;
 use crate::message::{Reliable, ServerMessage, Welcome};
 use crate::subscription::Subscription;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Connector, Message, WebSocket};
 
 /// How long one read waits before the loop checks its deadline again.
 const POLL: Duration = Duration::from_millis(50);
@@ -41,8 +46,11 @@ impl TokenProvider for StaticToken {
 /// How to reach the server.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `ws://host:port/v1/ws`.
+    /// `ws://host:port/v1/ws`, or `wss://` for TLS (trusting the system's
+    /// roots and `ca_file`).
     pub url: String,
+    /// A PEM file of extra CA certificates to trust for `wss://` (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Delays between reconnect attempts.
     pub backoff: Backoff,
     /// TCP connect and handshake limit.
@@ -54,6 +62,7 @@ impl Options {
     pub fn new(url: impl Into<String>) -> Self {
         Options {
             url: url.into(),
+            ca_file: None,
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -107,7 +116,7 @@ pub struct Client {
     subs: Vec<Subscription>,
     /// Last `seq` per reliable channel.
     last_seq: HashMap<String, u64>,
-    ws: Option<WebSocket<TcpStream>>,
+    ws: Option<Socket>,
     connected_before: bool,
     attempt: u32,
     retry_at: Instant,
@@ -194,7 +203,7 @@ impl Client {
         }
     }
 
-    fn open(&mut self) -> Result<(WebSocket<TcpStream>, Welcome), String> {
+    fn open(&mut self) -> Result<(Socket, Welcome), String> {
         let token = self.tokens.token().map_err(|e| format!("no token: {e}"))?;
         let mut req = self
             .options
@@ -207,7 +216,8 @@ impl Client {
             .map_err(|_| "token is not a header value")?;
         req.headers_mut().insert("Authorization", bearer);
         let host = req.uri().host().ok_or("url without host")?.to_owned();
-        let port = req.uri().port_u16().unwrap_or(80);
+        let tls = req.uri().scheme_str() == Some("wss");
+        let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
         let addr = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| format!("resolving {host}: {e}"))?
@@ -219,7 +229,14 @@ impl Client {
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
-        let (mut ws, _) = tungstenite::client::client(req, stream).map_err(|e| match e {
+        // Kept to shorten the read timeout once connected, under TLS too.
+        let tcp = stream.try_clone().map_err(|e| e.to_string())?;
+        let connector = match tls {
+            true => Connector::Rustls(tls_config(self.options.ca_file.as_deref())?),
+            false => Connector::Plain,
+        };
+        let handshake = tungstenite::client_tls_with_config(req, stream, None, Some(connector));
+        let (mut ws, _) = handshake.map_err(|e| match e {
             tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
                 format!("upgrade refused: {}", resp.status())
             }
@@ -232,8 +249,7 @@ impl Client {
             },
             other => return Err(format!("expected a welcome, got {other:?}")),
         };
-        ws.get_ref()
-            .set_read_timeout(Some(POLL))
+        tcp.set_read_timeout(Some(POLL))
             .map_err(|e| e.to_string())?;
         Ok((ws, welcome))
     }
@@ -327,6 +343,34 @@ impl Client {
             retry_in,
         });
     }
+}
+
+/// A connection, plain or TLS.
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// The TLS client configuration: the system's root certificates and those
+/// of `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("a certificate of {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
