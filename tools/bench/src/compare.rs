@@ -13,8 +13,9 @@
 //!   it is listed as skipped with the reason.
 
 use crate::cli::Cli;
-use crate::feed::{self, Feed, Sink};
+use crate::feed::{self, Feed, Publish, Sink};
 use crate::probe::{self, ProbeConfig, ProbeReport};
+use crate::pusher;
 use crate::report::{print_summary, Report};
 use crate::results::{self, Comparison, Machine};
 use crate::run::{prepare, raise_nofile, run};
@@ -46,6 +47,10 @@ pub struct CompareArgs {
         default_value = "quotecast,tokio,nchan,sockudo"
     )]
     pub servers: Vec<Kind>,
+    /// The sockudo binary (`cargo install sockudo --root target/sockudo`,
+    /// with protobuf-compiler installed; ~15 minutes on 2 cores).
+    #[arg(long, default_value = "target/sockudo/bin/sockudo")]
+    pub sockudo_bin: String,
     /// The tokio peer binary (cargo build --release -p quotecast-peers).
     #[arg(long, default_value = "target/release/tokio-broadcast")]
     pub peer_bin: String,
@@ -95,13 +100,6 @@ impl Kind {
     }
 }
 
-/// Why sockudo is not part of the comparison: it did not build here within
-/// the time allowed (details in tuning/README.md, Peers).
-pub const SOCKUDO_SKIPPED: &str = "not built: `cargo install sockudo` (5.2.0) first failed in the \
-     metrics-exporter-tcp build script (no protoc); with protobuf-compiler installed it was still \
-     compiling dependencies when stopped at the 18-minute cap on this shared 2-core machine; \
-     no Pusher adapter was written";
-
 /// Runs the comparison and writes its folder.
 pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     let cfg = prepare(&args.run, true);
@@ -122,10 +120,13 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     }
     let mut cmp = Comparison::new(scenario, machine, cfg.clone());
     for &kind in &args.servers {
-        if kind == Kind::Sockudo {
-            eprintln!("== sockudo: skipped ({SOCKUDO_SKIPPED})");
-            cmp.skipped
-                .push((kind.name().into(), SOCKUDO_SKIPPED.into()));
+        if kind == Kind::Sockudo && !Path::new(&args.sockudo_bin).exists() {
+            let why = format!(
+                "not built: no {} (`cargo install sockudo --root target/sockudo`, with protobuf-compiler)",
+                args.sockudo_bin
+            );
+            eprintln!("== sockudo: skipped ({why})");
+            cmp.skipped.push((kind.name().into(), why));
             continue;
         }
         eprintln!("== {} ({})", kind.name(), results::load_average());
@@ -198,8 +199,8 @@ struct Started {
     server: Server,
     feed: Feed,
     target: Target,
-    /// Subscribe by op (quotecast protocol) or by upgrade path (nchan).
-    by_path: bool,
+    /// How clients subscribe.
+    subscribe: Subscribing,
 }
 
 fn run_server(
@@ -215,14 +216,14 @@ fn run_server(
         mut server,
         mut feed,
         target,
-        by_path,
+        subscribe,
     } = start(kind, args, cfg, symbols, rate, dir, &log)?;
-    let plans = if by_path {
-        build_plans(cfg, symbols, &|picked: &[&str]| {
+    let plans = match subscribe {
+        Subscribing::Op => build_plans(cfg, symbols, &quotecast_subscribe),
+        Subscribing::Path => build_plans(cfg, symbols, &|picked: &[&str]| {
             (Vec::new(), Some(format!("/sub/{}", picked.join(","))))
-        })
-    } else {
-        build_plans(cfg, symbols, &quotecast_subscribe)
+        }),
+        Subscribing::Pusher => build_plans(cfg, symbols, &pusher::subscribe),
     };
     let pid = server.pid();
     let report = run(
@@ -264,7 +265,7 @@ fn start(
             start_line_fed(kind, args, cfg, symbols, rate, dir, log)
         }
         Kind::Nchan => start_nchan(args, cfg, symbols, rate, dir, log),
-        Kind::Sockudo => anyhow::bail!("{SOCKUDO_SKIPPED}"),
+        Kind::Sockudo => start_sockudo(args, symbols, rate, cfg.seed, dir, log),
     }
 }
 
@@ -317,12 +318,13 @@ fn start_line_fed(
         token,
         deflate: kind == Kind::QuotecastDeflate || args.run.deflate,
         tls: ca.map(|ca| ca.client_config()),
+        pusher: false,
     };
     Ok(Started {
         server,
         feed,
         target,
-        by_path: false,
+        subscribe: Subscribing::Op,
     })
 }
 
@@ -351,7 +353,12 @@ fn start_nchan(
         .pin_core(SERVER_CORE)
         .stderr(log)
         .start()?;
-    let feed = Feed::start(Sink::HttpPublish(addr), symbols.to_vec(), rate, cfg.seed)?;
+    let feed = Feed::start(
+        Sink::HttpPublish(addr, Publish::Nchan),
+        symbols.to_vec(),
+        rate,
+        cfg.seed,
+    )?;
     Ok(Started {
         target: Target {
             addr,
@@ -360,11 +367,63 @@ fn start_nchan(
             token: String::new(),
             deflate: false,
             tls: None,
+            pusher: false,
         },
         server,
         feed,
-        by_path: true,
+        subscribe: Subscribing::Path,
     })
+}
+
+/// sockudo with a generated configuration in `dir`, fed by signed Pusher
+/// `batch_events`; clients subscribe to one public channel per symbol.
+fn start_sockudo(
+    args: &CompareArgs,
+    symbols: &[String],
+    rate: u64,
+    seed: u64,
+    dir: &Path,
+    log: Stderr,
+) -> anyhow::Result<Started> {
+    let addr = free_port()?;
+    let conf = dir.join("sockudo.toml");
+    std::fs::write(&conf, pusher::config(addr))?;
+    let server = Spawn::new(&args.sockudo_bin, Ready::Port(addr))
+        .arg("--config")
+        .arg(std::fs::canonicalize(&conf)?)
+        .pin_core(SERVER_CORE)
+        .stderr(log)
+        .start()?;
+    let feed = Feed::start(
+        Sink::HttpPublish(addr, Publish::Pusher),
+        symbols.to_vec(),
+        rate,
+        seed,
+    )?;
+    Ok(Started {
+        target: Target {
+            addr,
+            host: addr.to_string(),
+            path: String::new(),
+            token: String::new(),
+            deflate: false,
+            tls: None,
+            pusher: true,
+        },
+        server,
+        feed,
+        subscribe: Subscribing::Pusher,
+    })
+}
+
+/// How a server's clients subscribe.
+enum Subscribing {
+    /// quotecast's `subscribe` op.
+    Op,
+    /// The upgrade path names the symbols (nchan).
+    Path,
+    /// One `pusher:subscribe` per symbol (sockudo).
+    Pusher,
 }
 
 /// A loopback port free right now.

@@ -3,6 +3,7 @@
 //! every live price against its `ts`. [`Ctx`] holds what they all share.
 
 use crate::decode::{self, Kind};
+use crate::pusher;
 use crate::stamps;
 use crate::stats::WorkerStats;
 use crate::worker::{unix_us, Class, Plan, Shared, Target, LATENCY_TARGET_US, NO_STEP};
@@ -56,6 +57,8 @@ pub struct Conn {
     pub path: Option<Box<str>>,
     /// When the subscribe op went out.
     pub sub_sent: Option<Instant>,
+    /// Subscriptions not confirmed yet (Pusher: one per symbol).
+    pub subs_due: usize,
     /// The `Sec-WebSocket-Accept` the server must answer.
     pub expected_accept: Option<Box<str>>,
     /// Bytes waiting for the socket to accept them.
@@ -96,7 +99,8 @@ pub struct Ctx<'a> {
     pub rng: u64,
     /// Inflates compressed messages (`--deflate`), reset for each.
     inflater: Decompress,
-    /// The last message inflated; its buffer is reused.
+    /// The last message inflated (or taken out of a Pusher event); its
+    /// buffer is reused.
     inflated: Vec<u8>,
 }
 
@@ -112,6 +116,7 @@ impl Conn {
             subscribe: plan.subscribe,
             path: plan.path.map(String::into_boxed_str),
             sub_sent: None,
+            subs_due: 0,
             expected_accept: None,
             out: Vec::new(),
             inbuf: Vec::new(),
@@ -281,6 +286,7 @@ impl<'a> Ctx<'a> {
                 conn.inbuf.drain(..head.len);
                 let ops = std::mem::take(&mut conn.subscribe);
                 let subscribes_by_path = ops.is_empty();
+                conn.subs_due = ops.len();
                 for op in ops {
                     let mask = self.mask();
                     ws::encode_client_frame(ws::OP_TEXT, &op, mask, &mut conn.out);
@@ -435,7 +441,43 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The connection's subscription is confirmed: it counts as ready.
+    fn mark_ready(&mut self, conn: &mut Conn) {
+        if !conn.ready {
+            conn.ready = true;
+            self.shared.ready.fetch_add(1, Ordering::Relaxed);
+            if let Some(sent) = conn.sub_sent.take() {
+                record(&mut self.stats.subscribe, sent.elapsed());
+            }
+        }
+    }
+
+    /// A Pusher message (sockudo): a price inside a `price` event, or the
+    /// confirmation of one symbol's subscription.
+    fn on_pusher(&mut self, conn: &mut Conn, payload: &[u8]) {
+        match pusher::event(payload) {
+            pusher::Event::Price(escaped) => {
+                let mut message = std::mem::take(&mut self.inflated);
+                pusher::unescape_into(escaped, &mut message);
+                self.on_price(conn, &message);
+                self.inflated = message;
+            }
+            pusher::Event::Subscribed => {
+                self.stats.counts.acks += 1;
+                conn.subs_due = conn.subs_due.saturating_sub(1);
+                if conn.subs_due == 0 {
+                    self.mark_ready(conn);
+                }
+            }
+            pusher::Event::Error => self.stats.counts.errors += 1,
+            pusher::Event::Other => self.stats.counts.other += 1,
+        }
+    }
+
     fn on_text(&mut self, conn: &mut Conn, payload: &[u8]) {
+        if self.target.pusher {
+            return self.on_pusher(conn, payload);
+        }
         let counts = &mut self.stats.counts;
         match decode::classify(payload) {
             Kind::Price => self.on_price(conn, payload),
@@ -445,13 +487,7 @@ impl<'a> Ctx<'a> {
                 if decode::find(payload, br#""errors":[{"#).is_some() {
                     counts.ack_errors += 1;
                 }
-                if !conn.ready {
-                    conn.ready = true;
-                    self.shared.ready.fetch_add(1, Ordering::Relaxed);
-                    if let Some(sent) = conn.sub_sent.take() {
-                        record(&mut self.stats.subscribe, sent.elapsed());
-                    }
-                }
+                self.mark_ready(conn);
             }
             Kind::Welcome => {
                 if let Some(hz) = decode::u64_field(payload, br#""max_rate_hz":"#) {

@@ -8,6 +8,7 @@
 //! HTTP `POST /pub/<symbol>` per update carrying the price message itself
 //! (nchan, which relays bodies and has no aggregator).
 
+use crate::pusher;
 use crate::stamps::Stamps;
 use anyhow::Context;
 use quotecast_testkit::server::accept_by;
@@ -42,7 +43,16 @@ pub enum Sink {
     /// pipelined requests only as new bytes arrived (~1 per packet), and
     /// eight publishers in parallel left nchan idle for seconds on this
     /// machine; one sequential publisher kept up.
-    HttpPublish(SocketAddr),
+    HttpPublish(SocketAddr, Publish),
+}
+
+/// How a publish sink's requests look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// nchan: `POST /pub/<symbol>`, one price message per request.
+    Nchan,
+    /// sockudo: signed Pusher `batch_events`, up to [`pusher::BATCH`] per request.
+    Pusher,
 }
 
 /// A running feed. Dropping it stops the thread.
@@ -92,21 +102,19 @@ impl Feed {
                     })?;
                 (t, None)
             }
-            Sink::HttpPublish(addr) => {
-                let sock = TcpStream::connect(addr).context("connecting the publisher")?;
-                sock.set_nodelay(true)?;
+            Sink::HttpPublish(addr, kind) => {
                 // Bounded: a full queue holds the pacer back, so the achieved
                 // rate (reported) shows what the publisher could do.
                 let (tx, rx) = sync_channel::<Vec<String>>(1_024);
                 let publisher = std::thread::Builder::new()
                     .name("publisher".into())
-                    .spawn(move || publish(sock, &rx))?;
+                    .spawn(move || publish(addr, &rx))?;
                 let t = std::thread::Builder::new()
                     .name("feed".into())
                     .spawn(move || {
                         pace(&r, &s, &st, |due| {
                             let now = crate::worker::unix_us();
-                            let batch = (0..due).map(|_| gen.next_publish(now)).collect();
+                            let batch = gen.next_requests(kind, due, now, addr);
                             tx.send(batch).map_err(|_| ErrorKind::BrokenPipe.into())
                         })
                     })?;
@@ -163,10 +171,20 @@ impl Drop for Feed {
     }
 }
 
-/// Sends each queued request and reads its response before the next; returns
-/// the 2xx answers. Ends when the feed drops its queue.
-fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u64> {
+/// A keep-alive connection to a publish endpoint.
+fn connect_publisher(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let sock = TcpStream::connect(addr).context("connecting the publisher")?;
+    sock.set_nodelay(true)?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(sock)
+}
+
+/// Sends each queued request and reads its response before the next,
+/// reconnecting after a response that closes the connection (sockudo's
+/// HTTP API closes after each); returns the 2xx answers. Ends when the feed
+/// drops its queue.
+fn publish(addr: SocketAddr, rx: &Receiver<Vec<String>>) -> anyhow::Result<u64> {
+    let mut sock = connect_publisher(addr)?;
     let mut buf = Vec::with_capacity(4_096);
     let mut ok = 0;
     for batch in rx.iter() {
@@ -174,9 +192,9 @@ fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u6
             sock.write_all(req.as_bytes()).context("publishing")?;
             buf.clear();
             // Bounded: a response is small and the socket has a read timeout.
-            let status = loop {
-                if let Some(status) = response_status(&buf) {
-                    break status;
+            let (status, close) = loop {
+                if let Some(answer) = response_status(&buf) {
+                    break answer;
                 }
                 let mut chunk = [0u8; 2_048];
                 let n = sock
@@ -188,16 +206,23 @@ fn publish(mut sock: TcpStream, rx: &Receiver<Vec<String>>) -> anyhow::Result<u6
             if (200..300).contains(&status) {
                 ok += 1;
             }
+            if close {
+                sock = connect_publisher(addr)?;
+            }
         }
     }
     Ok(ok)
 }
 
 /// The status of a complete HTTP response (head and `Content-Length` body,
-/// none without one: the connection is kept alive) in `raw`.
-fn response_status(raw: &[u8]) -> Option<u16> {
+/// none without one: the connection is kept alive) in `raw`, and whether
+/// the server closes the connection after it.
+fn response_status(raw: &[u8]) -> Option<(u16, bool)> {
     let head = quotecast_testkit::http::parse_head(raw).ok()??;
-    (raw.len() >= head.len + head.content_length().unwrap_or(0)).then_some(head.status)
+    let close = head
+        .header("connection")
+        .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+    (raw.len() >= head.len + head.content_length().unwrap_or(0)).then_some((head.status, close))
 }
 
 /// Sends what is due every [`TICK`] through `send` until `stop`.
@@ -293,19 +318,48 @@ impl Quotes {
         );
     }
 
-    /// One HTTP publish of the price message a client receives, stamped
-    /// `now_us`.
-    fn next_publish(&mut self, now_us: u64) -> String {
+    /// The price message a client receives for the next quote, stamped
+    /// `now_us`; with the symbol's index.
+    fn next_price(&mut self, now_us: u64) -> (usize, String) {
         let (i, bid, ask) = self.step(now_us);
         let body = format!(
             r#"{{"type":"price","symbol":"{}","seq":{},"bid":{bid:.6},"bid_size":1000000,"bid_venue":"{VENUE}","ask":{ask:.6},"ask_size":1000000,"ask_venue":"{VENUE}","ts":{}}}"#,
             self.symbols[i], self.seq[i], now_us
         );
-        format!(
-            "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.symbols[i],
-            body.len()
-        )
+        (i, body)
+    }
+
+    /// The HTTP requests that publish the next `due` quotes to `addr`.
+    fn next_requests(
+        &mut self,
+        kind: Publish,
+        due: u64,
+        now_us: u64,
+        addr: SocketAddr,
+    ) -> Vec<String> {
+        let prices: Vec<(usize, String)> = (0..due).map(|_| self.next_price(now_us)).collect();
+        match kind {
+            Publish::Nchan => prices
+                .into_iter()
+                .map(|(i, body)| {
+                    format!(
+                        "POST /pub/{} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        self.symbols[i],
+                        body.len()
+                    )
+                })
+                .collect(),
+            Publish::Pusher => prices
+                .chunks(pusher::BATCH)
+                .map(|chunk| {
+                    let events: Vec<(&str, String)> = chunk
+                        .iter()
+                        .map(|(i, body)| (self.symbols[*i].as_str(), body.clone()))
+                        .collect();
+                    pusher::batch_request(&addr.to_string(), &events, now_us / 1_000_000)
+                })
+                .collect(),
+        }
     }
 }
 
@@ -338,7 +392,11 @@ mod tests {
     #[test]
     fn publish_carries_a_price_the_client_decodes() {
         let mut q = Quotes::new(symbol_names(1), 7, Arc::new(Stamps::new(1)));
-        let s = q.next_publish(1_763_769_600_123_456);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 80));
+        let requests = q.next_requests(Publish::Nchan, 1, 1_763_769_600_123_456, addr);
+        let [s] = requests.as_slice() else {
+            panic!("one request per quote: {requests:?}");
+        };
         assert!(s.starts_with("POST /pub/S0000 HTTP/1.1\r\n"));
         let body = &s[s.find("\r\n\r\n").unwrap() + 4..];
         let len: usize = s
@@ -355,12 +413,31 @@ mod tests {
         assert_eq!(crate::decode::price_seq_ts(body.as_bytes()).unwrap().0, 1);
         assert_eq!(
             response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"),
-            Some(202)
+            Some((202, false))
+        );
+        assert_eq!(
+            response_status(b"HTTP/1.1 200 OK\r\nconnection: close\r\nContent-Length: 2\r\n\r\n{}"),
+            Some((200, true))
         );
         assert_eq!(
             response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\no"),
             None
         );
+    }
+
+    #[test]
+    fn pusher_publishes_batch_quotes() {
+        let mut q = Quotes::new(symbol_names(3), 7, Arc::new(Stamps::new(3)));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 80));
+        let requests = q.next_requests(Publish::Pusher, 250, 1_763_769_600_123_456, addr);
+        assert_eq!(
+            requests.len(),
+            3,
+            "250 quotes in batches of {}",
+            pusher::BATCH
+        );
+        assert!(requests[0].starts_with("POST /apps/bench/batch_events?auth_key="));
+        assert_eq!(requests[2].matches(r#""name":"price""#).count(), 50);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod decode;
 mod feed;
 mod probe;
 mod procstat;
+mod pusher;
 mod report;
 mod results;
 mod run;

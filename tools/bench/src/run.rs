@@ -85,6 +85,7 @@ fn single_target(
             token,
             deflate: cli.deflate,
             tls: None,
+            pusher: false,
         };
         return Ok((target, cli.server_pid, None));
     }
@@ -111,6 +112,7 @@ fn single_target(
         token: server::mint(&secret, ttl),
         deflate: cli.deflate,
         tls: None,
+        pusher: false,
     };
     Ok((target, Some(s.pid()), Some(s)))
 }

@@ -94,6 +94,9 @@ pub struct Target {
     pub deflate: bool,
     /// Speak TLS (`wss://`) with this client configuration.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The server speaks the Pusher protocol (sockudo): prices arrive inside
+    /// `price` events, one subscription per symbol.
+    pub pusher: bool,
 }
 
 /// Per-thread knobs.
