@@ -47,7 +47,13 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     raise_memlock_limit();
     let (hs256, verifier) = load_keys(&config.auth)?;
     let universe = Arc::new(feed::universe(&config.feed));
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut cores = core_affinity::get_core_ids().unwrap_or_default();
+    // A pinned aggregator's core is not a shard's.
+    if let Some(aggregator) = config.ingest.aggregator_core {
+        if cores.len() > 1 {
+            cores.retain(|c| c.id != aggregator);
+        }
+    }
     let shards = match config.server.shards {
         0 => cores.len().max(1),
         n => n,
@@ -136,7 +142,7 @@ fn start_ingest(
         producers,
         agg_stats,
     );
-    let aggregator = aggregator::spawn(agg, feed, published, stop, None)
+    let aggregator = aggregator::spawn(agg, feed, published, stop, &config.ingest)
         .context("starting the aggregator thread")?;
     Ok((publisher, aggregator))
 }

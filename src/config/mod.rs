@@ -11,6 +11,7 @@ mod channels;
 mod claim_names;
 mod custom;
 mod feed;
+mod ingest;
 mod metrics;
 mod server;
 mod tenants;
@@ -22,6 +23,7 @@ pub use channels::ChannelsConfig;
 pub use claim_names::ClaimNames;
 pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
+pub use ingest::IngestConfig;
 pub use metrics::MetricsConfig;
 pub use server::{is_origin_pattern, Compression, ServerConfig};
 pub use tenants::{is_symbol_pattern, TenantConfig};
@@ -47,6 +49,8 @@ pub struct Config {
     pub tenants: BTreeMap<String, TenantConfig>,
     /// Access to `GET /metrics`.
     pub metrics: MetricsConfig,
+    /// The aggregator thread's core and polling.
+    pub ingest: IngestConfig,
 }
 
 impl Config {

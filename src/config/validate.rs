@@ -35,6 +35,9 @@ pub enum ConfigError {
     /// An entry of `server.allowed_origins` is not an origin.
     #[error("server.allowed_origins: {0:?} is not an origin like \"https://host[:port]\" or \"http://host:*\"")]
     BadOrigin(String),
+    /// `ingest.busy_poll` without a core of its own would spin on a shard's.
+    #[error("ingest.busy_poll needs ingest.aggregator_core: a spinning aggregator must have a core no shard runs on")]
+    BusyPollWithoutCore,
     /// Only one of `server.tls_cert` and `server.tls_key` is set.
     #[error("server.tls_cert and server.tls_key go together: set both (PEM files) or neither")]
     TlsHalf,
@@ -76,6 +79,9 @@ impl Config {
         let origins = self.server.allowed_origins.iter().flatten();
         if let Some(bad) = origins.into_iter().find(|o| !is_origin_pattern(o)) {
             return Err(ConfigError::BadOrigin(bad.clone()));
+        }
+        if self.ingest.busy_poll && self.ingest.aggregator_core.is_none() {
+            return Err(ConfigError::BusyPollWithoutCore);
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(ConfigError::TlsHalf);
@@ -192,6 +198,15 @@ mod tests {
         let mut cfg = Config::default();
         cfg.feed.kind = FeedKind::Replay;
         assert_eq!(cfg.validate(), Err(ConfigError::ReplayWithoutSource));
+    }
+
+    #[test]
+    fn busy_poll_needs_a_core_of_its_own() {
+        let mut cfg = Config::default();
+        cfg.ingest.busy_poll = true;
+        assert_eq!(cfg.validate(), Err(ConfigError::BusyPollWithoutCore));
+        cfg.ingest.aggregator_core = Some(1);
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::ring::{RingProducer, Update};
 use super::sequencer::Sequencer;
 use super::stats::AggregatorStats;
 use crate::clock::now_us;
-use crate::config::FeedConfig;
+use crate::config::{FeedConfig, IngestConfig};
 use crate::feed::Feed;
 use crate::model::channel::Catalogue;
 use crate::model::event::Event;
@@ -217,7 +217,9 @@ impl Aggregator {
         mut feed: Box<dyn Feed>,
         published: Receiver<Publication>,
         stop: &AtomicBool,
+        busy_poll: bool,
     ) {
+        let wait = if busy_poll { Duration::ZERO } else { POLL_WAIT };
         let mut buf: Vec<VenueQuote> = Vec::with_capacity(4096);
         let mut events: Vec<Event> = Vec::new();
         let mut feed_alive = true;
@@ -229,7 +231,7 @@ impl Aggregator {
         while !stop.load(Ordering::Relaxed) {
             buf.clear();
             if feed_alive {
-                if let Err(e) = feed.poll(&mut buf, POLL_WAIT) {
+                if let Err(e) = feed.poll(&mut buf, wait) {
                     tracing::error!(error = %e, "feed failed; aggregator idle");
                     feed_alive = false;
                     self.stats.feed_errors.fetch_add(1, Ordering::Relaxed);
@@ -261,15 +263,17 @@ impl Aggregator {
 }
 
 /// Starts the aggregator on a thread named `aggregator`, pinned to
-/// `pin_core` when given (keep it off the shards' cores). Returns the spawn
-/// error rather than panicking.
+/// `placement.aggregator_core` when given (keep it off the shards' cores),
+/// spinning on the feed with `busy_poll`. Returns the spawn error rather
+/// than panicking.
 pub fn spawn(
     agg: Aggregator,
     feed: Box<dyn Feed>,
     published: Receiver<Publication>,
     stop: Arc<AtomicBool>,
-    pin_core: Option<usize>,
+    placement: &IngestConfig,
 ) -> io::Result<JoinHandle<()>> {
+    let (pin_core, busy_poll) = (placement.aggregator_core, placement.busy_poll);
     std::thread::Builder::new()
         .name("aggregator".into())
         .spawn(move || {
@@ -278,7 +282,7 @@ pub fn spawn(
                     tracing::warn!(core = id, "could not pin the aggregator thread");
                 }
             }
-            agg.run(feed, published, &stop)
+            agg.run(feed, published, &stop, busy_poll)
         })
 }
 
@@ -351,6 +355,19 @@ mod tests {
     // thread, then the prices, the alerts and the receipt it produced.
     #[test]
     fn spawned_thread_publishes_and_stops() {
+        publishes_and_stops(&IngestConfig::default());
+    }
+
+    #[test]
+    fn busy_polling_thread_publishes_and_stops() {
+        let last_core = core_affinity::get_core_ids().map_or(0, |c| c.len().saturating_sub(1));
+        publishes_and_stops(&IngestConfig {
+            aggregator_core: Some(last_core),
+            busy_poll: true,
+        });
+    }
+
+    fn publishes_and_stops(placement: &IngestConfig) {
         let cfg = FeedConfig {
             sim_symbols: 5,
             sim_venues: 3,
@@ -372,7 +389,7 @@ mod tests {
         let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());
         let (tx, published) = std::sync::mpsc::channel();
         let publisher = crate::ingest::publish::Publisher::new(tx, 1);
-        let handle = spawn(agg, feed, published, stop.clone(), None).unwrap();
+        let handle = spawn(agg, feed, published, stop.clone(), placement).unwrap();
         let alert = serde_json::json!({"channel":"alerts","tenant":"t1",
             "data":{"level":"info","kind":"k","message":"m"}});
         let rules = crate::model::event::EventRules {
