@@ -27,6 +27,7 @@ mod frame_rules;
 mod handshake_limits;
 mod http_routes;
 mod idle_timeout;
+mod ingest_placement;
 mod jwt_attacks;
 mod limits;
 mod metrics_endpoint;
