@@ -418,6 +418,12 @@ impl<'a> Ctx<'a> {
                 (Some(latency), Class::Healthy) => {
                     self.stats.latency.saturating_record(latency);
                     record_step(self.shared, &mut self.stats.steps, latency);
+                    // Known from quotecast's welcome only: peers have no cap.
+                    let hz = self.shared.max_rate_hz.load(Ordering::Relaxed);
+                    let uncapped = conn.last_flush_us + 1_000_000 / hz.max(1);
+                    if hz > 0 && conn.last_flush_us != 0 && now - latency > uncapped {
+                        self.stats.latency_leading.saturating_record(latency);
+                    }
                 }
                 (Some(latency), Class::Slow | Class::Dead) => {
                     self.stats.latency_slow.saturating_record(latency)

@@ -134,6 +134,9 @@ pub struct Report {
     pub feed_quotes_per_s: Option<f64>,
     /// Latency of slow connections.
     pub latency_slow: Percentiles,
+    /// Latency of healthy prices no rate cap could delay (generated more
+    /// than 1/max_rate_hz after their connection's previous flush).
+    pub latency_leading: Percentiles,
     /// Delivery rates.
     pub throughput: Throughput,
     /// Flush cadence per connection.
@@ -273,6 +276,7 @@ impl Report {
             ramp: ramp_steps(ramp, &stats),
             feed_quotes_per_s,
             latency_slow: Percentiles::of(&stats.latency_slow),
+            latency_leading: Percentiles::of(&stats.latency_leading),
             throughput: Throughput::of(&stats.counts, window_s),
             cadence: Cadence::of(
                 &stats.busy_flushes,
@@ -444,6 +448,9 @@ fn print_setup(r: &Report) {
     }
     if r.latency_slow.count > 0 {
         println!("  slow    {}", r.latency_slow.line_ms());
+    }
+    if r.latency_leading.count > 0 {
+        println!("  leading {}", r.latency_leading.line_ms());
     }
 }
 

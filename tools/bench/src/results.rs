@@ -503,6 +503,27 @@ fn ramp_section(ramped: &[&Report], s: &mut String) {
 
 /// Slow readers, memory per connection, and what was not measured.
 fn other_sections(c: &Comparison, s: &mut String) {
+    if c.reports.iter().any(|r| r.latency_leading.count > 0) {
+        let _ = writeln!(s, "## Leading edge\n");
+        let _ = writeln!(
+            s,
+            "Healthy prices generated more than 1/max_rate_hz after their connection's previous \
+             flush, which no rate cap may hold back (servers that announce `max_rate_hz`):\n"
+        );
+        for r in c.reports.iter().filter(|r| r.latency_leading.count > 0) {
+            let l = &r.latency_leading;
+            let _ = writeln!(
+                s,
+                "- {}: p50 {} ms, p99 {} ms ({} of {} timed prices)",
+                r.server.kind,
+                ms(l.p50_us),
+                ms(l.p99_us),
+                l.count,
+                r.latency_healthy.count
+            );
+        }
+        s.push('\n');
+    }
     if c.reports.iter().any(|r| r.latency_slow.count > 0) {
         let _ = writeln!(s, "## Slow readers\n");
         for r in &c.reports {

@@ -16,6 +16,10 @@ pub struct WorkerStats {
     pub latency: Histogram<u64>,
     /// The same for connections that read only every K ms.
     pub latency_slow: Histogram<u64>,
+    /// Healthy prices generated more than 1/max_rate_hz after their
+    /// connection's previous flush: no rate cap may hold them back, so they
+    /// show the server's own delay (the leading edge).
+    pub latency_leading: Histogram<u64>,
     /// Gap between consecutive flushes of one healthy connection.
     pub flush_gap: Histogram<u64>,
     /// From `connect()` to the socket being writable.
@@ -84,6 +88,7 @@ impl WorkerStats {
         WorkerStats {
             latency: histogram(),
             latency_slow: histogram(),
+            latency_leading: histogram(),
             flush_gap: histogram(),
             connect: histogram(),
             handshake: histogram(),
@@ -109,6 +114,7 @@ impl WorkerStats {
         };
         add(&mut self.latency, &o.latency);
         add(&mut self.latency_slow, &o.latency_slow);
+        add(&mut self.latency_leading, &o.latency_leading);
         add(&mut self.flush_gap, &o.flush_gap);
         add(&mut self.connect, &o.connect);
         add(&mut self.handshake, &o.handshake);
