@@ -6,12 +6,12 @@
 //!
 //! # Layout, in data-path order
 //!
-//! Each folder depends only on the ones above it (`config`, `clock`, `auth`,
+//! Each folder depends only on the ones above it (`config`, `clock`, `fd`, `auth`,
 //! `model`, `frame` and `protocol` are leaves every stage may use).
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | `config`, `clock` | `Config` with serde defaults and `validate()`; the one wall clock |
+//! | `config`, `clock`, `fd` | `Config` with serde defaults and `validate()`; the one wall clock; raw socket calls |
 //! | [`auth`] | token verification and minting (shared with `quotecast token`) |
 //! | `model` | symbols, quotes, the channel catalogue, validated events |
 //! | [`frame`], `sse`, [`protocol`] | WebSocket frames and SSE events encoded once, frames read; the JSON wire contract |
@@ -33,6 +33,7 @@ mod cli;
 mod clock;
 pub mod config;
 mod fanout;
+mod fd;
 mod feed;
 pub mod frame;
 mod ingest;

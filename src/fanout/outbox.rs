@@ -17,6 +17,7 @@ use crate::model::channel::ChannelId;
 use crate::protocol;
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,12 @@ pub struct Outbox {
     deflate: Option<DeflateUse>,
     /// Latest-value frames sent so far, for the disconnect log.
     frames_sent: u64,
+    /// The socket the shard writes flushes to itself (a plain TCP
+    /// connection); `None` leaves every write to the writer task (TLS).
+    direct: Option<RawFd>,
+    /// The rest of a write the socket did not take at once, for the writer
+    /// task to finish.
+    parked: Option<Flush>,
 }
 
 /// One write's worth of bytes, built under the shard borrow.
@@ -72,6 +79,8 @@ pub struct Flush {
     pub frames: u64,
     /// Values conflated away since the last flush.
     pub skipped: u64,
+    /// The rest of a write the shard began (already counted).
+    pub resumed: bool,
 }
 
 impl Outbox {
@@ -102,7 +111,40 @@ impl Outbox {
             write_buf: Vec::new(),
             deflate,
             frames_sent: 0,
+            direct: None,
+            parked: None,
         }
+    }
+
+    /// Lets the shard write due flushes to `fd` itself, without waking the
+    /// writer task (which then finishes only writes the socket did not take
+    /// at once, and closes).
+    pub fn write_directly(&mut self, fd: RawFd) {
+        self.direct = Some(fd);
+    }
+
+    /// The socket the shard may write to itself, when the connection has a
+    /// flush due, no write in progress and no close to send.
+    pub fn direct_write_due(&self) -> Option<RawFd> {
+        let due = self.flush_ready && !self.writing && self.close.is_none();
+        self.direct.filter(|_| due)
+    }
+
+    /// A connection the shard's write pass found with a close to send: the
+    /// writer task sends it.
+    pub fn wake_for_close(&mut self) {
+        if self.close.is_some() && !self.close_sent {
+            self.wake();
+        }
+    }
+
+    /// Hands the rest of a write the socket did not take at once to the
+    /// writer task.
+    pub fn park_rest(&mut self, mut flush: Flush, written: usize) {
+        flush.buf.drain(..written);
+        flush.resumed = true;
+        self.parked = Some(flush);
+        self.wake();
     }
 
     /// A JSON message for this connection alone (acks, snapshots, status) in
@@ -292,7 +334,10 @@ impl Outbox {
             || (self.close.is_some() && !self.close_sent);
         if urgent || (self.dirty && now >= self.next_flush_at) {
             self.flush_ready = true;
-            self.wake();
+            match self.direct {
+                Some(_) if self.close.is_none() => wheel.due_now(self.key),
+                _ => self.wake(),
+            }
         } else if self.dirty && !self.scheduled {
             self.scheduled = true;
             wheel.schedule(self.key, self.next_flush_at);
@@ -316,7 +361,9 @@ impl Outbox {
     /// Ready (true) when the writer has something to write, ready (false)
     /// when the connection is done; otherwise parks the writer's waker.
     pub fn poll_writer(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.flush_ready || (self.close.is_some() && !self.close_sent) {
+        let closing = self.close.is_some() && !self.close_sent;
+        let mine = self.flush_ready && self.direct.is_none();
+        if self.parked.is_some() || mine || closing {
             Poll::Ready(true)
         } else if self.reader_done && self.close_sent {
             Poll::Ready(false)
@@ -352,6 +399,9 @@ impl Outbox {
         interval: Duration,
         now: Instant,
     ) -> Flush {
+        if let Some(rest) = self.parked.take() {
+            return rest;
+        }
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
         for f in self.control.drain(..) {
@@ -405,6 +455,7 @@ impl Outbox {
             behind_since: self.behind_since.unwrap_or(now),
             frames,
             skipped,
+            resumed: false,
         }
     }
 

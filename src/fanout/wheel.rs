@@ -4,6 +4,9 @@
 //! Every connection has the same minimum flush interval, so no due time is
 //! ever more than one interval ahead: a wheel of `interval / tick + 2` slots
 //! covers it, and scheduling and firing are O(1) per connection.
+//!
+//! Connections the shard writes to itself (plain sockets) wait in its
+//! due-now list once their flush is due, for the shard's next write pass.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +28,9 @@ pub struct FlushWheel {
     slots: Vec<Vec<ConnKey>>,
     /// Last tick whose slot was drained.
     cursor: u64,
+    /// Due now, for the shard's write pass (may hold stale keys: the pass
+    /// checks each connection is still due).
+    due_now: Vec<ConnKey>,
 }
 
 impl FlushWheel {
@@ -37,6 +43,7 @@ impl FlushWheel {
             tick,
             slots: vec![Vec::new(); len],
             cursor: 0,
+            due_now: Vec::new(),
         }
     }
 
@@ -63,6 +70,23 @@ impl FlushWheel {
             out.append(&mut self.slots[(self.cursor % len) as usize]);
         }
         self.cursor = self.cursor.max(now_tick);
+    }
+
+    /// Adds `conn` to the due-now list.
+    pub fn due_now(&mut self, conn: ConnKey) {
+        self.due_now.push(conn);
+    }
+
+    /// Moves the due-now list into `out`.
+    pub fn take_due_now(&mut self, out: &mut Vec<ConnKey>) {
+        out.append(&mut self.due_now);
+    }
+
+    /// Puts connections a write pass did not reach back in front of the
+    /// due-now list.
+    pub fn still_due(&mut self, keys: &mut Vec<ConnKey>) {
+        keys.append(&mut self.due_now);
+        std::mem::swap(keys, &mut self.due_now);
     }
 
     /// Connections waiting in the wheel.

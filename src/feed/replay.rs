@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -310,10 +310,21 @@ impl Feed for Replay {
             std::thread::sleep(max_wait);
             return Ok(());
         }
-        match self.rx.recv_timeout(max_wait) {
+        // Sleep rather than block on the channel: a blocked receiver is
+        // woken by every line the reader sends (tens of thousands of context
+        // switches a second, on whichever core it shares, often a shard's);
+        // a sleeping one takes what came in one batch per `max_wait`.
+        let first = match self.rx.try_recv() {
+            Err(TryRecvError::Empty) if !max_wait.is_zero() => {
+                std::thread::sleep(max_wait);
+                self.rx.try_recv()
+            }
+            other => other,
+        };
+        match first {
             Ok(msg) => self.take(msg, out)?,
-            Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(TryRecvError::Empty) => return Ok(()),
+            Err(TryRecvError::Disconnected) => {
                 self.finished = true;
                 return Ok(());
             }

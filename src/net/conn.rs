@@ -44,9 +44,11 @@ pub async fn run(
         Opening::WebSocket(deflate) => (false, deflate.is_some()),
         Opening::Sse(_) => (true, false),
     };
+    // The shard writes flushes to a plain socket itself; TLS needs the task.
+    let direct = plain.then_some(fd);
     let (key, conn) = match opening {
-        Opening::WebSocket(deflate) => shard.open(claims, deflate),
-        Opening::Sse(ops) => shard.open_sse(claims, ops),
+        Opening::WebSocket(deflate) => shard.open(claims, deflate, direct),
+        Opening::Sse(ops) => shard.open_sse(claims, ops, direct),
     };
     tracing::info!(
         event = "connect",
@@ -78,7 +80,7 @@ pub async fn run(
         // Under TLS the session is in the caught future's state, gone:
         // the client sees TCP end.
         if plain {
-            socket::send_now(fd, &close);
+            let _ = crate::fd::send_now(fd, &close);
         }
     }
     if let Some(end) = shard.remove(key) {
@@ -186,7 +188,7 @@ async fn write_loop(
             conn,
         )
         .await;
-        shard.finish_write(key, flush.buf, started, || socket::unsent_bytes(fd));
+        shard.finish_write(key, flush.buf, started, || crate::fd::unsent_bytes(fd));
         if !written {
             break;
         }

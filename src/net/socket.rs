@@ -25,22 +25,3 @@ pub fn set_send_buffer(fd: RawFd, bytes: usize) {
 pub fn shutdown(fd: RawFd) {
     let _ = with_socket(fd, |s| s.shutdown(std::net::Shutdown::Both));
 }
-
-/// Best-effort write that never waits, for a connection whose task is gone.
-pub fn send_now(fd: RawFd, bytes: &[u8]) {
-    let _ = with_socket(fd, |s| {
-        s.send_with_flags(bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-    });
-}
-
-/// Bytes queued in the kernel to the client and not yet acknowledged.
-pub fn unsent_bytes(fd: RawFd) -> usize {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket fd we own writes one c_int.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
-    if rc == 0 {
-        queued.max(0) as usize
-    } else {
-        usize::MAX
-    }
-}

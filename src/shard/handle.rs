@@ -12,6 +12,7 @@ use crate::frame::{FrameError, Incoming};
 use crate::protocol::SubscribeOp;
 use bytes::Bytes;
 use std::cell::RefCell;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,14 +46,33 @@ impl ShardHandle {
 
     /// Opens a session for an upgraded connection; returns its key and the
     /// connection id its welcome names.
-    pub fn open(&self, claims: Claims, deflate: Option<DeflateUse>) -> (ConnKey, String) {
-        self.with(|s| s.open(claims, Wire::WebSocket, deflate))
+    /// The shard writes to `direct` itself when given (a plain socket).
+    pub fn open(
+        &self,
+        claims: Claims,
+        deflate: Option<DeflateUse>,
+        direct: Option<RawFd>,
+    ) -> (ConnKey, String) {
+        self.with(|s| {
+            let opened = s.open(claims, Wire::WebSocket, deflate, direct);
+            s.write_due(Instant::now());
+            opened
+        })
     }
 
     /// Opens an SSE session subscribed with `ops`; returns its key and the
     /// connection id its welcome names.
-    pub fn open_sse(&self, claims: Claims, ops: Vec<SubscribeOp>) -> (ConnKey, String) {
-        self.with(|s| s.open_sse(claims, ops))
+    pub fn open_sse(
+        &self,
+        claims: Claims,
+        ops: Vec<SubscribeOp>,
+        direct: Option<RawFd>,
+    ) -> (ConnKey, String) {
+        self.with(|s| {
+            let opened = s.open_sse(claims, ops, direct);
+            s.write_due(Instant::now());
+            opened
+        })
     }
 
     /// The client sent bytes.
@@ -62,7 +82,13 @@ impl ShardHandle {
 
     /// Handles one client message; false when the reader should stop.
     pub fn on_message(&self, key: ConnKey, msg: Incoming) -> bool {
-        self.with(|s| s.on_message(key, msg, Instant::now()))
+        self.with(|s| {
+            let now = Instant::now();
+            let more = s.on_message(key, msg, now);
+            // The reply goes out now, not at the next tick.
+            s.write_due(now);
+            more
+        })
     }
 
     /// The client broke the WebSocket rules.

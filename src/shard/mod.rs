@@ -33,7 +33,7 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
     let mut drain_deadline = None;
     loop {
         let now = Instant::now();
-        let idle = handle.with(|shard| {
+        let (idle, behind) = handle.with(|shard| {
             shard.note_ring_depth(ring.slots());
             while let Ok(update) = ring.pop() {
                 shard.apply(update, now);
@@ -44,8 +44,9 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
                 shard.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING_EVERY;
             }
+            let behind = shard.write_due(now);
             shard.record_cycle(now.elapsed());
-            shard.is_empty()
+            (shard.is_empty(), behind)
         });
         if node.is_draining() {
             let deadline = *drain_deadline.get_or_insert(now + node.config.server.drain_timeout());
@@ -53,7 +54,13 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
                 break;
             }
         }
-        glommio::timer::sleep(tick).await;
+        if behind {
+            // Connections are still due: let the other tasks run, then
+            // go on without sleeping.
+            glommio::executor().yield_now().await;
+        } else {
+            glommio::timer::sleep(tick).await;
+        }
     }
     handle.with(|shard| {
         shard.publish_stats();

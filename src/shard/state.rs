@@ -26,11 +26,13 @@ use crate::session::{self, LatestChannels, Session, Streams};
 use crate::sse::Cursor;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+mod direct;
 mod figures;
 
 /// How a connection ended, for the disconnect log.
@@ -296,13 +298,15 @@ impl Shard {
     // --- what the connection tasks report ---
 
     /// Opens a session for `claims` speaking `wire` (`deflate` when it
-    /// negotiated permessage-deflate) and queues its `welcome`; returns its
-    /// key and the connection id the welcome names.
+    /// negotiated permessage-deflate) and queues its `welcome`; the shard
+    /// writes to `direct` itself when given (a plain socket). Returns its key
+    /// and the connection id the welcome names.
     pub fn open(
         &mut self,
         claims: Claims,
         wire: Wire,
         deflate: Option<DeflateUse>,
+        direct: Option<RawFd>,
     ) -> (ConnKey, String) {
         let node = self.node.clone();
         let cfg = &node.config.server;
@@ -323,6 +327,9 @@ impl Shard {
             .conns
             .insert(|key| Session::new(key, wire, claims, allowed, cfg, deflate, now));
         self.with_outbox(key, |outbox, wheel| {
+            if let Some(fd) = direct {
+                outbox.write_directly(fd);
+            }
             outbox.push_json(&welcome);
             outbox.request_flush(wheel, now);
         });
@@ -331,8 +338,13 @@ impl Shard {
 
     /// Opens an SSE session for `claims` and carries out its subscribe
     /// `ops` as if they were its first messages (rate limit included).
-    pub fn open_sse(&mut self, claims: Claims, ops: Vec<SubscribeOp>) -> (ConnKey, String) {
-        let (key, conn) = self.open(claims, Wire::Sse(Cursor::default()), None);
+    pub fn open_sse(
+        &mut self,
+        claims: Claims,
+        ops: Vec<SubscribeOp>,
+        direct: Option<RawFd>,
+    ) -> (ConnKey, String) {
+        let (key, conn) = self.open(claims, Wire::Sse(Cursor::default()), None, direct);
         let now = Instant::now();
         let Shard {
             conns,
@@ -452,13 +464,17 @@ impl Shard {
             .unwrap_or(Poll::Ready(()))
     }
 
-    /// Builds the next write of `key`.
+    /// Builds the next write of `key` (or gives back the rest of one the
+    /// shard began).
     pub fn build_flush(&mut self, key: ConnKey, now: Instant) -> Option<Flush> {
         let session = self.conns.get_mut(key)?;
         let flush =
             session
                 .outbox_mut()
                 .build_flush(&mut self.streams.table, self.flush_interval, now);
+        if flush.resumed {
+            return Some(flush);
+        }
         self.counters.frames += flush.frames;
         self.counters.skipped += flush.skipped;
         self.counters.flushes += 1;
