@@ -200,6 +200,12 @@ pub struct ShardMetrics {
     pub ring_depth: AtomicU64,
     /// Reliable frames queued for connections, not yet written.
     pub reliable_backlog: AtomicU64,
+    /// Most connections a write pass left due (its tick budget spent), over
+    /// the last housekeeping period: above 0 the shard cannot write every
+    /// due connection at once and conflates longer.
+    pub due_unserved: AtomicU64,
+    /// Longest shard tick over the last housekeeping period, µs.
+    pub cycle_max_us: AtomicU64,
     /// Age of the oldest value in a write when it finished.
     pub ring_to_socket: BucketsSnapshot,
     /// Time one shard tick takes (ring drain, windows, flush wheel).
@@ -230,6 +236,8 @@ impl ShardMetrics {
             lagging: AtomicU64::new(0),
             ring_depth: AtomicU64::new(0),
             reliable_backlog: AtomicU64::new(0),
+            due_unserved: AtomicU64::new(0),
+            cycle_max_us: AtomicU64::new(0),
             ring_to_socket: BucketsSnapshot::default(),
             flush_cycle: BucketsSnapshot::default(),
             handshake: BucketsSnapshot::default(),

@@ -75,6 +75,10 @@ pub struct Shard {
     histograms: ShardHistograms,
     /// Most records found waiting in the ring since the last housekeeping.
     ring_depth_max: usize,
+    /// Most connections a write pass left due since the last housekeeping.
+    unserved_max: usize,
+    /// Longest tick since the last housekeeping.
+    cycle_max: Duration,
     /// When subscriptions were last recounted per channel.
     last_recount: Option<Instant>,
     /// The channels price and figures streams are counted under.
@@ -134,6 +138,8 @@ impl Shard {
             counts: ShardCounts::default(),
             histograms: ShardHistograms::default(),
             ring_depth_max: 0,
+            unserved_max: 0,
+            cycle_max: Duration::ZERO,
             last_recount: None,
             latest_channels,
             system: SystemFeed::default(),
@@ -283,6 +289,10 @@ impl Shard {
         m.reliable_backlog.store(backlog, Relaxed);
         m.ring_depth
             .store(std::mem::take(&mut self.ring_depth_max) as u64, Relaxed);
+        m.due_unserved
+            .store(std::mem::take(&mut self.unserved_max) as u64, Relaxed);
+        let cycle_max = std::mem::take(&mut self.cycle_max);
+        m.cycle_max_us.store(cycle_max.as_micros() as u64, Relaxed);
         if self.last_recount.is_none_or(|at| now >= at + RECOUNT_EVERY) {
             self.last_recount = Some(now);
             self.recount_subscriptions();

@@ -99,6 +99,7 @@ fn figures(node: &Node, now: &Totals, since: Option<(Duration, &Totals)>) -> Val
         "draining": node.is_draining(),
         "connections": sum(&|s| s.connections.load(Relaxed)),
         "lagging_connections": sum(&|s| s.metrics.lagging.load(Relaxed)),
+        "due_unserved": sum(&|s| s.metrics.due_unserved.load(Relaxed)),
         "subscriptions": subscriptions,
         "ring_to_socket_ms": {
             "p50": ms(max(&|s| s.latency_p50_us.load(Relaxed))),

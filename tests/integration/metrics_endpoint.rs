@@ -84,6 +84,8 @@ fn metrics_need_the_scrape_token_when_one_is_set() {
         "quotecast_handshake_seconds",
         "quotecast_aggregator_quotes_total",
         "quotecast_feed_stale",
+        "quotecast_due_unserved_connections",
+        "quotecast_flush_cycle_max_microseconds",
     ] {
         assert!(
             samples.iter().any(|x| x.metric == name),
@@ -120,6 +122,9 @@ fn counters_follow_connects_subscribes_and_closes() {
     let seen = scrape_until(&s, "quotecast_delivery_latency_seconds", &[], |v| v > 0.0);
     assert!(total(&seen, "quotecast_frames_total", &[]) > 0.0);
     assert!(total(&seen, "quotecast_written_bytes_total", &[]) > 0.0);
+    scrape_until(&s, "quotecast_flush_cycle_max_microseconds", &[], |v| {
+        v > 0.0
+    });
 
     // Closed by the client: 1000.
     ws.ws.close(None).unwrap();

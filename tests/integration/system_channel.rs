@@ -39,6 +39,7 @@ fn admins_get_node_figures_once_a_second() {
         "{first}"
     );
     assert!(data["ring_to_socket_ms"]["p99"].is_number(), "{first}");
+    assert!(data["due_unserved"].is_u64(), "{first}");
 
     let second = system_until(&mut admin, |_| true);
     let (seq1, seq2) = (

@@ -122,7 +122,7 @@ struct ShardSeries {
 }
 
 impl ShardSeries {
-    fn gauges() -> [ShardSeries; 4] {
+    fn gauges() -> [ShardSeries; 6] {
         let gauge = |name, help, field| ShardSeries {
             name,
             help,
@@ -150,6 +150,16 @@ impl ShardSeries {
                 "quotecast_ring_depth",
                 "Most records waiting in the shard's ring at a tick, over the last 100 ms.",
                 |s| &s.metrics.ring_depth,
+            ),
+            gauge(
+                "quotecast_due_unserved_connections",
+                "Most connections a write pass left due (tick budget spent), over the last 100 ms.",
+                |s| &s.metrics.due_unserved,
+            ),
+            gauge(
+                "quotecast_flush_cycle_max_microseconds",
+                "Longest shard tick over the last 100 ms, in microseconds.",
+                |s| &s.metrics.cycle_max_us,
             ),
             gauge(
                 "quotecast_reliable_backlog_frames",

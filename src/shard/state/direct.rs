@@ -50,10 +50,11 @@ impl Shard {
                 }
             }
         }
-        let left = keys.len() > served;
+        let left = keys.len() - served;
+        self.unserved_max = self.unserved_max.max(left);
         keys.drain(..served);
         self.wheel.still_due(&mut keys);
         self.due = keys;
-        left
+        left > 0
     }
 }

@@ -30,6 +30,7 @@ impl Shard {
     /// Records how long one tick's work took.
     pub fn record_cycle(&mut self, took: Duration) {
         self.histograms.flush_cycle.record(took);
+        self.cycle_max = self.cycle_max.max(took);
     }
 
     /// Records how long an upgrade took from accept to `101` written.
