@@ -48,16 +48,13 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
     let (hs256, verifier) = load_keys(&config.auth)?;
     let universe = Arc::new(feed::universe(&config.feed));
     let mut cores = core_affinity::get_core_ids().unwrap_or_default();
+    let shards = config.shard_count(cores.len());
     // A pinned aggregator's core is not a shard's.
     if let Some(aggregator) = config.ingest.aggregator_core {
         if cores.len() > 1 {
             cores.retain(|c| c.id != aggregator);
         }
     }
-    let shards = match config.server.shards {
-        0 => cores.len().max(1),
-        n => n,
-    };
 
     let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
     let agg_stats = Arc::new(AggregatorStats::default());

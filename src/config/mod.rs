@@ -54,6 +54,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Shards to run on a host with `cpus` CPUs: `server.shards`, or one per
+    /// CPU, less the one `ingest.aggregator_core` takes (when there are two
+    /// or more).
+    pub fn shard_count(&self, cpus: usize) -> usize {
+        let pinned = usize::from(self.ingest.aggregator_core.is_some() && cpus > 1);
+        match self.server.shards {
+            0 => (cpus - pinned).max(1),
+            n => n,
+        }
+    }
+
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
         toml::from_str(text)

@@ -201,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_aggregator_takes_a_core_from_the_shards() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.shard_count(4), 4);
+        cfg.ingest.aggregator_core = Some(0);
+        assert_eq!(cfg.shard_count(4), 3);
+        assert_eq!(
+            cfg.shard_count(1),
+            1,
+            "one CPU is shared, never zero shards"
+        );
+        cfg.server.shards = 2;
+        assert_eq!(cfg.shard_count(4), 2, "an explicit count wins");
+    }
+
+    #[test]
     fn busy_poll_needs_a_core_of_its_own() {
         let mut cfg = Config::default();
         cfg.ingest.busy_poll = true;

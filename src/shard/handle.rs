@@ -44,20 +44,27 @@ impl ShardHandle {
         f(&mut self.inner.borrow_mut())
     }
 
+    /// Runs `f` on the shard state at `now`, then writes what became due:
+    /// a welcome or a reply goes out at once, not at the next tick.
+    fn with_writes<R>(&self, f: impl FnOnce(&mut Shard, Instant) -> R) -> R {
+        self.with(|s| {
+            let now = Instant::now();
+            let out = f(s, now);
+            s.write_due(now);
+            out
+        })
+    }
+
     /// Opens a session for an upgraded connection; returns its key and the
-    /// connection id its welcome names.
-    /// The shard writes to `direct` itself when given (a plain socket).
+    /// connection id its welcome names. The shard writes to `direct` itself
+    /// when given (a plain socket).
     pub fn open(
         &self,
         claims: Claims,
         deflate: Option<DeflateUse>,
         direct: Option<RawFd>,
     ) -> (ConnKey, String) {
-        self.with(|s| {
-            let opened = s.open(claims, Wire::WebSocket, deflate, direct);
-            s.write_due(Instant::now());
-            opened
-        })
+        self.with_writes(|s, _| s.open(claims, Wire::WebSocket, deflate, direct))
     }
 
     /// Opens an SSE session subscribed with `ops`; returns its key and the
@@ -68,11 +75,7 @@ impl ShardHandle {
         ops: Vec<SubscribeOp>,
         direct: Option<RawFd>,
     ) -> (ConnKey, String) {
-        self.with(|s| {
-            let opened = s.open_sse(claims, ops, direct);
-            s.write_due(Instant::now());
-            opened
-        })
+        self.with_writes(|s, _| s.open_sse(claims, ops, direct))
     }
 
     /// The client sent bytes.
@@ -82,13 +85,7 @@ impl ShardHandle {
 
     /// Handles one client message; false when the reader should stop.
     pub fn on_message(&self, key: ConnKey, msg: Incoming) -> bool {
-        self.with(|s| {
-            let now = Instant::now();
-            let more = s.on_message(key, msg, now);
-            // The reply goes out now, not at the next tick.
-            s.write_due(now);
-            more
-        })
+        self.with_writes(|s, now| s.on_message(key, msg, now))
     }
 
     /// The client broke the WebSocket rules.

@@ -98,10 +98,7 @@ pub fn run(args: &DoctorArgs, config: &Config) -> bool {
 
 /// Judges `host` for `config` serving `connections` connections.
 pub fn check(host: &Host, config: &Config, connections: u64) -> Vec<Finding> {
-    let shards = match config.server.shards {
-        0 => host.cpus,
-        n => n,
-    };
+    let shards = config.shard_count(host.cpus);
     vec![
         io_uring(host),
         memlock(host, shards, config.server.io_memory_kib as u64 * 1024),
@@ -240,7 +237,8 @@ fn cpus(host: &Host, shards: usize) -> Finding {
     let fix = if level == Level::Fail {
         "set server.shards to at most the CPU count (0 = one per CPU): a shard per core is the design"
     } else {
-        "on a dedicated box leave core 0 to the kernel and the aggregator: server.shards = CPUs - 1"
+        "on a dedicated box give core 0 to the kernel and the aggregator: [ingest] aggregator_core = 0 \
+         (the shards then take the other cores)"
     };
     finding(level, "cpus", found, fix)
 }
