@@ -130,6 +130,9 @@ fn start_ingest(
 ) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
     let feed =
         feed::open(config, universe.clone(), catalogue.clone()).context("opening the feed")?;
+    if let Some(bus) = feed.bus() {
+        let _ = agg_stats.bus.set(bus);
+    }
     let (tx, published) = mpsc::channel();
     let publisher = Publisher::new(tx, producers.len());
     let agg = Aggregator::new(

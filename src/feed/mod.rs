@@ -33,6 +33,11 @@ pub trait Feed: Send {
     fn input_errors(&self) -> u64 {
         0
     }
+
+    /// The message bus connection this feed reads from, if any (NATS).
+    fn bus(&self) -> Option<Arc<nats::BusState>> {
+        None
+    }
 }
 
 /// The symbol and venue universe this node serves: the configured lists, or

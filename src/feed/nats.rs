@@ -14,6 +14,7 @@ use crate::model::symbol::Universe;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_lite::StreamExt;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +49,53 @@ pub fn event_stream() -> stream::Config {
     }
 }
 
+/// The state of the NATS connection, written by the client's event
+/// callback and read by `/healthz`, `/metrics` and the `system` channel.
+#[derive(Debug, Default)]
+pub struct BusState {
+    connected: AtomicBool,
+    slow_consumer_events: AtomicU64,
+}
+
+impl BusState {
+    /// Whether the client is connected to a NATS server now.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    /// Times the client dropped messages because this node read them
+    /// slower than they arrived (each event stands for one or more lost).
+    pub fn slow_consumer_events(&self) -> u64 {
+        self.slow_consumer_events.load(Relaxed)
+    }
+
+    fn on(&self, event: &async_nats::Event) {
+        match event {
+            async_nats::Event::Connected => self.connected.store(true, Relaxed),
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                self.connected.store(false, Relaxed)
+            }
+            async_nats::Event::SlowConsumer(_) => {
+                self.slow_consumer_events.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    event = "bus_slow_consumer",
+                    "NATS dropped messages: this node reads its subjects slower than they arrive"
+                );
+            }
+            other => tracing::info!(event = "bus", "nats: {other}"),
+        }
+    }
+}
+
 /// Connects to `url` (comma-separated servers) in the background and feeds
 /// what arrives from now on. Never fails for an unreachable server: the
 /// client keeps trying and the feed is stale until it gets through.
 pub fn open(url: &str, universe: Arc<Universe>, events: EventInput) -> io::Result<Replay> {
     let url = url.to_string();
     let since = time::OffsetDateTime::now_utc();
-    Replay::spawn_reader(
+    let bus = Arc::new(BusState::default());
+    let state = bus.clone();
+    let mut feed = Replay::spawn_reader(
         "nats-feed",
         format!("nats:{url}"),
         universe,
@@ -64,19 +105,30 @@ pub fn open(url: &str, universe: Arc<Universe>, events: EventInput) -> io::Resul
                 .enable_all()
                 .build();
             let end = match runtime {
-                Ok(rt) => rt.block_on(consume(&url, since, &mut lines)),
+                Ok(rt) => rt.block_on(consume(&url, since, &mut lines, state)),
                 Err(e) => Err(e),
             };
             lines.finish(end);
         },
-    )
+    )?;
+    feed.bus = Some(bus);
+    Ok(feed)
 }
 
 /// Hands every quote and event message to `lines` until the feed is dropped
 /// (`Ok`) or the connection is gone for good.
-async fn consume(url: &str, since: time::OffsetDateTime, lines: &mut Lines) -> io::Result<()> {
+async fn consume(
+    url: &str,
+    since: time::OffsetDateTime,
+    lines: &mut Lines,
+    bus: Arc<BusState>,
+) -> io::Result<()> {
     let client = async_nats::ConnectOptions::new()
         .name("quotecast feed")
+        .event_callback(move |event| {
+            bus.on(&event);
+            async {}
+        })
         .retry_on_initial_connect()
         .connect(url)
         .await

@@ -211,6 +211,8 @@ pub struct Replay {
     stats: Arc<ReplayStats>,
     /// Kept to unblock the reader with a shutdown when the feed is dropped.
     tcp: Option<TcpStream>,
+    /// The bus connection, when the lines come from NATS.
+    pub(super) bus: Option<Arc<super::nats::BusState>>,
     finished: bool,
 }
 
@@ -280,6 +282,7 @@ impl Replay {
             events: Vec::new(),
             stats,
             tcp: None,
+            bus: None,
             finished: false,
         })
     }
@@ -344,6 +347,10 @@ impl Feed for Replay {
 
     fn input_errors(&self) -> u64 {
         self.stats.errors()
+    }
+
+    fn bus(&self) -> Option<Arc<super::nats::BusState>> {
+        self.bus.clone()
     }
 }
 

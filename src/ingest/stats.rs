@@ -1,6 +1,8 @@
 //! Aggregator counters, shared read-only with the shards and the status page.
 
+use crate::feed::nats::BusState;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Aggregator counters, written by the aggregator thread only and readable
 /// from any thread (status page, tests).
@@ -28,6 +30,8 @@ pub struct AggregatorStats {
     /// start until the first one, 0 before it runs): shards judge feed
     /// staleness from it.
     pub last_quote_us: AtomicU64,
+    /// The feed's message bus connection, when it has one (NATS).
+    pub bus: std::sync::OnceLock<Arc<BusState>>,
 }
 
 /// A plain copy of [`AggregatorStats`] at one moment.

@@ -85,9 +85,12 @@ fn a_nats_outage_is_feed_stale_then_ok_when_it_returns() {
     ws.subscribe(1, &["EURUSD"]);
     publish_until_price(&nats, &mut ws, 1.0841);
 
+    status_until(&server, deadline(), |v| v["bus"]["connected"] == true);
     nats.restart(|| {
         let stale = ws.recv_json_until(deadline(), |v| v["type"] == "status");
         assert_eq!(stale["state"], "feed_stale", "{stale}");
+        // The bus state follows the connection (/v1/status, /metrics, system).
+        status_until(&server, deadline(), |v| v["bus"]["connected"] == false);
     });
     // The client reconnects by itself; quotes flow again and clients hear so.
     let frames = publish_until_price(&nats, &mut ws, 1.2);
@@ -98,6 +101,7 @@ fn a_nats_outage_is_feed_stale_then_ok_when_it_returns() {
         "no status ok before the price: {}",
         tail(&frames)
     );
+    status_until(&server, deadline(), |v| v["bus"]["connected"] == true);
     let r = http_get(server.addr, "/healthz", &[]);
     assert_eq!((r.status, r.body.trim()), (200, "ok"), "{r:?}");
 }

@@ -383,6 +383,22 @@ fn node_wide(node: &Node, enc: &mut DescriptorEncoder) -> Result<(), Error> {
         enc.encode_descriptor(name, help, None, MetricType::Gauge)?
             .encode_gauge(&value)?;
     }
+    if let Some(bus) = node.aggregator.bus.get() {
+        enc.encode_descriptor(
+            "quotecast_bus_connected",
+            "1 while the feed's NATS client is connected.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&f64::from(u8::from(bus.connected())))?;
+        let mut m = enc.encode_descriptor(
+            "quotecast_bus_slow_consumer_events",
+            "Times the NATS client dropped messages this node read too slowly.",
+            None,
+            MetricType::Counter,
+        )?;
+        counter(&mut m, bus.slow_consumer_events())?;
+    }
     Ok(())
 }
 

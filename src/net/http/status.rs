@@ -17,6 +17,13 @@ pub(super) fn healthz(node: &Node) -> Vec<u8> {
         response(503, "text/plain", "draining")
     } else if node.feed_stale_since(clock::now_us()).is_some() {
         response(200, "text/plain", "degraded: feed_stale")
+    } else if node
+        .aggregator
+        .bus
+        .get()
+        .is_some_and(|bus| !bus.connected())
+    {
+        response(200, "text/plain", "degraded: bus_disconnected")
     } else {
         response(200, "text/plain", "ok")
     }
@@ -112,6 +119,10 @@ fn status_json(node: &Node) -> String {
             "stale": node.feed_stale_since(clock::now_us()).is_some(),
             "last_quote_ms": agg.last_quote_us / 1_000,
         },
+        "bus": node.aggregator.bus.get().map(|bus| serde_json::json!({
+            "connected": bus.connected(),
+            "slow_consumer_events": bus.slow_consumer_events(),
+        })),
         "aggregator": {
             "quotes": agg.quotes,
             "published": agg.published,
