@@ -135,6 +135,7 @@ fn alert_fanout(c: &mut Criterion) {
         channel: alerts,
         sub: None,
         data: data.as_object().expect("an object").clone(),
+        stamp: None,
     };
     let mut now_us = 1_763_769_600_000_000u64;
 
@@ -146,7 +147,11 @@ fn alert_fanout(c: &mut Criterion) {
             for _ in 0..iters {
                 now_us += 1;
                 let t0 = Instant::now();
-                let msg = Arc::new(sequencer.stamp(event.clone(), &cat, now_us));
+                let msg = Arc::new(
+                    sequencer
+                        .stamp(event.clone(), &cat, now_us)
+                        .expect("unstamped events are always numbered"),
+                );
                 for conn in shard.on_message(msg.clone(), now_us) {
                     queues[conn.index as usize].push_back(msg.frame.clone());
                 }

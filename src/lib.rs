@@ -62,9 +62,10 @@ pub mod parts {
     pub use crate::fanout::wheel::ConnKey;
     pub use crate::feed::{sim::Sim, universe};
     pub use crate::ingest::book::BestPriceBook;
-    pub use crate::ingest::sequencer::{ReliableKey, Sequencer};
+    pub use crate::ingest::sequencer::Sequencer;
     pub use crate::model::channel::{Catalogue, ChannelId};
     pub use crate::model::event::{MetricEvent, ReliableEvent};
     pub use crate::model::quote::{BestPrice, VenueQuote};
+    pub use crate::model::reliable::ReliableKey;
     pub use crate::model::symbol::{SymbolId, Universe, VenueId};
 }

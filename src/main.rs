@@ -245,7 +245,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Watch(args) => quotecast::watch::run(args),
-        Command::Bridge(args) => quotecast::bridge::run(args),
+        Command::Bridge(args) => {
+            let cfg = load_config(args.config.as_ref())?;
+            quotecast::bridge::run(args, &cfg)
+        }
         Command::Doctor(args) => {
             let cfg = load_config(args.config.as_ref())?;
             if !quotecast::doctor::run(&args, &cfg) {

@@ -10,10 +10,11 @@
 //! from one thread: no gap, no duplicate.
 
 use crate::fanout::wheel::ConnKey;
-use crate::ingest::sequencer::{ReliableKey, ReliableMsg};
+use crate::ingest::sequencer::ReliableMsg;
 use crate::model::channel::ChannelId;
 use crate::model::event::BROADCAST_TENANT;
 use crate::model::filter::DataFilter;
+use crate::model::reliable::ReliableKey;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -206,7 +207,7 @@ mod tests {
             generation: 1,
         };
         for n in 1..=5 {
-            let msg = Arc::new(seq.stamp(alert(&cat, "t1", n), &cat, 100 + n));
+            let msg = Arc::new(seq.stamp(alert(&cat, "t1", n), &cat, 100 + n).unwrap());
             assert_eq!(shard.on_message(msg, 100 + n).count(), 0);
         }
         // History keeps seq 3..=5.
@@ -225,7 +226,7 @@ mod tests {
         assert!(shard.subscribe(&key, conn, None, None).messages.is_empty());
         assert_eq!(shard.subscriptions(), 1);
 
-        let next = Arc::new(seq.stamp(alert(&cat, "t1", 6), &cat, 106));
+        let next = Arc::new(seq.stamp(alert(&cat, "t1", 6), &cat, 106).unwrap());
         assert_eq!(shard.on_message(next, 106).collect::<Vec<_>>(), [conn]);
         shard.prune(2_000);
         let r = shard.subscribe(&key, conn, Some(5), None);

@@ -14,6 +14,7 @@
 //! subscription starts with full, correct windows instead of a partial one.
 
 use super::outputs::{self, write_str, StreamIds};
+use crate::config::{recent_metrics_us, RECENT_WINDOWS};
 use crate::fanout::latest::{Latest, LatestTable, StreamId};
 use crate::frame;
 use crate::model::channel::{Catalogue, Channel, ChannelId};
@@ -29,6 +30,7 @@ pub const GRACE_US: u64 = 50_000;
 pub const MAX_RECENT_EVENTS: usize = 200_000;
 /// Completed windows kept per spec: the latest, and the one before for `delta`.
 const KEEP_CLOSED: usize = 2;
+const _: () = assert!(KEEP_CLOSED as u64 + 1 == RECENT_WINDOWS);
 
 /// How a metric's events within one window become one value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -387,12 +389,11 @@ pub struct MetricStreams {
 impl MetricStreams {
     /// Recent events are kept for three of the largest windows in `windows_ms`.
     pub fn new(catalogue: Arc<Catalogue>, windows_ms: &[u64]) -> Self {
-        let largest = windows_ms.iter().copied().max().unwrap_or(0);
         MetricStreams {
             catalogue,
             specs: HashMap::new(),
             recent: VecDeque::new(),
-            keep_recent_us: largest * 1_000 * (KEEP_CLOSED as u64 + 1),
+            keep_recent_us: recent_metrics_us(windows_ms),
             ids: StreamIds::new(StreamId::metric),
             counters: WindowCounters::default(),
             scratch: Vec::new(),

@@ -1,15 +1,21 @@
 //! `quotecast bridge`: pushes a replay file into NATS, for demos and
 //! benchmarks of `feed.kind = "nats"`. Quote lines go to core subjects
 //! `quotecast.quote.<venue>.<symbol>`; event lines (those with a `channel`)
-//! are published to JetStream on `quotecast.event.<tenant>.<channel>` and
-//! wait for its acknowledgement, so an event the bridge reports sent is
-//! stored.
+//! are checked against the configured channels and stored in JetStream the
+//! way `POST /v1/publish` stores them on a NATS node (reliable messages
+//! numbered in their stream), each waiting for JetStream's
+//! acknowledgement, so an event the bridge reports sent is stored.
 
-use crate::feed::nats::{event_stream, event_subject, quote_subject};
+use crate::clock;
+use crate::config::Config;
+use crate::feed::nats::{quote_subject, server_addrs, token, Outgoing, Retention, Store};
+use crate::model::channel::Catalogue;
+use crate::model::event::{self, EventRules};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `quotecast bridge`.
@@ -23,72 +29,71 @@ pub struct BridgeArgs {
     /// Lines per second (0 = as fast as NATS takes them).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// TOML configuration of the nodes (channels, `feed.nats_replicas`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// What one line of the file is published as.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Route {
     /// A venue quote on this core subject.
     Quote(String),
-    /// An event on this JetStream subject.
-    Event(String),
+    /// An event, stored in JetStream.
+    Event(Outgoing),
 }
 
-/// How many subject tokens a field may span.
-#[derive(Clone, Copy)]
-enum Tokens {
-    One,
-    /// Channel names such as `metrics.trading`.
-    Many,
-}
-
-/// The subject of one replay line, or why it has none.
-fn route(line: &str) -> anyhow::Result<Route> {
+/// Where one replay line goes, or why it cannot.
+fn route(line: &str, catalogue: &Catalogue, config: &Config) -> anyhow::Result<Route> {
     let value: Value = serde_json::from_str(line).context("not JSON")?;
-    // `tokens`: how many dot-separated subject tokens the field may span.
-    let field = |name: &str, tokens: Tokens| -> anyhow::Result<String> {
-        let text = value
-            .get(name)
-            .and_then(Value::as_str)
-            .with_context(|| format!("no string \"{name}\""))?;
-        let bad_token = |t: &str| t.is_empty() || t.contains(['*', '>', ' ', '\t']);
-        let fits = match tokens {
-            Tokens::One => !text.contains('.') && !bad_token(text),
-            Tokens::Many => !text.split('.').any(bad_token),
+    if value.get("channel").is_some() {
+        let rules = EventRules {
+            now_us: clock::now_us(),
+            max_future_us: config.channels.max_event_future_us(),
+            may_broadcast: true,
         };
-        if !fits {
-            bail!("\"{name}\" = {text:?} cannot be part of a NATS subject");
+        let event = event::parse_event(&value, catalogue, rules)?;
+        return Ok(Route::Event(Outgoing {
+            event,
+            json: line.to_string().into(),
+        }));
+    }
+    let field = |name: &str| -> anyhow::Result<&str> {
+        match value.get(name).and_then(Value::as_str) {
+            Some(text) if !text.is_empty() => Ok(text),
+            _ => bail!("no string \"{name}\""),
         }
-        Ok(text.to_string())
     };
-    Ok(if value.get("channel").is_some() {
-        let tenant = field("tenant", Tokens::One)?;
-        Route::Event(event_subject(&tenant, &field("channel", Tokens::Many)?))
-    } else {
-        let venue = field("venue", Tokens::One)?;
-        Route::Quote(quote_subject(&venue, &field("symbol", Tokens::One)?))
-    })
+    Ok(Route::Quote(quote_subject(
+        &token(field("venue")?),
+        &token(field("symbol")?),
+    )))
 }
 
 /// Runs the bridge to the end of the file; a bad line is reported with its
 /// number and skipped.
-pub fn run(args: BridgeArgs) -> anyhow::Result<()> {
+pub fn run(args: BridgeArgs, config: &Config) -> anyhow::Result<()> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(publish(std::io::BufReader::new(file), &args))
+    runtime.block_on(publish(std::io::BufReader::new(file), &args, config))
 }
 
-async fn publish(lines: impl BufRead, args: &BridgeArgs) -> anyhow::Result<()> {
-    let client = async_nats::connect(args.to.as_str())
+async fn publish(lines: impl BufRead, args: &BridgeArgs, config: &Config) -> anyhow::Result<()> {
+    let catalogue = Arc::new(Catalogue::new(&config.channels).context("invalid configuration")?);
+    let client = async_nats::connect(server_addrs(&args.to)?)
         .await
         .with_context(|| format!("connecting to {}", args.to))?;
+    let retention = Retention {
+        replicas: config.feed.nats_replicas,
+        per_stream: config.channels.history_max,
+    };
     let js = async_nats::jetstream::new(client.clone());
-    js.get_or_create_stream(event_stream())
+    let mut store = Store::open(js, catalogue.clone(), retention)
         .await
-        .context("creating the event stream")?;
+        .map_err(|e| anyhow::anyhow!("creating the JetStream streams: {e}"))?;
     let started = Instant::now();
     let (mut quotes, mut events, mut skipped) = (0u64, 0u64, 0u64);
     for (n, line) in lines.lines().enumerate() {
@@ -102,14 +107,14 @@ async fn publish(lines: impl BufRead, args: &BridgeArgs) -> anyhow::Result<()> {
                 started + Duration::from_secs_f64((quotes + events) as f64 / args.rate as f64);
             tokio::time::sleep_until(due.into()).await;
         }
-        match route(line) {
+        match route(line, &catalogue, config) {
             Ok(Route::Quote(subject)) => {
                 client.publish(subject, line.to_string().into()).await?;
                 quotes += 1;
             }
-            Ok(Route::Event(subject)) => {
-                js.publish(subject, line.to_string().into())
-                    .await?
+            Ok(Route::Event(out)) => {
+                store
+                    .store(vec![out])
                     .await
                     .with_context(|| format!("line {}: JetStream did not store it", n + 1))?;
                 events += 1;
@@ -134,25 +139,18 @@ mod tests {
 
     #[test]
     fn lines_are_routed_by_their_fields() {
+        let config = Config::default();
+        let cat = Catalogue::new(&config.channels).unwrap();
+        let route = |line: &str| route(line, &cat, &config);
         let quote =
             r#"{"symbol":"EURUSD","venue":"LP1","bid":1.1,"bid_size":1,"ask":1.2,"ask_size":1}"#;
-        assert_eq!(
-            route(quote).unwrap(),
-            Route::Quote("quotecast.quote.LP1.EURUSD".into())
+        assert!(
+            matches!(route(quote).unwrap(), Route::Quote(s) if s == "quotecast.quote.LP1.EURUSD")
         );
         let alert = r#"{"channel":"alerts","tenant":"t1","data":{"level":"info","kind":"k","message":"m"}}"#;
-        assert_eq!(
-            route(alert).unwrap(),
-            Route::Event("quotecast.event.t1.alerts".into())
-        );
-        let metric = r#"{"channel":"metrics.trading","tenant":"t1","values":{"trade_count":1}}"#;
-        assert_eq!(
-            route(metric).unwrap(),
-            Route::Event("quotecast.event.t1.metrics.trading".into())
-        );
-        let broadcast = r#"{"channel":"alerts","tenant":"*","data":{}}"#;
-        let err = route(broadcast).unwrap_err().to_string();
-        assert!(err.contains("cannot be part of a NATS subject"), "{err}");
+        assert!(matches!(route(alert).unwrap(), Route::Event(o) if *o.json == *alert.as_bytes()));
+        let err = route(r#"{"channel":"alerts","tenant":"t1","data":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("level"), "{err}");
         assert!(route("nope").is_err());
         assert!(route(r#"{"symbol":"EURUSD"}"#).is_err());
     }

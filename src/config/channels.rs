@@ -32,6 +32,16 @@ pub struct ChannelsConfig {
     pub keyed: BTreeMap<String, KeyedChannelConfig>,
 }
 
+/// Largest windows' worth of metric events each shard keeps for late
+/// subscribers: the open window and the two closed before it.
+pub const RECENT_WINDOWS: u64 = 3;
+
+/// How far back the metric events kept for late subscribers reach, for
+/// window sizes `windows_ms`; a late node replays this much from the bus.
+pub fn recent_metrics_us(windows_ms: &[u64]) -> u64 {
+    windows_ms.iter().max().copied().unwrap_or(0) * 1_000 * RECENT_WINDOWS
+}
+
 impl ChannelsConfig {
     /// How far in the future a metric event's `ts` may be: the largest window.
     pub fn max_event_future_us(&self) -> u64 {

@@ -41,6 +41,9 @@ pub struct FeedConfig {
     pub replay: Option<String>,
     /// For `nats`: the server(s) to connect to, comma-separated.
     pub nats_url: String,
+    /// For `nats`: copies JetStream keeps of reliable messages and events
+    /// (1 on one NATS server, 3 on a 3-server cluster).
+    pub nats_replicas: usize,
     /// A venue quote older than this stops counting toward the best price.
     pub venue_max_age_ms: u64,
     /// With no venue quote for this long the feed is stale: `prices`
@@ -61,6 +64,7 @@ impl Default for FeedConfig {
             sim_events_rate: 400,
             replay: None,
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_replicas: 1,
             venue_max_age_ms: 5_000,
             feed_stale_after_ms: 5_000,
         }

@@ -19,7 +19,7 @@ mod validate;
 
 pub use auth::{AuthConfig, JwtAlg, PemKeyConfig};
 pub use calendar::{clock_minutes, CalendarConfig};
-pub use channels::ChannelsConfig;
+pub use channels::{recent_metrics_us, ChannelsConfig, RECENT_WINDOWS};
 pub use claim_names::ClaimNames;
 pub use custom::{KeyedChannelConfig, ReliableChannelConfig};
 pub use feed::{FeedConfig, FeedKind};
@@ -121,6 +121,8 @@ const DEFAULT_HEADER: &str = "\
 #                        \"nats\" (the same lines from NATS and JetStream)
 # feed.replay            replay source: a file path or \"tcp:HOST:PORT\"
 # feed.nats_url          NATS server(s) of the nats feed, comma-separated
+# feed.nats_replicas     JetStream copies of reliable messages and events (3 on a
+#                        3-server cluster); reliable channels are numbered there
 # metrics.token          when set, GET /metrics needs Authorization: Bearer <token>
 # metrics.listen         when set, /metrics is served on this address instead
 ";

@@ -109,7 +109,7 @@ struct Bound {
 
 /// Every numeric setting with a range, in the order [`Config::validate`]
 /// checks them; the error message is written from the range.
-const BOUNDS: [Bound; 14] = [
+const BOUNDS: [Bound; 15] = [
     Bound {
         key: "server.max_rate_hz",
         get: |c| c.server.max_rate_hz.into(),
@@ -159,6 +159,11 @@ const BOUNDS: [Bound; 14] = [
         key: "feed.feed_stale_after_ms",
         get: |c| c.feed.feed_stale_after_ms,
         range: 100..=3_600_000,
+    },
+    Bound {
+        key: "feed.nats_replicas",
+        get: |c| c.feed.nats_replicas as u64,
+        range: 1..=5,
     },
     Bound {
         key: "server.tick_us",

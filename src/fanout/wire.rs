@@ -121,7 +121,9 @@ mod tests {
     fn sse_shares_each_message_and_adds_the_connection_cursor() {
         let cat = Catalogue::new(&ChannelsConfig::default()).unwrap();
         let alerts = cat.find("alerts").unwrap().0;
-        let msg = Sequencer::default().stamp(alert(&cat, "t1", 1), &cat, 9);
+        let msg = Sequencer::default()
+            .stamp(alert(&cat, "t1", 1), &cat, 9)
+            .unwrap();
 
         let (frame, step) = Wire::WebSocket.reliable(&msg);
         assert_eq!((frame, step.is_none()), (msg.frame.clone(), true));

@@ -80,7 +80,17 @@ pub fn open(
             })?;
             Ok(Box::new(replay::Replay::open(source, universe, events)?))
         }
-        FeedKind::Nats => Ok(Box::new(nats::open(&cfg.nats_url, universe, events)?)),
+        FeedKind::Nats => {
+            let settings = nats::BusSettings {
+                url: cfg.nats_url.clone(),
+                retention: nats::Retention {
+                    replicas: cfg.nats_replicas,
+                    per_stream: config.channels.history_max,
+                },
+                metric_replay_us: crate::config::recent_metrics_us(&config.channels.windows_ms),
+            };
+            Ok(Box::new(nats::open(settings, universe, events)?))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::clock::now_us;
 use crate::model::channel::Catalogue;
 use crate::model::event::{self, Event, EventRules};
 use crate::model::quote::VenueQuote;
+use crate::model::reliable::Stamp;
 use crate::model::symbol::Universe;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -55,6 +56,10 @@ pub enum LineError {
     TooLong,
     /// An event line that [`event::parse_event`] refused.
     BadEvent,
+    /// A reliable event where a bus feed expects only metric and keyed
+    /// ones: reliable messages reach a bus through its reliable stream,
+    /// which numbers them.
+    UnnumberedReliable,
 }
 
 /// What the replay reader has seen; readable from any thread.
@@ -103,7 +108,7 @@ impl ReplayStats {
             LineError::UnknownVenue => &self.unknown_venue,
             LineError::NonFinite => &self.non_finite,
             LineError::TooLong => &self.too_long,
-            LineError::BadEvent => &self.bad_event,
+            LineError::BadEvent | LineError::UnnumberedReliable => &self.bad_event,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -408,16 +413,41 @@ impl Lines {
     /// Takes one line or message (surrounding whitespace ignored, empty
     /// ones skipped); false when the feed is gone and reading should stop.
     pub(super) fn push(&mut self, line: &[u8]) -> bool {
+        match self.parse(line) {
+            Some(result) => self.count(result, line),
+            None => true,
+        }
+    }
+
+    /// Parses a line; `None` when it is empty.
+    fn parse(&self, line: &[u8]) -> Option<Result<Input, LineError>> {
         let text = line.trim_ascii();
         if text.is_empty() {
-            return true;
+            return None;
         }
-        let result = if text.len() > MAX_LINE_BYTES {
+        Some(if text.len() > MAX_LINE_BYTES {
             Err(LineError::TooLong)
         } else {
             parse_input(text, &self.universe, &self.events, now_us())
+        })
+    }
+
+    /// Takes one message from a bus: a reliable event numbered `stamp` by
+    /// its reliable stream, or (`None`) a quote, metric or keyed event.
+    pub(super) fn push_stored(&mut self, message: &[u8], stamp: Option<Stamp>) -> bool {
+        let result = match (self.parse(message), stamp) {
+            (Some(Ok(Input::Event(Event::Reliable(mut r)))), Some(stamp)) => {
+                r.stamp = Some(stamp);
+                Ok(Input::Event(Event::Reliable(r)))
+            }
+            (Some(Ok(Input::Event(Event::Reliable(_)))), None) => {
+                Err(LineError::UnnumberedReliable)
+            }
+            (Some(Ok(_)), Some(_)) => Err(LineError::BadEvent),
+            (Some(result), _) => result,
+            (None, _) => return true,
         };
-        self.count(result, line)
+        self.count(result, message)
     }
 
     /// Counts an over-long line whose rest was skipped.

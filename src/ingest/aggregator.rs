@@ -129,7 +129,7 @@ impl Aggregator {
     pub fn on_publication(&mut self, publication: Publication, now_us: u64) {
         let Publication { events, receipt } = publication;
         for event in events {
-            if let Update::Reliable(msg) = self.forward(event, now_us) {
+            if let Some(Update::Reliable(msg)) = self.forward(event, now_us) {
                 receipt.record(&msg.key, msg.seq);
             }
         }
@@ -139,13 +139,16 @@ impl Aggregator {
         self.sync_stats();
     }
 
-    /// Sequences a reliable event, then sends the event to every shard.
-    fn forward(&mut self, event: Event, now_us: u64) -> Update {
+    /// Sequences a reliable event, then sends the event to every shard;
+    /// `None` for a copy of a reliable message already forwarded.
+    fn forward(&mut self, event: Event, now_us: u64) -> Option<Update> {
         let update = match event {
             Event::Metric(m) => Update::Metric(Arc::new(m)),
-            Event::Reliable(r) => {
-                Update::Reliable(Arc::new(self.sequencer.stamp(r, &self.catalogue, now_us)))
-            }
+            Event::Reliable(r) => match self.sequencer.stamp(r, &self.catalogue, now_us) {
+                Some(msg) => Update::Reliable(Arc::new(msg)),
+                // The bus delivered it again (a consumer recreated after a gap).
+                None => return None,
+            },
             Event::Keyed(k) => {
                 Update::Keyed(Arc::new(self.keyed.stamp(k, &self.catalogue, now_us)))
             }
@@ -154,7 +157,7 @@ impl Aggregator {
             shard.send_event(update.clone());
         }
         self.events += 1;
-        update
+        Some(update)
     }
 
     /// Drops venues that aged out of the best price and publishes the result.

@@ -7,25 +7,14 @@
 //! so a shard that applies the barrier has applied the whole batch; the last
 //! shard to do so wakes the publisher.
 
-use super::sequencer::ReliableKey;
 use crate::model::event::Event;
+use crate::model::reliable::{self, ReliableKey, Sequenced};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-
-/// The `seq` range one reliable stream got from a publication.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sequenced {
-    /// The stream.
-    pub key: ReliableKey,
-    /// The first `seq` given in this publication.
-    pub first: u64,
-    /// The last `seq` given in this publication.
-    pub last: u64,
-}
 
 /// A batch from `POST /v1/publish`: published whole, in order.
 pub struct Publication {
@@ -65,15 +54,7 @@ impl Receipt {
 
     /// Records that `key` got `seq` (called in `seq` order by the aggregator).
     pub fn record(&self, key: &ReliableKey, seq: u64) {
-        let mut state = self.state();
-        match state.sequenced.iter_mut().find(|s| &s.key == key) {
-            Some(s) => s.last = seq,
-            None => state.sequenced.push(Sequenced {
-                key: key.clone(),
-                first: seq,
-                last: seq,
-            }),
-        }
+        reliable::record(&mut self.state().sequenced, key, seq);
     }
 
     /// One shard has applied the whole publication.

@@ -4,24 +4,14 @@
 
 use crate::frame;
 use crate::frame::deflate::{self, Deflated};
-use crate::model::channel::{Catalogue, ChannelId};
+use crate::model::channel::Catalogue;
 use crate::model::event::{ReliableEvent, BROADCAST_TENANT};
+use crate::model::reliable::ReliableKey;
 use crate::sse;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-
-/// One reliable stream: a tenant's channel, or one user's notifications.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ReliableKey {
-    /// Owning tenant.
-    pub tenant: Arc<str>,
-    /// `alerts`, `sessions` or `notifications`.
-    pub channel: ChannelId,
-    /// The user, for per-user channels.
-    pub sub: Option<Arc<str>>,
-}
+use std::sync::OnceLock;
 
 /// A sequenced reliable message, encoded once for every shard and subscriber.
 #[derive(Debug)]
@@ -69,7 +59,8 @@ impl ReliableMsg {
 }
 
 /// Assigns per-stream `seq` on the aggregator thread (one writer, so the
-/// numbering is the order of arrival) and encodes each message.
+/// numbering is the order of arrival) and encodes each message. Messages a
+/// bus already numbered ([`ReliableEvent::stamp`]) keep their `seq`.
 #[derive(Debug, Default)]
 pub struct Sequencer {
     last: HashMap<ReliableKey, u64>,
@@ -78,17 +69,29 @@ pub struct Sequencer {
 impl Sequencer {
     /// Sequences `event` received at `now_us` and encodes its frame:
     /// `{"type":<alert|session|notification>,"channel":..,"seq":..,<data>,"ts":..}`.
-    pub fn stamp(&mut self, event: ReliableEvent, cat: &Catalogue, now_us: u64) -> ReliableMsg {
+    /// `None` for a stamped message at or below its stream's last `seq`: a
+    /// copy of one already delivered.
+    pub fn stamp(
+        &mut self,
+        event: ReliableEvent,
+        cat: &Catalogue,
+        now_us: u64,
+    ) -> Option<ReliableMsg> {
         let key = ReliableKey {
             tenant: event.tenant,
             channel: event.channel,
             sub: event.sub,
         };
-        let seq = self.last.entry(key.clone()).or_insert(0);
-        *seq += 1;
+        let last = self.last.entry(key.clone()).or_insert(0);
+        let (seq, now_us) = match event.stamp {
+            Some(stamp) if stamp.seq <= *last => return None,
+            Some(stamp) => (stamp.seq, stamp.ts_us),
+            None => (*last + 1, now_us),
+        };
+        *last = seq;
         let def = cat.get(key.channel);
         let (name, kind) = (&def.name, &def.message_type);
-        let mut head = serde_json::json!({ "type": kind, "channel": name, "seq": *seq });
+        let mut head = serde_json::json!({ "type": kind, "channel": name, "seq": seq });
         if &*key.tenant == BROADCAST_TENANT {
             // Its own seq stream: a subscriber tells the two apart by this.
             head["broadcast"] = true.into();
@@ -102,16 +105,16 @@ impl Sequencer {
         }
         json.extend_from_slice(format!(",\"ts\":{now_us}}}").as_bytes());
         let frame = frame::text(&json);
-        ReliableMsg {
+        Some(ReliableMsg {
             key,
-            seq: *seq,
+            seq,
             ts_us: now_us,
             payload_at: frame.len() - json.len(),
             deflated: OnceLock::new(),
             frame,
             sse: OnceLock::new(),
             data: event.data,
-        }
+        })
     }
 }
 
@@ -119,6 +122,7 @@ impl Sequencer {
 pub(crate) mod tests {
     use super::*;
     use crate::config::ChannelsConfig;
+    use crate::model::reliable::Stamp;
 
     /// An `alerts` event for `tenant` with message `m<n>`.
     pub(crate) fn alert(cat: &Catalogue, tenant: &str, n: u64) -> ReliableEvent {
@@ -128,6 +132,7 @@ pub(crate) mod tests {
             channel: cat.find("alerts").unwrap().0,
             sub: None,
             data: data.as_object().unwrap().clone(),
+            stamp: None,
         }
     }
 
@@ -135,9 +140,9 @@ pub(crate) mod tests {
     fn messages_are_numbered_per_stream_and_encoded_once() {
         let cat = Catalogue::new(&ChannelsConfig::default()).unwrap();
         let mut seq = Sequencer::default();
-        let a1 = seq.stamp(alert(&cat, "t1", 1), &cat, 7);
-        let b1 = seq.stamp(alert(&cat, "t2", 1), &cat, 8);
-        let a2 = seq.stamp(alert(&cat, "t1", 2), &cat, 9);
+        let a1 = seq.stamp(alert(&cat, "t1", 1), &cat, 7).unwrap();
+        let b1 = seq.stamp(alert(&cat, "t2", 1), &cat, 8).unwrap();
+        let a2 = seq.stamp(alert(&cat, "t1", 2), &cat, 9).unwrap();
         assert_eq!((a1.seq, b1.seq, a2.seq), (1, 1, 2));
         let json: serde_json::Value = serde_json::from_slice(a2.payload()).unwrap();
         assert_eq!(
@@ -145,5 +150,27 @@ pub(crate) mod tests {
             serde_json::json!({"type":"alert","channel":"alerts","seq":2,"level":"info",
                 "kind":"k","message":"m2","ts":9})
         );
+    }
+
+    #[test]
+    fn stamped_messages_keep_their_seq_and_time_and_copies_are_dropped() {
+        let cat = Catalogue::new(&ChannelsConfig::default()).unwrap();
+        let mut seq = Sequencer::default();
+        let stamped = |n: u64| ReliableEvent {
+            stamp: Some(Stamp {
+                seq: n,
+                ts_us: 1_000 + n,
+            }),
+            ..alert(&cat, "t1", n)
+        };
+        // A node that joins late starts where the bus's history starts.
+        let first = seq.stamp(stamped(41), &cat, 7).unwrap();
+        assert_eq!((first.seq, first.ts_us), (41, 1_041));
+        assert!(seq.stamp(stamped(41), &cat, 8).is_none(), "a copy");
+        assert!(seq.stamp(stamped(40), &cat, 8).is_none(), "an older one");
+        assert_eq!(seq.stamp(stamped(42), &cat, 9).unwrap().seq, 42);
+        let json: serde_json::Value =
+            serde_json::from_slice(seq.stamp(stamped(43), &cat, 9).unwrap().payload()).unwrap();
+        assert_eq!((&json["seq"], &json["ts"]), (&43.into(), &1_043.into()));
     }
 }

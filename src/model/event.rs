@@ -4,6 +4,7 @@
 
 use crate::model::channel::{Catalogue, Channel, ChannelId, ChannelKind, ALERTS, SESSIONS};
 use crate::model::error::ErrorCode;
+use crate::model::reliable::Stamp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -62,6 +63,9 @@ pub struct ReliableEvent {
     pub sub: Option<Arc<str>>,
     /// The message body fields, written into the message as they are.
     pub data: Map<String, Value>,
+    /// The `seq` and time it was stored with, when a bus numbered it
+    /// (scale-out mode); `None` when this node numbers it.
+    pub stamp: Option<Stamp>,
 }
 
 /// The new latest object of one key of a keyed channel.
@@ -255,26 +259,31 @@ fn parse_reliable(
         channel,
         sub: sub.map(Arc::from),
         data: data.clone(),
+        stamp: None,
     })
 }
 
-/// Validates a publish body: one event object or an array of them. The
-/// error carries the index of the first bad event; nothing is returned then.
-pub fn parse_batch(
-    body: &[u8],
+/// The JSON objects of a publish body (one event object or an array of
+/// them), unchecked: the array's items, or the one object.
+pub fn batch_items(body: &[u8]) -> Result<Vec<Value>, (usize, EventError)> {
+    match serde_json::from_slice(body).map_err(|e| (0, bad(format!("invalid JSON: {e}"))))? {
+        Value::Array(items) => Ok(items),
+        single => Ok(vec![single]),
+    }
+}
+
+/// Validates every item of [`batch_items`]; the error carries the index of
+/// the first bad one, and nothing is returned then.
+pub fn parse_items(
+    items: &[Value],
     cat: &Catalogue,
     rules: EventRules,
 ) -> Result<Vec<Event>, (usize, EventError)> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| (0, bad(format!("invalid JSON: {e}"))))?;
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| parse_event(v, cat, rules).map_err(|e| (i, e)))
-            .collect(),
-        single => Ok(vec![parse_event(&single, cat, rules).map_err(|e| (0, e))?]),
-    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_event(v, cat, rules).map_err(|e| (i, e)))
+        .collect()
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, EventError> {
@@ -353,6 +362,14 @@ fn check_data(channel: &str, data: &Map<String, Value>) -> Result<(), EventError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_batch(
+        body: &[u8],
+        cat: &Catalogue,
+        rules: EventRules,
+    ) -> Result<Vec<Event>, (usize, EventError)> {
+        parse_items(&batch_items(body)?, cat, rules)
+    }
     use crate::config::ChannelsConfig;
     use serde_json::json;
 

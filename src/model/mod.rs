@@ -7,4 +7,5 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod quote;
+pub mod reliable;
 pub mod symbol;

@@ -18,10 +18,10 @@ use crate::analytics::calendar::{CalendarSpec, Period};
 use crate::analytics::window::{Agg, WindowSpec};
 use crate::clock;
 use crate::fanout::latest::{StreamId, StreamKind};
-use crate::ingest::sequencer::ReliableKey;
 use crate::model::channel::{Channel, ChannelId, ChannelKind};
 use crate::model::event::BROADCAST_TENANT;
 use crate::model::filter::DataFilter;
+use crate::model::reliable::ReliableKey;
 use crate::protocol::{self, ErrorCode, OpError, StreamStart, SubscribeOp, SymbolError};
 use std::sync::Arc;
 

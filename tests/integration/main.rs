@@ -34,6 +34,7 @@ mod metrics_endpoint;
 mod metrics_unsubscribe;
 mod metrics_windows;
 mod nats_feed;
+mod nats_scale_out;
 mod never_reader;
 mod origin_policy;
 mod publish_http;

@@ -18,44 +18,103 @@ pub struct Nats {
     dir: PathBuf,
     /// Its client address.
     pub addr: SocketAddr,
+    /// Cluster arguments, for a member of a cluster.
+    cluster: Vec<String>,
+}
+
+/// Whether nats-server can be run here; panics when it is required
+/// (`QUOTECAST_REQUIRE_NATS`) and missing.
+fn installed() -> bool {
+    if Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("QUOTECAST_REQUIRE_NATS").is_none(),
+        "QUOTECAST_REQUIRE_NATS is set but nats-server is not installed"
+    );
+    eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+    false
+}
+
+/// A loopback port the OS just handed out (nats-server binds it right after).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl Nats {
     /// Starts nats-server with JetStream, or `None` (with a message) when it
     /// is not installed and not required.
     pub fn start() -> Option<Nats> {
-        if Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("QUOTECAST_REQUIRE_NATS").is_none(),
-                "QUOTECAST_REQUIRE_NATS is set but nats-server is not installed"
-            );
-            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+        installed().then(|| Nats::spawn_member(free_port(), Vec::new()))
+    }
+
+    /// Starts a cluster of `n` nats-servers with JetStream, routed to each
+    /// other on loopback; returns once each accepts clients (the cluster
+    /// elects its JetStream leader after that).
+    pub fn cluster(n: usize) -> Option<Vec<Nats>> {
+        if !installed() {
             return None;
         }
-        // A port the OS just handed out; nats-server binds it right after.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route_list = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = format!("qc{}", std::process::id());
+        let members = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let args = vec![
+                    "--name".to_string(),
+                    format!("{name}-{i}"),
+                    "--cluster_name".into(),
+                    name.clone(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".into(),
+                    route_list.clone(),
+                ];
+                Nats::spawn_member(free_port(), args)
+            })
+            .collect();
+        Some(members)
+    }
+
+    fn spawn_member(port: u16, cluster: Vec<String>) -> Nats {
         let dir =
             std::env::temp_dir().join(format!("quotecast-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = spawn(addr, &dir);
-        Some(Nats { child, dir, addr })
+        let child = spawn(addr, &dir, &cluster);
+        Nats {
+            child,
+            dir,
+            addr,
+            cluster,
+        }
     }
 
     /// Kills the server (as a crash would), runs `while_down`, then starts
     /// it again on the same port with the same JetStream directory.
     pub fn restart(&mut self, while_down: impl FnOnce()) {
+        self.kill();
+        while_down();
+        self.child = spawn(self.addr, &self.dir, &self.cluster);
+    }
+
+    /// Kills the server as a crash would.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        while_down();
-        self.child = spawn(self.addr, &self.dir);
     }
 
     /// Its `nats://` URL.
@@ -69,9 +128,9 @@ impl Nats {
     }
 }
 
-/// nats-server with JetStream on `addr`, storing in `dir`; returns once it
-/// accepts connections.
-fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
+/// nats-server with JetStream on `addr`, storing in `dir`, with `extra`
+/// arguments; returns once it accepts connections.
+fn spawn(addr: SocketAddr, dir: &std::path::Path, extra: &[String]) -> Child {
     let child = Command::new("nats-server")
         .args([
             "-a",
@@ -82,6 +141,7 @@ fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
             "-sd",
         ])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -99,8 +159,7 @@ fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -582,6 +582,7 @@ fn reliable(tenant: &Arc<str>, channel: ChannelId, sub: Option<&str>, data: Valu
         channel,
         sub: sub.map(Arc::from),
         data,
+        stamp: None,
     })
 }
 

@@ -1,21 +1,26 @@
 //! `POST /v1/publish`: systems that raise alerts, session changes,
 //! notifications or metric events inject them here. The whole body is
-//! validated before anything is published, and goes to the aggregator as
-//! one batch, so a request is published entirely or not at all.
+//! validated before anything is published. On one node it goes to the
+//! aggregator as one batch, published entirely or not at all; on a NATS
+//! node it is stored in JetStream in order, for every node, and `202` means
+//! JetStream acknowledged all of it.
 
 use super::request::{read_before, Request};
 use super::response::{json_error, response, unauthorized};
 use super::{authenticate, Gateway};
 use crate::auth::Role;
 use crate::clock;
+use crate::feed::nats::{BusState, Outgoing, PublishError};
 use crate::model::error::ErrorCode;
 use crate::model::event::{self, Event, EventRules};
+use crate::model::reliable::Sequenced;
 use crate::net::Stream;
 use std::time::{Duration, Instant};
 
 /// Largest request body accepted.
 pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
-/// How long a publish waits for every shard to have the batch in its history.
+/// How long a publish waits for every shard to have the batch in its
+/// history, or for JetStream to have stored it.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
 /// Roles that may publish.
 pub const PUBLISH_ROLES: [Role; 2] = [Role::ADMIN, Role::SERVICE];
@@ -54,7 +59,11 @@ pub(super) async fn serve(
         max_future_us: node.config.channels.max_event_future_us(),
         may_broadcast: claims.has_role(&Role::ADMIN),
     };
-    match event::parse_batch(&body, &node.catalogue, rules) {
+    let parsed = event::batch_items(&body).and_then(|items| {
+        let events = event::parse_items(&items, &node.catalogue, rules)?;
+        Ok((items, events))
+    });
+    match parsed {
         Err((index, e)) => {
             let body = serde_json::json!({
                 "error": e.code, "index": index, "reason": e.reason,
@@ -66,7 +75,55 @@ pub(super) async fn serve(
             };
             response(status, "application/json", &body.to_string())
         }
-        Ok(events) => publish(gateway, events).await,
+        Ok((items, events)) => match node.aggregator.bus.get() {
+            Some(bus) => store_on_bus(bus, &items, events, gateway).await,
+            None => publish(gateway, events).await,
+        },
+    }
+}
+
+/// Stores a validated batch in JetStream for every node: `202` with the
+/// `seq`s once JetStream acknowledged all of it; `503` while NATS is
+/// unreachable or when storing failed part-way (the answer says how many
+/// events were stored, in order, and their `seq`s).
+async fn store_on_bus(
+    bus: &BusState,
+    items: &[serde_json::Value],
+    events: Vec<Event>,
+    gateway: &Gateway,
+) -> Vec<u8> {
+    let accepted = events.len();
+    let batch = events
+        .into_iter()
+        .zip(items)
+        .map(|(event, item)| Outgoing {
+            event,
+            json: item.to_string().into(),
+        })
+        .collect();
+    let stored = glommio::timer::timeout(VISIBLE_WITHIN, async { Ok(bus.publish(batch).await) });
+    let outcome = match stored.await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            let body = serde_json::json!({
+                "error": "unavailable", "reason": "bus_timeout", "stored": null,
+                "detail": "JetStream did not acknowledge in time; the events are not known to be stored",
+            });
+            return response(503, "application/json", &body.to_string());
+        }
+    };
+    match outcome {
+        Ok(sequenced) => accepted_body(gateway, accepted, &sequenced),
+        Err(PublishError::Disconnected) => {
+            json_error(503, "unavailable", "bus_disconnected: nothing was stored")
+        }
+        Err(PublishError::Failed(e)) => {
+            let body = serde_json::json!({
+                "error": "unavailable", "reason": "bus_store_failed", "detail": e.reason,
+                "stored": e.stored, "streams": stream_ranges(gateway, &e.sequenced),
+            });
+            response(503, "application/json", &body.to_string())
+        }
     }
 }
 
@@ -93,8 +150,24 @@ async fn publish(gateway: &Gateway, events: Vec<Event>) -> Vec<u8> {
     }
     // Every shard applied the barrier the aggregator sent after recording
     // the last seq, so the ranges are complete.
-    let streams: Vec<_> = receipt
-        .sequenced()
+    accepted_body(gateway, accepted, &receipt.sequenced())
+}
+
+/// The `202` answer: how many events were accepted and the `seq` range
+/// each reliable stream got (and `seq` alone when there was one stream).
+fn accepted_body(gateway: &Gateway, accepted: usize, sequenced: &[Sequenced]) -> Vec<u8> {
+    let streams = stream_ranges(gateway, sequenced);
+    let mut body = serde_json::json!({ "accepted": accepted });
+    if let [only] = streams.as_slice() {
+        body["seq"] = only["seq"].clone();
+    }
+    body["streams"] = streams.into();
+    response(202, "application/json", &body.to_string())
+}
+
+/// Each stream's `seq` range as `{channel, tenant, [sub], seq: [first, last]}`.
+fn stream_ranges(gateway: &Gateway, sequenced: &[Sequenced]) -> Vec<serde_json::Value> {
+    sequenced
         .iter()
         .map(|s| {
             let mut stream = serde_json::json!({
@@ -107,13 +180,7 @@ async fn publish(gateway: &Gateway, events: Vec<Event>) -> Vec<u8> {
             }
             stream
         })
-        .collect();
-    let mut body = serde_json::json!({ "accepted": accepted });
-    if let [only] = streams.as_slice() {
-        body["seq"] = only["seq"].clone();
-    }
-    body["streams"] = streams.into();
-    response(202, "application/json", &body.to_string())
+        .collect()
 }
 
 /// Reads `length` body bytes within `timeout`; `None` on timeout or disconnect.

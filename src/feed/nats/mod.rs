@@ -1,0 +1,427 @@
+//! Quotes and events from NATS, for nodes that scale out: venue quotes on
+//! core subjects `quotecast.quote.<venue>.<symbol>`, metric and keyed
+//! events from the JetStream stream [`EVENT_STREAM`] on
+//! `quotecast.event.<tenant>.<channel>`, and reliable messages from
+//! [`store::RELIABLE_STREAM`], numbered there ([`store`]) so every node gives them
+//! the same `seq`. Every message is one line of the replay format, so
+//! parsing, counting and limits are the replay feed's
+//! ([`super::replay::Lines`]).
+//!
+//! The NATS client runs on a current-thread tokio runtime on this feed's own
+//! thread; the shards never see it. Publishing (`POST /v1/publish`) reaches
+//! it through [`BusState::publish`]. The client reconnects by itself: while
+//! NATS is away no quote arrives, the aggregator marks the feed stale and
+//! `prices` subscribers are told `feed_stale`, then `ok` when quotes resume.
+
+mod store;
+
+pub use store::{reliable_stream, Outgoing, Retention, Store, StoreError};
+
+use super::replay::{EventInput, Lines, Replay};
+use crate::model::reliable::Sequenced;
+use crate::model::symbol::Universe;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_lite::StreamExt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use store::stamp_of;
+use tokio::sync::{mpsc, oneshot};
+
+/// Subjects venue quotes are published on.
+pub const QUOTE_SUBJECTS: &str = "quotecast.quote.>";
+/// Subjects metric and reliable events are published on.
+pub const EVENT_SUBJECTS: &str = "quotecast.event.>";
+/// The JetStream stream that keeps events.
+pub const EVENT_STREAM: &str = "QUOTECAST_EVENTS";
+
+/// Pause between attempts to set up a consumer while JetStream is
+/// unreachable.
+const RETRY: Duration = Duration::from_secs(1);
+/// How often a consumer that delivers nothing is checked for a stall.
+const WATCH: Duration = Duration::from_secs(2);
+/// Stream messages read ahead of the feed.
+const TAIL_BUFFER: usize = 1_024;
+
+/// The subject of a venue quote.
+pub fn quote_subject(venue: &str, symbol: &str) -> String {
+    format!("quotecast.quote.{venue}.{symbol}")
+}
+
+/// The subject of an event for `tenant` on `channel` (whose dots separate
+/// subject tokens, as in `metrics.trading`).
+pub fn event_subject(tenant: &str, channel: &str) -> String {
+    let channel: Vec<String> = channel.split('.').map(token).collect();
+    format!("quotecast.event.{}.{}", token(tenant), channel.join("."))
+}
+
+/// `text` as one subject token: bytes other than ASCII letters, digits,
+/// `-` and `_` become `~XX` (hex), so tenants such as `*` (broadcast) or
+/// names with dots or spaces stay one token.
+pub fn token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("~{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The servers of `urls` (comma-separated `nats://host:port`), checked
+/// now so a typo is a start-up error.
+pub fn server_addrs(urls: &str) -> io::Result<Vec<async_nats::ServerAddr>> {
+    urls.split(',')
+        .map(|url| {
+            url.trim().parse().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("NATS URL {url:?}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// How a node uses the bus: where it is, how the reliable stream keeps
+/// messages, and how far back metric events are replayed at start.
+#[derive(Clone, Debug)]
+pub struct BusSettings {
+    /// NATS server(s), comma-separated.
+    pub url: String,
+    /// The reliable stream's replicas and per-stream count.
+    pub retention: Retention,
+    /// Metric events replayed at start (µs back from now), so a node that
+    /// starts late computes the same windows as the others.
+    pub metric_replay_us: u64,
+}
+
+/// The event stream's configuration: file storage, every event subject,
+/// `replicas` copies.
+pub fn event_stream(replicas: usize) -> stream::Config {
+    stream::Config {
+        name: EVENT_STREAM.into(),
+        subjects: vec![EVENT_SUBJECTS.into()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// The NATS connection: its state, written by the client's event callback
+/// and read by `/healthz`, `/metrics` and the `system` channel, and the way
+/// publishers store events on it.
+#[derive(Debug)]
+pub struct BusState {
+    connected: AtomicBool,
+    slow_consumer_events: AtomicU64,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// A batch to store, and where its outcome goes.
+#[derive(Debug)]
+struct Job {
+    batch: Vec<Outgoing>,
+    reply: oneshot::Sender<Result<Vec<Sequenced>, StoreError>>,
+}
+
+/// Why a publication was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The client is not connected to NATS now: nothing was tried.
+    #[error("the message bus (NATS) is not connected")]
+    Disconnected,
+    /// Storing stopped part-way (or never started); what was stored is in it.
+    #[error(transparent)]
+    Failed(#[from] StoreError),
+}
+
+impl BusState {
+    fn new(jobs: mpsc::UnboundedSender<Job>) -> Self {
+        BusState {
+            connected: AtomicBool::new(false),
+            slow_consumer_events: AtomicU64::new(0),
+            jobs,
+        }
+    }
+
+    /// Stores `batch` in JetStream, in order, for every node; resolves once
+    /// JetStream acknowledged all of it, with the `seq`s its reliable
+    /// messages got. Runs on any executor (the store works on the feed's
+    /// thread).
+    pub async fn publish(&self, batch: Vec<Outgoing>) -> Result<Vec<Sequenced>, PublishError> {
+        if !self.connected() {
+            return Err(PublishError::Disconnected);
+        }
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || StoreError {
+            stored: 0,
+            sequenced: Vec::new(),
+            reason: "the bus client has stopped".into(),
+        };
+        self.jobs
+            .send(Job { batch, reply })
+            .map_err(|_| stopped())?;
+        Ok(outcome.await.map_err(|_| stopped())??)
+    }
+
+    /// Whether the client is connected to a NATS server now.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    /// Times the client dropped messages because this node read them
+    /// slower than they arrived (each event stands for one or more lost).
+    pub fn slow_consumer_events(&self) -> u64 {
+        self.slow_consumer_events.load(Relaxed)
+    }
+
+    fn on(&self, event: &async_nats::Event) {
+        match event {
+            async_nats::Event::Connected => self.connected.store(true, Relaxed),
+            async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                self.connected.store(false, Relaxed)
+            }
+            async_nats::Event::SlowConsumer(_) => {
+                self.slow_consumer_events.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    event = "bus_slow_consumer",
+                    "NATS dropped messages: this node reads its subjects slower than they arrive"
+                );
+            }
+            other => tracing::info!(event = "bus", "nats: {other}"),
+        }
+    }
+}
+
+/// Connects to the bus in the background and feeds what arrives from now
+/// on (and the metric events of the last `metric_replay_us`, and every
+/// reliable message JetStream keeps). Never fails for an unreachable
+/// server: the client keeps trying and the feed is stale until it gets
+/// through.
+pub fn open(
+    settings: BusSettings,
+    universe: Arc<Universe>,
+    events: EventInput,
+) -> io::Result<Replay> {
+    let servers = server_addrs(&settings.url)?;
+    let (jobs, queued) = mpsc::unbounded_channel();
+    let bus = Arc::new(BusState::new(jobs));
+    let state = bus.clone();
+    let catalogue = events.catalogue.clone();
+    let mut feed = Replay::spawn_reader(
+        "nats-feed",
+        format!("nats:{}", settings.url),
+        universe,
+        events,
+        move |mut lines| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let end = match runtime {
+                Ok(rt) => rt.block_on(async {
+                    let client = connect(servers, state).await?;
+                    let js = jetstream::new(client.clone());
+                    let store = until_ready("the reliable stream", || {
+                        Store::open(js.clone(), catalogue.clone(), settings.retention)
+                    })
+                    .await;
+                    tokio::spawn(serve_jobs(store, queued));
+                    consume(&client, &js, &settings, &mut lines).await
+                }),
+                Err(e) => Err(e),
+            };
+            lines.finish(end);
+        },
+    )?;
+    feed.bus = Some(bus);
+    Ok(feed)
+}
+
+/// A client that keeps (re)connecting to `servers` and reports to `bus`.
+async fn connect(
+    servers: Vec<async_nats::ServerAddr>,
+    bus: Arc<BusState>,
+) -> io::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("quotecast feed")
+        .event_callback(move |event| {
+            bus.on(&event);
+            async {}
+        })
+        .retry_on_initial_connect()
+        .connect(servers)
+        .await
+        .map_err(io::Error::other)
+}
+
+/// Stores each queued batch in turn (one at a time, so the store's memory
+/// of each subject's last `seq` stays its own) until the feed is dropped.
+async fn serve_jobs(mut store: Store, mut queued: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = queued.recv().await {
+        // A publisher that gave up (timed out) must not find it stored later.
+        if job.reply.is_closed() {
+            continue;
+        }
+        let _ = job.reply.send(store.store(job.batch).await);
+    }
+}
+
+/// Hands every quote, event and reliable message to `lines` until the feed
+/// is dropped (`Ok`) or a subscription ends for good.
+async fn consume(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    settings: &BusSettings,
+    lines: &mut Lines,
+) -> io::Result<()> {
+    let mut quotes = client
+        .subscribe(QUOTE_SUBJECTS)
+        .await
+        .map_err(io::Error::other)?;
+    tracing::info!(
+        url = settings.url,
+        "nats feed subscribed to {QUOTE_SUBJECTS}"
+    );
+    let replay_from =
+        time::OffsetDateTime::now_utc() - Duration::from_micros(settings.metric_replay_us);
+    let (events_tx, mut events) = mpsc::channel(TAIL_BUFFER);
+    let start = consumer::DeliverPolicy::ByStartTime {
+        start_time: replay_from,
+    };
+    tokio::spawn(tail(
+        js.clone(),
+        event_stream(settings.retention.replicas),
+        start,
+        events_tx,
+    ));
+    let (reliable_tx, mut reliable) = mpsc::channel(TAIL_BUFFER);
+    let start = consumer::DeliverPolicy::All;
+    tokio::spawn(tail(
+        js.clone(),
+        reliable_stream(settings.retention),
+        start,
+        reliable_tx,
+    ));
+    loop {
+        let more = tokio::select! {
+            quote = quotes.next() => match quote {
+                Some(m) => lines.push(&m.payload),
+                None => return Err(io::Error::other("the NATS quote subscription ended")),
+            },
+            Some(m) = events.recv() => lines.push_stored(&m.payload, None),
+            Some(m) = reliable.recv() => lines.push_stored(&m.payload, stamp_of(m.headers.as_ref())),
+        };
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends every message of the stream `config` describes, from `start`, to
+/// `out`, until `out` is dropped. Its ordered consumer recreates itself
+/// after a gap; when it fails or stalls (its server died or restarted and
+/// forgot it, which its own heartbeats notice only after half a minute),
+/// a new one starts after the last message sent.
+async fn tail(
+    js: jetstream::Context,
+    config: stream::Config,
+    mut start: consumer::DeliverPolicy,
+    out: mpsc::Sender<jetstream::Message>,
+) {
+    let name = config.name.clone();
+    let consumer = format!(
+        "quotecast-{}-{}-{name}",
+        std::process::id(),
+        crate::clock::now_us()
+    );
+    loop {
+        let (stream, mut messages) =
+            until_ready(&name, || ordered(&js, config.clone(), start, &consumer)).await;
+        tracing::info!("nats feed consuming stream {name}");
+        let mut watch = tokio::time::interval(WATCH);
+        let mut moved = true;
+        loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        if let Ok(info) = message.info() {
+                            start = consumer::DeliverPolicy::ByStartSequence {
+                                start_sequence: info.stream_sequence + 1,
+                            };
+                        }
+                        moved = true;
+                        if out.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "nats consumer of {name} failed; starting a new one");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = watch.tick() => {
+                    if !moved && stalled(&stream, &consumer).await {
+                        tracing::warn!("nats consumer of {name} stalled; starting a new one");
+                        break;
+                    }
+                    moved = false;
+                }
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Whether a consumer that delivered nothing for a [`WATCH`] period is
+/// stuck: JetStream holds messages for it, or it cannot be reached.
+async fn stalled(stream: &stream::Stream, consumer: &str) -> bool {
+    match stream.consumer_info(consumer).await {
+        Ok(info) => info.num_pending > 0,
+        Err(_) => true,
+    }
+}
+
+/// Retries `attempt` every [`RETRY`] until JetStream answers it.
+async fn until_ready<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, async_nats::Error>>,
+{
+    loop {
+        match attempt().await {
+            Ok(ready) => return ready,
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream not ready for {what}; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// An ordered consumer named `name` (it recreates itself after a gap or a
+/// reconnect) of the stream `config` describes, created if missing; any
+/// earlier consumer of that name is deleted first.
+async fn ordered(
+    js: &jetstream::Context,
+    config: stream::Config,
+    deliver_policy: consumer::DeliverPolicy,
+    name: &str,
+) -> Result<(stream::Stream, consumer::pull::Ordered), async_nats::Error> {
+    let stream = js.get_or_create_stream(config).await?;
+    // Gone already when its server forgot it; an error here changes nothing.
+    let _ = stream.delete_consumer(name).await;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            name: Some(name.into()),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await?;
+    Ok((stream, consumer.messages().await?))
+}
