@@ -300,3 +300,43 @@ fn a_nats_cluster_losing_one_server_keeps_storing_and_replaying() {
         }
     }
 }
+
+#[test]
+fn a_node_started_late_replays_metric_events_and_agrees_on_windows() {
+    let Some(nats) = Nats::start() else { return };
+    let early = start_node(&nats.url(), 1);
+    publish_when_ready(early.addr, "bus ready");
+    // A window 5 to 6 s ahead: the late node starts and replays before it closes.
+    let k = future_window_us() + 3_000_000;
+    let events: Vec<Value> = [(k + 10, 250.0), (k + 400_000, 100.0), (k + 900_000, 40.5)]
+        .iter()
+        .map(|(ts, v)| trade("t1", *ts, "FX1", json!({"trade_volume": v})))
+        .collect();
+    publish(&early, &json!(events));
+
+    // Started after the events were stored: it sees them only by replaying.
+    let late = start_node(&nats.url(), 1);
+    let frames: Vec<Value> = [&early, &late]
+        .iter()
+        .map(|node| {
+            let mut ws = connect(node, &trader());
+            subscribe_op(
+                &mut ws,
+                json!({"op":"subscribe","id":1,"channel":"metrics.trading",
+                    "metrics":["trade_volume"],"window_ms":1000,"agg":"sum"}),
+            );
+            ws
+        })
+        .collect::<Vec<_>>()
+        .iter_mut()
+        .map(|ws| metric_frame(ws, "trade_volume", k / 1_000_000).0)
+        .collect();
+    for frame in &frames {
+        assert_eq!(frame["values"]["trade_volume"]["value"], 390.5, "{frame}");
+        assert_eq!(frame["window_end"], (k + 1_000_000) / 1_000);
+    }
+    assert_eq!(
+        frames[0]["values"], frames[1]["values"],
+        "the nodes disagree"
+    );
+}
