@@ -107,10 +107,7 @@ fn figures(node: &Node, now: &Totals, since: Option<(Duration, &Totals)>) -> Val
             "p999": ms(max(&|s| s.latency_p999_us.load(Relaxed))),
             "max": ms(max(&|s| s.latency_max_us.load(Relaxed))),
         },
-        "bus": node.aggregator.bus.get().map(|bus| json!({
-            "connected": bus.connected(),
-            "slow_consumer_events": bus.slow_consumer_events(),
-        })),
+        "bus": node.aggregator.bus.get().map(|bus| bus.summary()),
         "feed": {
             "stale": node.feed_stale_since(now_us).is_some(),
             "last_quote_age_ms": now_us.saturating_sub(agg.last_quote_us) / 1_000,

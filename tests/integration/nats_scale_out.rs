@@ -121,6 +121,17 @@ fn an_alert_published_on_one_node_reaches_every_node_with_the_same_seq() {
     }
     // The same message, seq and ts on B and on C.
     assert_eq!(seen[0], seen[1], "B and C disagree");
+    // Each node reports its consumers' lag, caught up by now.
+    for node in &nodes {
+        status_until(node, deadline(), |v| {
+            v["bus"]["consumer_pending"] == json!({"QUOTECAST_EVENTS": 0, "QUOTECAST_RELIABLE": 0})
+        });
+        let metrics = http_get(node.addr, "/metrics", &[]).body;
+        assert!(
+            metrics.contains("quotecast_bus_consumer_pending{stream=\"QUOTECAST_RELIABLE\"} 0"),
+            "{metrics}"
+        );
+    }
 }
 
 #[test]

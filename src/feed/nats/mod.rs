@@ -40,6 +40,8 @@ pub const EVENT_STREAM: &str = "QUOTECAST_EVENTS";
 /// Pause between attempts to set up a consumer while JetStream is
 /// unreachable.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a request about a consumer may take before it counts as failed.
+const CONSUMER_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a consumer that delivers nothing is checked for a stall.
 const WATCH: Duration = Duration::from_secs(2);
 /// Stream messages read ahead of the feed.
@@ -119,6 +121,9 @@ pub fn event_stream(replicas: usize) -> stream::Config {
 pub struct BusState {
     connected: AtomicBool,
     slow_consumer_events: AtomicU64,
+    /// Messages JetStream holds for this node's consumer of each stream, as
+    /// of its last check ([`WATCH`]).
+    pending: [(&'static str, AtomicU64); 2],
     jobs: mpsc::UnboundedSender<Job>,
 }
 
@@ -145,6 +150,7 @@ impl BusState {
         BusState {
             connected: AtomicBool::new(false),
             slow_consumer_events: AtomicU64::new(0),
+            pending: [EVENT_STREAM, store::RELIABLE_STREAM].map(|s| (s, AtomicU64::new(0))),
             jobs,
         }
     }
@@ -172,6 +178,32 @@ impl BusState {
     /// Whether the client is connected to a NATS server now.
     pub fn connected(&self) -> bool {
         self.connected.load(Relaxed)
+    }
+
+    /// Each stream and the messages its consumer on this node has yet to
+    /// deliver (the consumer's lag).
+    pub fn consumer_pending(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.pending.iter().map(|(s, n)| (*s, n.load(Relaxed)))
+    }
+
+    /// The state as JSON, for `/v1/status` and the `system` channel:
+    /// `{"connected", "slow_consumer_events", "consumer_pending": {stream: n}}`.
+    pub fn summary(&self) -> serde_json::Value {
+        let pending: serde_json::Map<_, _> = self
+            .consumer_pending()
+            .map(|(stream, n)| (stream.to_string(), n.into()))
+            .collect();
+        serde_json::json!({
+            "connected": self.connected(),
+            "slow_consumer_events": self.slow_consumer_events(),
+            "consumer_pending": pending,
+        })
+    }
+
+    fn set_pending(&self, stream: &str, n: u64) {
+        if let Some((_, pending)) = self.pending.iter().find(|(s, _)| *s == stream) {
+            pending.store(n, Relaxed);
+        }
     }
 
     /// Times the client dropped messages because this node read them
@@ -224,14 +256,14 @@ pub fn open(
                 .build();
             let end = match runtime {
                 Ok(rt) => rt.block_on(async {
-                    let client = connect(servers, state).await?;
+                    let client = connect(servers, state.clone()).await?;
                     let js = jetstream::new(client.clone());
                     let store = until_ready("the reliable stream", || {
                         Store::open(js.clone(), catalogue.clone(), settings.retention)
                     })
                     .await;
                     tokio::spawn(serve_jobs(store, queued));
-                    consume(&client, &js, &settings, &mut lines).await
+                    consume(&client, &js, &settings, &mut lines, state).await
                 }),
                 Err(e) => Err(e),
             };
@@ -278,6 +310,7 @@ async fn consume(
     js: &jetstream::Context,
     settings: &BusSettings,
     lines: &mut Lines,
+    bus: Arc<BusState>,
 ) -> io::Result<()> {
     let mut quotes = client
         .subscribe(QUOTE_SUBJECTS)
@@ -293,20 +326,12 @@ async fn consume(
     let start = consumer::DeliverPolicy::ByStartTime {
         start_time: replay_from,
     };
-    tokio::spawn(tail(
-        js.clone(),
-        event_stream(settings.retention.replicas),
-        start,
-        events_tx,
-    ));
+    let config = event_stream(settings.retention.replicas);
+    tokio::spawn(tail(js.clone(), config, start, events_tx, bus.clone()));
     let (reliable_tx, mut reliable) = mpsc::channel(TAIL_BUFFER);
     let start = consumer::DeliverPolicy::All;
-    tokio::spawn(tail(
-        js.clone(),
-        reliable_stream(settings.retention),
-        start,
-        reliable_tx,
-    ));
+    let config = reliable_stream(settings.retention);
+    tokio::spawn(tail(js.clone(), config, start, reliable_tx, bus));
     loop {
         let more = tokio::select! {
             quote = quotes.next() => match quote {
@@ -326,20 +351,27 @@ async fn consume(
 /// `out`, until `out` is dropped. Its ordered consumer recreates itself
 /// after a gap; when it fails or stalls (its server died or restarted and
 /// forgot it, which its own heartbeats notice only after half a minute),
-/// a new one starts after the last message sent.
+/// a new one starts after the last message sent. Its lag goes to `bus`.
 async fn tail(
     js: jetstream::Context,
     config: stream::Config,
     mut start: consumer::DeliverPolicy,
     out: mpsc::Sender<jetstream::Message>,
+    bus: Arc<BusState>,
 ) {
     let name = config.name.clone();
-    let consumer = format!(
-        "quotecast-{}-{}-{name}",
+    let prefix = format!(
+        "quotecast-{}-{}",
         std::process::id(),
         crate::clock::now_us()
     );
-    loop {
+    // Requests about consumers answer fast or not at all (their server died).
+    let mut js = js;
+    js.set_timeout(CONSUMER_REQUEST_TIMEOUT);
+    for attempt in 0.. {
+        // A new name each time: the old consumer may live on a dead server,
+        // where deleting or reusing it waits for that server.
+        let consumer = format!("{prefix}-{name}-{attempt}");
         let (stream, mut messages) =
             until_ready(&name, || ordered(&js, config.clone(), start, &consumer)).await;
         tracing::info!("nats feed consuming stream {name}");
@@ -366,7 +398,12 @@ async fn tail(
                     None => break,
                 },
                 _ = watch.tick() => {
-                    if !moved && stalled(&stream, &consumer).await {
+                    let pending = stream.consumer_info(&consumer).await.map(|i| i.num_pending).ok();
+                    if let Some(n) = pending {
+                        bus.set_pending(&name, n);
+                    }
+                    // Stuck: JetStream holds messages for it, or cannot reach it.
+                    if !moved && pending.is_none_or(|n| n > 0) {
                         tracing::warn!("nats consumer of {name} stalled; starting a new one");
                         break;
                     }
@@ -375,15 +412,6 @@ async fn tail(
             }
         }
         tokio::time::sleep(RETRY).await;
-    }
-}
-
-/// Whether a consumer that delivered nothing for a [`WATCH`] period is
-/// stuck: JetStream holds messages for it, or it cannot be reached.
-async fn stalled(stream: &stream::Stream, consumer: &str) -> bool {
-    match stream.consumer_info(consumer).await {
-        Ok(info) => info.num_pending > 0,
-        Err(_) => true,
     }
 }
 
@@ -405,8 +433,8 @@ where
 }
 
 /// An ordered consumer named `name` (it recreates itself after a gap or a
-/// reconnect) of the stream `config` describes, created if missing; any
-/// earlier consumer of that name is deleted first.
+/// reconnect) of the stream `config` describes, created if missing. An
+/// abandoned one is removed by JetStream once nobody pulls from it.
 async fn ordered(
     js: &jetstream::Context,
     config: stream::Config,
@@ -414,8 +442,6 @@ async fn ordered(
     name: &str,
 ) -> Result<(stream::Stream, consumer::pull::Ordered), async_nats::Error> {
     let stream = js.get_or_create_stream(config).await?;
-    // Gone already when its server forgot it; an error here changes nothing.
-    let _ = stream.delete_consumer(name).await;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             name: Some(name.into()),

@@ -398,6 +398,16 @@ fn node_wide(node: &Node, enc: &mut DescriptorEncoder) -> Result<(), Error> {
             MetricType::Counter,
         )?;
         counter(&mut m, bus.slow_consumer_events())?;
+        let mut m = enc.encode_descriptor(
+            "quotecast_bus_consumer_pending",
+            "Messages JetStream holds for this node's consumer of the stream (its lag).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (stream, n) in bus.consumer_pending() {
+            let labels = [("stream", stream.to_string())];
+            m.encode_family(&labels)?.encode_gauge(&n)?;
+        }
     }
     Ok(())
 }

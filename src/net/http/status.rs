@@ -119,10 +119,7 @@ fn status_json(node: &Node) -> String {
             "stale": node.feed_stale_since(clock::now_us()).is_some(),
             "last_quote_ms": agg.last_quote_us / 1_000,
         },
-        "bus": node.aggregator.bus.get().map(|bus| serde_json::json!({
-            "connected": bus.connected(),
-            "slow_consumer_events": bus.slow_consumer_events(),
-        })),
+        "bus": node.aggregator.bus.get().map(|bus| bus.summary()),
         "aggregator": {
             "quotes": agg.quotes,
             "published": agg.published,
