@@ -2,8 +2,10 @@
 //! core subjects `quotecast.quote.<venue>.<symbol>`, metric and keyed
 //! events from the JetStream stream [`EVENT_STREAM`] on
 //! `quotecast.event.<tenant>.<channel>`, and reliable messages from
-//! [`store::RELIABLE_STREAM`], numbered there ([`store`]) so every node gives them
-//! the same `seq`. Every message is one line of the replay format, so
+//! [`store::RELIABLE_STREAM`], numbered there ([`store`]) so every node
+//! gives them the same `seq`. Events are followed with a consumer
+//! ([`tail`]), reliable messages with direct gets any replica answers
+//! ([`direct`]). Every message is one line of the replay format, so
 //! parsing, counting and limits are the replay feed's
 //! ([`super::replay::Lines`]).
 //!
@@ -13,7 +15,9 @@
 //! NATS is away no quote arrives, the aggregator marks the feed stale and
 //! `prices` subscribers are told `feed_stale`, then `ok` when quotes resume.
 
+mod direct;
 mod store;
+mod tail;
 
 pub use store::{reliable_stream, Outgoing, Retention, Store, StoreError};
 
@@ -39,11 +43,7 @@ pub const EVENT_STREAM: &str = "QUOTECAST_EVENTS";
 
 /// Pause between attempts to set up a consumer while JetStream is
 /// unreachable.
-const RETRY: Duration = Duration::from_secs(1);
-/// How long a request about a consumer may take before it counts as failed.
-const CONSUMER_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often a consumer that delivers nothing is checked for a stall.
-const WATCH: Duration = Duration::from_secs(2);
+pub(super) const RETRY: Duration = Duration::from_secs(1);
 /// Stream messages read ahead of the feed.
 const TAIL_BUFFER: usize = 1_024;
 
@@ -121,8 +121,8 @@ pub fn event_stream(replicas: usize) -> stream::Config {
 pub struct BusState {
     connected: AtomicBool,
     slow_consumer_events: AtomicU64,
-    /// Messages JetStream holds for this node's consumer of each stream, as
-    /// of its last check ([`WATCH`]).
+    /// Messages of each stream stored after the last one this node read,
+    /// as of its last check (every 2 s while reading).
     pending: [(&'static str, AtomicU64); 2],
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -180,8 +180,8 @@ impl BusState {
         self.connected.load(Relaxed)
     }
 
-    /// Each stream and the messages its consumer on this node has yet to
-    /// deliver (the consumer's lag).
+    /// Each stream and the messages stored after the last one this node
+    /// read (its lag).
     pub fn consumer_pending(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.pending.iter().map(|(s, n)| (*s, n.load(Relaxed)))
     }
@@ -327,11 +327,22 @@ async fn consume(
         start_time: replay_from,
     };
     let config = event_stream(settings.retention.replicas);
-    tokio::spawn(tail(js.clone(), config, start, events_tx, bus.clone()));
+    tokio::spawn(tail::tail(
+        js.clone(),
+        config,
+        start,
+        events_tx,
+        bus.clone(),
+    ));
     let (reliable_tx, mut reliable) = mpsc::channel(TAIL_BUFFER);
-    let start = consumer::DeliverPolicy::All;
     let config = reliable_stream(settings.retention);
-    tokio::spawn(tail(js.clone(), config, start, reliable_tx, bus));
+    tokio::spawn(direct::follow(
+        client.clone(),
+        js.clone(),
+        config,
+        reliable_tx,
+        bus,
+    ));
     loop {
         let more = tokio::select! {
             quote = quotes.next() => match quote {
@@ -347,76 +358,8 @@ async fn consume(
     }
 }
 
-/// Sends every message of the stream `config` describes, from `start`, to
-/// `out`, until `out` is dropped. Its ordered consumer recreates itself
-/// after a gap; when it fails or stalls (its server died or restarted and
-/// forgot it, which its own heartbeats notice only after half a minute),
-/// a new one starts after the last message sent. Its lag goes to `bus`.
-async fn tail(
-    js: jetstream::Context,
-    config: stream::Config,
-    mut start: consumer::DeliverPolicy,
-    out: mpsc::Sender<jetstream::Message>,
-    bus: Arc<BusState>,
-) {
-    let name = config.name.clone();
-    let prefix = format!(
-        "quotecast-{}-{}",
-        std::process::id(),
-        crate::clock::now_us()
-    );
-    // Requests about consumers answer fast or not at all (their server died).
-    let mut js = js;
-    js.set_timeout(CONSUMER_REQUEST_TIMEOUT);
-    for attempt in 0.. {
-        // A new name each time: the old consumer may live on a dead server,
-        // where deleting or reusing it waits for that server.
-        let consumer = format!("{prefix}-{name}-{attempt}");
-        let (stream, mut messages) =
-            until_ready(&name, || ordered(&js, config.clone(), start, &consumer)).await;
-        tracing::info!("nats feed consuming stream {name}");
-        let mut watch = tokio::time::interval(WATCH);
-        let mut moved = true;
-        loop {
-            tokio::select! {
-                next = messages.next() => match next {
-                    Some(Ok(message)) => {
-                        if let Ok(info) = message.info() {
-                            start = consumer::DeliverPolicy::ByStartSequence {
-                                start_sequence: info.stream_sequence + 1,
-                            };
-                        }
-                        moved = true;
-                        if out.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "nats consumer of {name} failed; starting a new one");
-                        break;
-                    }
-                    None => break,
-                },
-                _ = watch.tick() => {
-                    let pending = stream.consumer_info(&consumer).await.map(|i| i.num_pending).ok();
-                    if let Some(n) = pending {
-                        bus.set_pending(&name, n);
-                    }
-                    // Stuck: JetStream holds messages for it, or cannot reach it.
-                    if !moved && pending.is_none_or(|n| n > 0) {
-                        tracing::warn!("nats consumer of {name} stalled; starting a new one");
-                        break;
-                    }
-                    moved = false;
-                }
-            }
-        }
-        tokio::time::sleep(RETRY).await;
-    }
-}
-
 /// Retries `attempt` every [`RETRY`] until JetStream answers it.
-async fn until_ready<T, F, Fut>(what: &str, mut attempt: F) -> T
+pub(super) async fn until_ready<T, F, Fut>(what: &str, mut attempt: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, async_nats::Error>>,
@@ -430,24 +373,4 @@ where
             }
         }
     }
-}
-
-/// An ordered consumer named `name` (it recreates itself after a gap or a
-/// reconnect) of the stream `config` describes, created if missing. An
-/// abandoned one is removed by JetStream once nobody pulls from it.
-async fn ordered(
-    js: &jetstream::Context,
-    config: stream::Config,
-    deliver_policy: consumer::DeliverPolicy,
-    name: &str,
-) -> Result<(stream::Stream, consumer::pull::Ordered), async_nats::Error> {
-    let stream = js.get_or_create_stream(config).await?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            name: Some(name.into()),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await?;
-    Ok((stream, consumer.messages().await?))
 }

@@ -54,6 +54,8 @@ pub fn reliable_stream(retention: Retention) -> stream::Config {
         storage: stream::StorageType::File,
         num_replicas: retention.replicas,
         max_messages_per_subject: retention.per_stream as i64,
+        // Every replica answers reads: see `direct.rs`.
+        allow_direct: true,
         ..Default::default()
     }
 }

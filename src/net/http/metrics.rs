@@ -400,7 +400,7 @@ fn node_wide(node: &Node, enc: &mut DescriptorEncoder) -> Result<(), Error> {
         counter(&mut m, bus.slow_consumer_events())?;
         let mut m = enc.encode_descriptor(
             "quotecast_bus_consumer_pending",
-            "Messages JetStream holds for this node's consumer of the stream (its lag).",
+            "Messages of the stream stored after the last one this node read (its lag).",
             None,
             MetricType::Gauge,
         )?;
