@@ -325,8 +325,20 @@ fn a_node_started_late_replays_metric_events_and_agrees_on_windows() {
         .collect();
     publish(&early, &json!(events));
 
-    // Started after the events were stored: it sees them only by replaying.
+    // Started after the events were stored: it sees them only by replaying,
+    // and stays out of a balancer's rotation until it has.
     let late = start_node(&nats.url(), 1);
+    let until = deadline();
+    loop {
+        let r = http_get(late.addr, "/healthz", &[]);
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!((r.status, r.body.trim()), (503, "replaying"), "{r:?}");
+        assert!(Instant::now() < until, "still replaying");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status(&late)["bus"]["replaying"], false);
     let frames: Vec<Value> = [&early, &late]
         .iter()
         .map(|node| {

@@ -123,8 +123,18 @@ pub struct BusState {
     slow_consumer_events: AtomicU64,
     /// Messages of each stream stored after the last one this node read,
     /// as of its last check (every 2 s while reading).
-    pending: [(&'static str, AtomicU64); 2],
+    pending: [StreamLag; 2],
     jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// How far behind one stream this node reads.
+#[derive(Debug)]
+struct StreamLag {
+    stream: &'static str,
+    /// Messages stored after the last one read, as of the last check.
+    pending: AtomicU64,
+    /// Whether it has been read to its end once since the node started.
+    read_through: AtomicBool,
 }
 
 /// A batch to store, and where its outcome goes.
@@ -150,7 +160,11 @@ impl BusState {
         BusState {
             connected: AtomicBool::new(false),
             slow_consumer_events: AtomicU64::new(0),
-            pending: [EVENT_STREAM, store::RELIABLE_STREAM].map(|s| (s, AtomicU64::new(0))),
+            pending: [EVENT_STREAM, store::RELIABLE_STREAM].map(|stream| StreamLag {
+                stream,
+                pending: AtomicU64::new(0),
+                read_through: AtomicBool::new(false),
+            }),
             jobs,
         }
     }
@@ -183,11 +197,22 @@ impl BusState {
     /// Each stream and the messages stored after the last one this node
     /// read (its lag).
     pub fn consumer_pending(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.pending.iter().map(|(s, n)| (*s, n.load(Relaxed)))
+        self.pending
+            .iter()
+            .map(|lag| (lag.stream, lag.pending.load(Relaxed)))
+    }
+
+    /// Whether this node is still replaying what the bus keeps (the metric
+    /// span and the reliable history) after its start: `/healthz` keeps it
+    /// out of a balancer's rotation until it has read both to their end.
+    pub fn replaying(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|lag| !lag.read_through.load(Relaxed))
     }
 
     /// The state as JSON, for `/v1/status` and the `system` channel:
-    /// `{"connected", "slow_consumer_events", "consumer_pending": {stream: n}}`.
+    /// `{"connected", "replaying", "slow_consumer_events", "consumer_pending": {stream: n}}`.
     pub fn summary(&self) -> serde_json::Value {
         let pending: serde_json::Map<_, _> = self
             .consumer_pending()
@@ -195,14 +220,19 @@ impl BusState {
             .collect();
         serde_json::json!({
             "connected": self.connected(),
+            "replaying": self.replaying(),
             "slow_consumer_events": self.slow_consumer_events(),
             "consumer_pending": pending,
         })
     }
 
+    /// Records the lag of `stream`; a 0 means it has been read to its end.
     fn set_pending(&self, stream: &str, n: u64) {
-        if let Some((_, pending)) = self.pending.iter().find(|(s, _)| *s == stream) {
-            pending.store(n, Relaxed);
+        if let Some(lag) = self.pending.iter().find(|lag| lag.stream == stream) {
+            lag.pending.store(n, Relaxed);
+            if n == 0 {
+                lag.read_through.store(true, Relaxed);
+            }
         }
     }
 

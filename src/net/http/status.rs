@@ -9,20 +9,20 @@ use crate::net::Gateway;
 use crate::shard::{Node, ShardStats, SubscriptionCounts};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// `GET /healthz`: 503 while draining. A stale feed keeps 200: every node
-/// shares the feed, so a 503 would take the whole fleet out of rotation for
-/// what clients are told anyway.
+/// `GET /healthz`: 503 while draining, and while a NATS node replays what
+/// the bus keeps after its start (a balancer sends it clients once its
+/// windows and histories match the other nodes'). A stale feed keeps 200:
+/// every node shares the feed, so a 503 would take the whole fleet out of
+/// rotation for what clients are told anyway.
 pub(super) fn healthz(node: &Node) -> Vec<u8> {
+    let bus = node.aggregator.bus.get();
     if node.is_draining() {
         response(503, "text/plain", "draining")
+    } else if bus.is_some_and(|bus| bus.replaying()) {
+        response(503, "text/plain", "replaying")
     } else if node.feed_stale_since(clock::now_us()).is_some() {
         response(200, "text/plain", "degraded: feed_stale")
-    } else if node
-        .aggregator
-        .bus
-        .get()
-        .is_some_and(|bus| !bus.connected())
-    {
+    } else if bus.is_some_and(|bus| !bus.connected()) {
         response(200, "text/plain", "degraded: bus_disconnected")
     } else {
         response(200, "text/plain", "ok")
