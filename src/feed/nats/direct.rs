@@ -36,7 +36,10 @@ pub(super) async fn follow(
     bus: Arc<BusState>,
 ) {
     let name = config.name.clone();
-    let mut stream = until_ready(&name, || direct_stream(&js, config.clone())).await;
+    let mut stream = until_ready(&name, || async {
+        Ok::<_, async_nats::Error>(js.get_or_create_stream(config.clone()).await?)
+    })
+    .await;
     let mut wake = match client.subscribe(RELIABLE_SUBJECTS).await {
         Ok(wake) => Some(wake),
         Err(e) => {
@@ -57,27 +60,29 @@ pub(super) async fn follow(
         let read = stream
             .direct_get_next_for_subject(RELIABLE_SUBJECTS, Some(next))
             .await;
-        match read.as_ref().map(|m| (sequence_of(m), m.status)) {
-            Ok((Some(seq), _)) => {
-                next = seq + 1;
-                if out.send(read.expect("matched Ok")).await.is_err() {
-                    return;
+        match read {
+            Ok(message) => match (sequence_of(&message), message.status) {
+                (Some(seq), _) => {
+                    next = seq + 1;
+                    if out.send(message).await.is_err() {
+                        return;
+                    }
                 }
-            }
-            // Nothing at or after `next` yet (a server may answer with a
-            // bare 404 status rather than an error description).
-            Ok((None, Some(StatusCode::NOT_FOUND))) => {
-                caught_up(&bus, &name, wake.as_mut()).await;
-            }
+                // Nothing at or after `next` yet (a server may answer with a
+                // bare 404 status rather than an error description).
+                (None, Some(StatusCode::NOT_FOUND)) => {
+                    caught_up(&bus, &name, wake.as_mut()).await;
+                }
+                (None, status) => {
+                    tracing::warn!(
+                        ?status,
+                        "a direct get of {name} answered without a message; retrying"
+                    );
+                    tokio::time::sleep(RETRY).await;
+                }
+            },
             Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => {
                 caught_up(&bus, &name, wake.as_mut()).await;
-            }
-            Ok((None, status)) => {
-                tracing::warn!(
-                    ?status,
-                    "a direct get of {name} answered without a message; retrying"
-                );
-                tokio::time::sleep(RETRY).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading {name}; retrying");
@@ -101,23 +106,6 @@ async fn caught_up(bus: &BusState, name: &str, wake: Option<&mut async_nats::Sub
         _ = woken => {}
         _ = tokio::time::sleep(IDLE_POLL) => {}
     }
-}
-
-/// The stream `config` describes, with direct gets allowed (turned on for
-/// a stream an older version created without them).
-async fn direct_stream(
-    js: &jetstream::Context,
-    config: stream::Config,
-) -> Result<stream::Stream, async_nats::Error> {
-    let mut stream = js.get_or_create_stream(config).await?;
-    if !stream.info().await?.config.allow_direct {
-        js.update_stream(stream::Config {
-            allow_direct: true,
-            ..stream.cached_info().config.clone()
-        })
-        .await?;
-    }
-    Ok(stream)
 }
 
 /// The stream sequence of a message read by a direct get.

@@ -121,9 +121,8 @@ pub fn event_stream(replicas: usize) -> stream::Config {
 pub struct BusState {
     connected: AtomicBool,
     slow_consumer_events: AtomicU64,
-    /// Messages of each stream stored after the last one this node read,
-    /// as of its last check (every 2 s while reading).
-    pending: [StreamLag; 2],
+    /// How far behind each stream this node reads.
+    lags: [StreamLag; 2],
     jobs: mpsc::UnboundedSender<Job>,
 }
 
@@ -160,7 +159,7 @@ impl BusState {
         BusState {
             connected: AtomicBool::new(false),
             slow_consumer_events: AtomicU64::new(0),
-            pending: [EVENT_STREAM, store::RELIABLE_STREAM].map(|stream| StreamLag {
+            lags: [EVENT_STREAM, store::RELIABLE_STREAM].map(|stream| StreamLag {
                 stream,
                 pending: AtomicU64::new(0),
                 read_through: AtomicBool::new(false),
@@ -197,7 +196,7 @@ impl BusState {
     /// Each stream and the messages stored after the last one this node
     /// read (its lag).
     pub fn consumer_pending(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.pending
+        self.lags
             .iter()
             .map(|lag| (lag.stream, lag.pending.load(Relaxed)))
     }
@@ -206,9 +205,7 @@ impl BusState {
     /// span and the reliable history) after its start: `/healthz` keeps it
     /// out of a balancer's rotation until it has read both to their end.
     pub fn replaying(&self) -> bool {
-        self.pending
-            .iter()
-            .any(|lag| !lag.read_through.load(Relaxed))
+        self.lags.iter().any(|lag| !lag.read_through.load(Relaxed))
     }
 
     /// The state as JSON, for `/v1/status` and the `system` channel:
@@ -228,7 +225,7 @@ impl BusState {
 
     /// Records the lag of `stream`; a 0 means it has been read to its end.
     fn set_pending(&self, stream: &str, n: u64) {
-        if let Some(lag) = self.pending.iter().find(|lag| lag.stream == stream) {
+        if let Some(lag) = self.lags.iter().find(|lag| lag.stream == stream) {
             lag.pending.store(n, Relaxed);
             if n == 0 {
                 lag.read_through.store(true, Relaxed);

@@ -134,7 +134,16 @@ impl Store {
     ) -> Result<Store, async_nats::Error> {
         js.get_or_create_stream(event_stream(retention.replicas))
             .await?;
-        js.get_or_create_stream(reliable_stream(retention)).await?;
+        let mut reliable = js.get_or_create_stream(reliable_stream(retention)).await?;
+        // A stream an older version created lacks direct gets, which every
+        // node reads it with (`direct.rs`).
+        if !reliable.info().await?.config.allow_direct {
+            js.update_stream(stream::Config {
+                allow_direct: true,
+                ..reliable.cached_info().config.clone()
+            })
+            .await?;
+        }
         Ok(Store {
             js,
             catalogue,

@@ -119,7 +119,7 @@ pub(super) async fn tail(
 }
 
 /// What a [`tail`] does when its pull ends.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Next {
     /// Pull again from the same consumer.
     Pull,
