@@ -396,7 +396,7 @@ impl<'a> Ctx<'a> {
     /// belongs to.
     fn on_price(&mut self, conn: &mut Conn, payload: &[u8]) {
         let counts = &mut self.stats.counts;
-        let Some((seq, ts)) = decode::price_seq_ts(payload) else {
+        let Some(price) = decode::price_fields(payload) else {
             counts.bad_prices += 1;
             return;
         };
@@ -408,10 +408,11 @@ impl<'a> Ctx<'a> {
             counts.price_frames += 1;
             counts.price_bytes += payload.len() as u64;
             let origin = match &self.shared.stamps {
-                None => Some(ts),
-                Some(stamps) => decode::price_symbol(payload)
+                None => Some(price.ts),
+                Some(stamps) => price
+                    .symbol
                     .and_then(stamps::symbol_index)
-                    .and_then(|symbol| stamps.lookup(symbol, seq)),
+                    .and_then(|symbol| stamps.lookup(symbol, price.seq)),
             };
             match (origin.map(|o| now.saturating_sub(o).max(1)), conn.class) {
                 (None, _) => counts.unmatched_prices += 1,

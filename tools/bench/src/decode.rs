@@ -54,11 +54,6 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
-/// Last position of `needle` in `hay`.
-pub fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::rfind(hay, needle)
-}
-
 /// The unsigned integer right after `at` in `hay`.
 pub fn u64_at(hay: &[u8], at: usize) -> Option<u64> {
     let digits = hay.get(at..)?;
@@ -73,24 +68,64 @@ pub fn u64_at(hay: &[u8], at: usize) -> Option<u64> {
     )
 }
 
-/// `"seq"` and `"ts"` of a price message. `ts` is the last key, so it is
-/// searched from the end; `seq` follows the symbol near the start.
-pub fn price_seq_ts(payload: &[u8]) -> Option<(u64, u64)> {
-    let seq = find(payload, br#""seq":"#).and_then(|i| u64_at(payload, i + 6))?;
-    Some((
-        seq,
-        ts_at_end(payload)
-            .or_else(|| rfind(payload, br#""ts":"#).and_then(|i| u64_at(payload, i + 5)))?,
-    ))
+/// What the harness reads of a price message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceFields<'a> {
+    /// The `"symbol"` string (no escapes: symbol names are plain), if any.
+    pub symbol: Option<&'a [u8]>,
+    /// `"seq"`.
+    pub seq: u64,
+    /// `"ts"`.
+    pub ts: u64,
 }
 
-/// The `"symbol"` string of a price message (no escapes: symbol names are
-/// plain).
-pub fn price_symbol(payload: &[u8]) -> Option<&[u8]> {
-    let start = find(payload, br#""symbol":""#)? + 10;
-    let rest = payload.get(start..)?;
-    let len = memchr::memchr(b'"', rest)?;
-    Some(&rest[..len])
+/// Searchers built once: building one per message cost the load thread
+/// more than the search itself.
+struct Finders {
+    seq: memchr::memmem::Finder<'static>,
+    ts: memchr::memmem::FinderRev<'static>,
+    symbol: memchr::memmem::Finder<'static>,
+}
+
+static FINDERS: std::sync::LazyLock<Finders> = std::sync::LazyLock::new(|| Finders {
+    seq: memchr::memmem::Finder::new(br#""seq":"#),
+    ts: memchr::memmem::FinderRev::new(br#""ts":"#),
+    symbol: memchr::memmem::Finder::new(br#""symbol":""#),
+});
+
+/// `"symbol"`, `"seq"` and `"ts"` of a price message. Quotecast's layout
+/// (`{"type":"price","symbol":"..","seq":N,..,"ts":N}`) is read in one
+/// pass; any other order is searched for.
+pub fn price_fields(payload: &[u8]) -> Option<PriceFields<'_>> {
+    if let Some(fields) = quotecast_price(payload) {
+        return Some(fields);
+    }
+    let f = &*FINDERS;
+    let seq = f.seq.find(payload).and_then(|i| u64_at(payload, i + 6))?;
+    let ts =
+        ts_at_end(payload).or_else(|| f.ts.rfind(payload).and_then(|i| u64_at(payload, i + 5)))?;
+    let symbol = f
+        .symbol
+        .find(payload)
+        .and_then(|i| quoted(payload.get(i + 10..)?));
+    Some(PriceFields { symbol, seq, ts })
+}
+
+/// The fast path of [`price_fields`]: quotecast's own key order.
+fn quotecast_price(payload: &[u8]) -> Option<PriceFields<'_>> {
+    let rest = payload.strip_prefix(br#"{"type":"price","symbol":""#)?;
+    let symbol = quoted(rest)?;
+    let after = rest[symbol.len() + 1..].strip_prefix(br#","seq":"#)?;
+    Some(PriceFields {
+        symbol: Some(symbol),
+        seq: u64_at(after, 0)?,
+        ts: ts_at_end(payload)?,
+    })
+}
+
+/// The string up to the next `"` of `rest`.
+fn quoted(rest: &[u8]) -> Option<&[u8]> {
+    memchr::memchr(b'"', rest).map(|len| &rest[..len])
 }
 
 /// Fast path: `..."ts":<digits>}` at the very end, as quotecast writes it.
@@ -118,11 +153,23 @@ mod tests {
     fn price_fields_are_found_without_json_parsing() {
         let p = br#"{"type":"price","symbol":"EURUSD","seq":918273,"bid":1.08412,"ask_src":"LP1","spread_bps":0.2767,"ts":1763769600123456}"#;
         assert_eq!(classify(p), Kind::Price);
-        assert_eq!(price_seq_ts(p), Some((918_273, 1_763_769_600_123_456)));
+        let fields = price_fields(p).unwrap();
+        assert_eq!((fields.seq, fields.ts), (918_273, 1_763_769_600_123_456));
+        assert_eq!(fields.symbol, Some(&b"EURUSD"[..]));
         let reordered = br#"{"type":"price","ts":17,"seq":5,"bid":1}"#;
-        assert_eq!(price_seq_ts(reordered), Some((5, 17)));
-        assert_eq!(price_symbol(p), Some(&b"EURUSD"[..]));
-        assert_eq!(price_symbol(reordered), None);
+        let fields = price_fields(reordered).unwrap();
+        assert_eq!((fields.symbol, fields.seq, fields.ts), (None, 5, 17));
+        let peer = br#"{"symbol":"S0042","seq":7,"type":"price","ts":9,"bid":1.5}"#;
+        let fields = price_fields(peer).unwrap();
+        assert_eq!(
+            (fields.symbol, fields.seq, fields.ts),
+            (Some(&b"S0042"[..]), 7, 9)
+        );
+        assert_eq!(
+            price_fields(br#"{"type":"price","symbol":"A","seq":1}"#),
+            None,
+            "no ts"
+        );
         assert_eq!(
             classify(br#"{"type":"snapshot","data":[]}"#),
             Kind::Snapshot
@@ -141,6 +188,5 @@ mod tests {
             Some(60)
         );
         assert_eq!(find(b"aab", b"ab"), Some(1));
-        assert_eq!(rfind(b"abab", b"ab"), Some(2));
     }
 }

@@ -410,7 +410,7 @@ mod tests {
             crate::decode::classify(body.as_bytes()),
             crate::decode::Kind::Price
         );
-        assert_eq!(crate::decode::price_seq_ts(body.as_bytes()).unwrap().0, 1);
+        assert_eq!(crate::decode::price_fields(body.as_bytes()).unwrap().seq, 1);
         assert_eq!(
             response_status(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"),
             Some((202, false))

@@ -260,7 +260,7 @@ mod tests {
             crate::decode::classify(frame.payload),
             crate::decode::Kind::Price
         );
-        assert!(crate::decode::price_seq_ts(frame.payload).is_some());
+        assert!(crate::decode::price_fields(frame.payload).is_some());
     }
 
     #[test]

@@ -17,39 +17,49 @@ const SLOTS: usize = 4_096;
 
 /// Send times of the latest [`SLOTS`] quotes of every symbol.
 pub struct Stamps {
-    seq: Vec<AtomicU64>,
-    ts_us: Vec<AtomicU64>,
+    /// `seq` and send time of each slot side by side: a lookup touches one
+    /// cache line, not two.
+    slots: Vec<Slot>,
+}
+
+/// One remembered quote: the `seq` that owns the slot and its send time.
+struct Slot {
+    seq: AtomicU64,
+    ts_us: AtomicU64,
 }
 
 impl Stamps {
     /// An empty table for `symbols` symbols.
     pub fn new(symbols: usize) -> Self {
-        let slots = || (0..symbols * SLOTS).map(|_| AtomicU64::new(0)).collect();
-        Stamps {
-            seq: slots(),
-            ts_us: slots(),
-        }
+        let slots = (0..symbols * SLOTS)
+            .map(|_| Slot {
+                seq: AtomicU64::new(0),
+                ts_us: AtomicU64::new(0),
+            })
+            .collect();
+        Stamps { slots }
     }
 
     /// Records that quote `seq` (from 1) of symbol `symbol` was generated at
     /// `ts_us` (UNIX µs).
     pub fn record(&self, symbol: usize, seq: u64, ts_us: u64) {
-        let i = symbol * SLOTS + seq as usize % SLOTS;
+        let slot = &self.slots[symbol * SLOTS + seq as usize % SLOTS];
         // Invalidate, write the time, then publish the seq that owns it.
-        self.seq[i].store(0, Ordering::Release);
-        self.ts_us[i].store(ts_us, Ordering::Release);
-        self.seq[i].store(seq, Ordering::Release);
+        slot.seq.store(0, Ordering::Release);
+        slot.ts_us.store(ts_us, Ordering::Release);
+        slot.seq.store(seq, Ordering::Release);
     }
 
     /// When quote `seq` of `symbol` was generated, if the table still has it.
     pub fn lookup(&self, symbol: usize, seq: u64) -> Option<u64> {
-        let i = symbol.checked_mul(SLOTS)? + seq as usize % SLOTS;
-        let owner = self.seq.get(i)?;
-        if seq == 0 || owner.load(Ordering::Acquire) != seq {
+        let slot = self
+            .slots
+            .get(symbol.checked_mul(SLOTS)? + seq as usize % SLOTS)?;
+        if seq == 0 || slot.seq.load(Ordering::Acquire) != seq {
             return None;
         }
-        let ts = self.ts_us[i].load(Ordering::Acquire);
-        (owner.load(Ordering::Acquire) == seq).then_some(ts)
+        let ts = slot.ts_us.load(Ordering::Acquire);
+        (slot.seq.load(Ordering::Acquire) == seq).then_some(ts)
     }
 }
 
