@@ -317,6 +317,7 @@ fn start_line_fed(
         path: "/v1/ws".into(),
         token,
         deflate: kind == Kind::QuotecastDeflate || args.run.deflate,
+        counts_writes: kind != Kind::Tokio && ca.is_none(),
         tls: ca.map(|ca| ca.client_config()),
         pusher: false,
     };
@@ -368,6 +369,7 @@ fn start_nchan(
             deflate: false,
             tls: None,
             pusher: false,
+            counts_writes: false,
         },
         server,
         feed,
@@ -409,6 +411,7 @@ fn start_sockudo(
             deflate: false,
             tls: None,
             pusher: true,
+            counts_writes: false,
         },
         server,
         feed,

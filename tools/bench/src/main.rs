@@ -37,6 +37,7 @@ mod report;
 mod results;
 mod run;
 mod scenario;
+mod scrape;
 mod server;
 mod stamps;
 mod stats;

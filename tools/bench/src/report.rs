@@ -65,6 +65,10 @@ pub struct Throughput {
     pub flushes_per_s: f64,
     /// Price frames per flush.
     pub frames_per_flush: f64,
+    /// Socket writes by the server's own count (quotecast's `/metrics`):
+    /// what the probe's writes/s compare with. A client that falls behind
+    /// takes several writes in one read, so `flushes_per_s` undercounts.
+    pub server_writes_per_s: Option<f64>,
 }
 
 /// The connections of the run and how they got set up.
@@ -209,6 +213,8 @@ pub struct Measured {
     pub window_s: f64,
     /// Quotes the harness's feed sent per second in the window.
     pub feed_quotes_per_s: Option<f64>,
+    /// Socket writes the server counted itself in the window (quotecast).
+    pub server_writes: Option<u64>,
     /// The ramp's steps; empty outside a ramp.
     pub ramp: Vec<RampWindow>,
     /// Samples every 250 ms.
@@ -237,6 +243,7 @@ impl Report {
             ready_after_connect,
             window_s,
             feed_quotes_per_s,
+            server_writes,
             ramp,
             timeline,
             stats,
@@ -277,7 +284,7 @@ impl Report {
             feed_quotes_per_s,
             latency_slow: Percentiles::of(&stats.latency_slow),
             latency_leading: Percentiles::of(&stats.latency_leading),
-            throughput: Throughput::of(&stats.counts, window_s),
+            throughput: Throughput::of(&stats.counts, server_writes, window_s),
             cadence: Cadence::of(
                 &stats.busy_flushes,
                 stats.idle_conns,
@@ -330,8 +337,9 @@ fn ramp_steps(windows: Vec<RampWindow>, stats: &WorkerStats) -> Vec<RampStep> {
 }
 
 impl Throughput {
-    /// The rates of `c` over a window of `window_s` seconds.
-    fn of(c: &Counts, window_s: f64) -> Throughput {
+    /// The rates of `c`, and of `server_writes` when the server counted its
+    /// writes, over a window of `window_s` seconds.
+    fn of(c: &Counts, server_writes: Option<u64>, window_s: f64) -> Throughput {
         let per_s = |v: u64| v as f64 / window_s;
         Throughput {
             price_frames_per_s: per_s(c.price_frames),
@@ -344,6 +352,7 @@ impl Throughput {
             } else {
                 0.0
             },
+            server_writes_per_s: server_writes.map(per_s),
         }
     }
 }

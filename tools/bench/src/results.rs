@@ -16,7 +16,8 @@ use std::path::Path;
 pub struct Machine {
     /// `model name` of /proc/cpuinfo.
     pub cpu: String,
-    /// Cores the generator sees.
+    /// Processors of /proc/cpuinfo (all of the machine's, not only the
+    /// core the generator is pinned to).
     pub cores: usize,
     /// `/proc/sys/kernel/osrelease`.
     pub kernel: String,
@@ -35,7 +36,10 @@ impl Machine {
             .map_or("unknown".into(), |(_, v)| v.trim().to_string());
         Machine {
             cpu,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map_or("unknown".into(), |s| s.trim().to_string()),
             started_utc: utc_now(),
@@ -445,22 +449,40 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         p.writes_per_s, p.frames_per_s, p.cpu_us_per_write, p.writer_cpu_pct
     );
     for r in c.reports.iter().filter(|r| c.is_valid(&r.server.kind)) {
-        // Each delivery burst the client sees is (at most) one server write.
+        // quotecast counts its own writes; for a peer, each delivery burst
+        // its clients see is (at most) one server write.
+        let t = &r.throughput;
+        let (writes, counted_by) = match t.server_writes_per_s {
+            Some(w) => (w, "server's count"),
+            None => (t.flushes_per_s, "client's bursts"),
+        };
+        let cpu_per_write = r
+            .server_proc
+            .cpu_pct
+            .filter(|_| t.server_writes_per_s.is_some() && writes > 0.0)
+            .map(|pct| pct / 100.0 * 1e6 / writes);
         let _ = writeln!(
             s,
-            "| {} | {:.0} ({:.0}% of probe) | {:.0} ({:.0}% of probe) | | {}% |",
+            "| {} | {:.0} ({:.0}% of probe; {counted_by}) | {:.0} ({:.0}% of probe) | {} | {}% |",
             r.server.kind,
-            r.throughput.flushes_per_s,
-            r.throughput.flushes_per_s / p.writes_per_s.max(1e-9) * 100.0,
-            r.throughput.price_frames_per_s,
-            r.throughput.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
+            writes,
+            writes / p.writes_per_s.max(1e-9) * 100.0,
+            t.price_frames_per_s,
+            t.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
+            cpu_per_write.map_or(String::new(), |c| format!(
+                "{c:.2} ({:.2}x probe)",
+                c / p.cpu_us_per_write.max(1e-9)
+            )),
             opt(r.server_proc.cpu_pct, 0),
         );
     }
     let _ = writeln!(
         s,
         "\nA server's share of the probe is its headroom only when it is saturated (CPU near \
-         100%); below that it only delivers what the feed gives it.\n"
+         100%); below that it only delivers what the feed gives it. quotecast's writes are its \
+         own count (`quotecast_flushes_total` at the window's edges), like the probe's; a \
+         client that falls behind takes several writes in one read, so the clients' count of \
+         delivery bursts is lower.\n"
     );
 }
 
@@ -746,6 +768,7 @@ mod tests {
             ready_after_connect: ready,
             window_s: 10.0,
             feed_quotes_per_s: Some(feed),
+            server_writes: None,
             ramp: Vec::new(),
             timeline: Vec::new(),
             stats: crate::stats::WorkerStats::new(),

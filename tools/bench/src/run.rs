@@ -7,6 +7,7 @@ use crate::feed::Feed;
 use crate::procstat::{self, ProcSample};
 use crate::report::{print_summary, Measured, ProcSamples, RampWindow, Report, TimePoint};
 use crate::scenario::{build_plans, quotecast_subscribe, Mix, RunConfig};
+use crate::scrape;
 use crate::server;
 use crate::stats::WorkerStats;
 use crate::worker::{self, Plan, Settings, Shared, Target};
@@ -86,6 +87,7 @@ fn single_target(
             deflate: cli.deflate,
             tls: None,
             pusher: false,
+            counts_writes: cli.server_pid.is_some(),
         };
         return Ok((target, cli.server_pid, None));
     }
@@ -113,6 +115,7 @@ fn single_target(
         deflate: cli.deflate,
         tls: None,
         pusher: false,
+        counts_writes: true,
     };
     Ok((target, Some(s.pid()), Some(s)))
 }
@@ -161,6 +164,8 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let mix = Mix::of(&plans);
     let addr = target.addr;
+    let counts_writes = target.counts_writes;
+    let server_writes = || counts_writes.then(|| scrape::flushes_total(addr)).flatten();
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(worker::CONNECTING),
         step: AtomicUsize::new(worker::NO_STEP),
@@ -189,6 +194,7 @@ pub fn run(
 
     procs.server_w0 = sample();
     procs.gen_w0 = procstat::sample(None);
+    let writes0 = server_writes();
     let w0 = Instant::now();
     shared.phase.store(worker::MEASURE, Ordering::Relaxed);
     let feed_sent0 = feed.map(Feed::sent);
@@ -206,6 +212,9 @@ pub fn run(
         .map(|(f, s0)| (f.sent() - s0) as f64 / window_s);
     procs.server_w1 = sample();
     procs.gen_w1 = procstat::sample(None);
+    let server_writes = writes0
+        .zip(server_writes())
+        .map(|(w0, w1)| w1.saturating_sub(w0));
 
     let mut stats = WorkerStats::new();
     for h in handles {
@@ -219,6 +228,7 @@ pub fn run(
         ready_after_connect,
         window_s,
         feed_quotes_per_s,
+        server_writes,
         ramp: ramp_windows,
         timeline: sampler.timeline,
         stats,

@@ -97,6 +97,9 @@ pub struct Target {
     /// The server speaks the Pusher protocol (sockudo): prices arrive inside
     /// `price` events, one subscription per symbol.
     pub pusher: bool,
+    /// The server counts its socket writes at plain-HTTP `/metrics`
+    /// (quotecast without TLS): the run reads them at the window's edges.
+    pub counts_writes: bool,
 }
 
 /// Per-thread knobs.
