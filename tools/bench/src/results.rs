@@ -422,6 +422,9 @@ fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
     s.push('\n');
 }
 
+/// Server CPU (% of its core) from which a run counts as saturated.
+const SATURATED_CPU_PCT: f64 = 90.0;
+
 /// The probe, and each server's share of it.
 fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
     let _ = writeln!(s, "## Physical limit (probe)\n");
@@ -469,10 +472,12 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             writes / p.writes_per_s.max(1e-9) * 100.0,
             t.price_frames_per_s,
             t.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
-            cpu_per_write.map_or(String::new(), |c| format!(
-                "{c:.2} ({:.2}x probe)",
-                c / p.cpu_us_per_write.max(1e-9)
-            )),
+            cpu_per_write.map_or(String::new(), |c| match r.server_proc.cpu_pct {
+                // Below saturation a tick's fixed cost is spread over few
+                // writes: no ratio to the saturated probe.
+                Some(pct) if pct < SATURATED_CPU_PCT => format!("{c:.2} (not saturated)"),
+                _ => format!("{c:.2} ({:.2}x probe)", c / p.cpu_us_per_write.max(1e-9)),
+            }),
             opt(r.server_proc.cpu_pct, 0),
         );
     }
