@@ -142,20 +142,14 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
                 cmp.skipped.push((kind.name().into(), format!("{e:#}")));
             }
         }
-    }
-    if !args.no_probe {
-        eprintln!("== probe ({})", results::load_average());
-        cmp.loads.push(("probe".into(), results::load_average()));
-        match run_probe(&cfg, cmp.reports.first()) {
-            Ok(p) => {
-                println!("{}", results::probe_line(&p));
-                cmp.probe = Some(p);
-            }
-            Err(e) => {
-                eprintln!("probe: {e:#}");
-                cmp.skipped.push(("probe".into(), format!("{e:#}")));
-            }
+        // The probe runs right after quotecast, the run it is held
+        // against, so the machine has had the least time to drift.
+        if kind == Kind::Quotecast && !args.no_probe {
+            probe_step(&mut cmp, &cfg);
         }
+    }
+    if !args.no_probe && !args.servers.contains(&Kind::Quotecast) {
+        probe_step(&mut cmp, &cfg);
     }
     cmp.loads.push(("end".into(), results::load_average()));
     cmp.invalid = results::invalid_runs(&cmp);
@@ -167,14 +161,36 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the probe into `cmp` (or notes why it did not run).
+fn probe_step(cmp: &mut Comparison, cfg: &RunConfig) {
+    eprintln!("== probe ({})", results::load_average());
+    cmp.loads.push(("probe".into(), results::load_average()));
+    match run_probe(cfg, cmp.reports.first()) {
+        Ok(p) => {
+            println!("{}", results::probe_line(&p));
+            cmp.probe = Some(p);
+        }
+        Err(e) => {
+            eprintln!("probe: {e:#}");
+            cmp.skipped.push(("probe".into(), format!("{e:#}")));
+        }
+    }
+}
+
 /// The probe sized like the run: its connections, and as many frames per
-/// write as quotecast coalesced per flush (at least 1), of its payload size.
+/// write as quotecast put in each write (by its own count when it has one;
+/// at least 1), of its payload size.
 fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<ProbeReport> {
     let (frames, payload) = quotecast
         .filter(|r| r.server.kind == Kind::Quotecast.name() && r.counts.price_frames > 0)
         .map_or((1, 150), |r| {
+            let t = &r.throughput;
+            let per_write = match t.server_writes_per_s {
+                Some(w) if w > 0.0 => t.price_frames_per_s / w,
+                _ => t.frames_per_flush,
+            };
             (
-                r.throughput.frames_per_flush.round().max(1.0) as usize,
+                per_write.round().max(1.0) as usize,
                 (r.counts.price_bytes / r.counts.price_frames) as usize,
             )
         });
