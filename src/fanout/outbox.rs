@@ -459,13 +459,18 @@ impl Outbox {
         }
     }
 
+    /// Keeps `buf` to build the next flush in (a buffer that grew large is
+    /// released instead).
+    pub fn keep_write_buffer(&mut self, buf: Vec<u8>) {
+        self.write_buf = reusable(buf);
+    }
+
     /// Records a finished write that `started` one flush `interval` ago at
     /// most (else the connection is behind until `caught_up` says its kernel
-    /// queue drained), keeps the buffer for the next flush and schedules it.
-    /// Returns the `ts` of the oldest value the write carried.
+    /// queue drained) and schedules the next flush. Returns the `ts` of the
+    /// oldest value the write carried.
     pub fn finish_write(
         &mut self,
-        mut buf: Vec<u8>,
         started: Instant,
         interval: Duration,
         caught_up: impl FnOnce() -> bool,
@@ -481,10 +486,6 @@ impl Outbox {
             self.behind_since = None;
         }
         let oldest_ts_us = std::mem::replace(&mut self.pending_oldest_ts_us, u64::MAX);
-        if buf.capacity() > KEEP_WRITE_BUFFER {
-            buf = Vec::new();
-        }
-        self.write_buf = buf;
         self.request_flush(wheel, now);
         (oldest_ts_us != u64::MAX).then_some(oldest_ts_us)
     }
@@ -500,4 +501,14 @@ impl Outbox {
         let code = CloseCode::SLOW_CONSUMER;
         Some(self.wire.close(code, code.reason()))
     }
+}
+
+/// `buf` emptied for the next flush, or a new buffer when it grew past
+/// [`KEEP_WRITE_BUFFER`].
+pub fn reusable(mut buf: Vec<u8>) -> Vec<u8> {
+    if buf.capacity() > KEEP_WRITE_BUFFER {
+        return Vec::new();
+    }
+    buf.clear();
+    buf
 }

@@ -114,7 +114,8 @@ impl ShardHandle {
         self.with(|s| s.build_flush(key, now))
     }
 
-    /// Records a finished write (see [`Shard::finish_write`]).
+    /// Records a finished write (see [`Shard::finish_write`]) and keeps its
+    /// buffer for the connection's next flush.
     pub fn finish_write(
         &self,
         key: ConnKey,
@@ -122,7 +123,10 @@ impl ShardHandle {
         started: Instant,
         unsent: impl FnOnce() -> usize,
     ) {
-        self.with(|s| s.finish_write(key, buf, started, unsent))
+        self.with(|s| {
+            s.keep_write_buffer(key, buf);
+            s.finish_write(key, started, unsent);
+        })
     }
 
     /// Whether `key` sent its close frame (or is gone).

@@ -89,6 +89,10 @@ pub struct Shard {
     flush_interval: Duration,
     node: Arc<Node>,
     scratch: Vec<u8>,
+    /// The write pass's buffer, lent to each connection it writes: the copy
+    /// of the frames lands in memory already in cache, and a connection the
+    /// pass serves holds no buffer of its own between flushes.
+    pass_buf: Vec<u8>,
     due: Vec<ConnKey>,
     changed: Vec<StreamId>,
     connections_made: u64,
@@ -146,6 +150,7 @@ impl Shard {
             flush_interval,
             node,
             scratch: Vec::with_capacity(512),
+            pass_buf: Vec::new(),
             due: Vec::new(),
             changed: Vec::new(),
             connections_made: 0,
@@ -492,15 +497,16 @@ impl Shard {
         Some(flush)
     }
 
+    /// Gives `key` back the buffer its writer task wrote, for its next flush.
+    pub fn keep_write_buffer(&mut self, key: ConnKey, buf: Vec<u8>) {
+        if let Some(session) = self.conns.get_mut(key) {
+            session.outbox_mut().keep_write_buffer(buf);
+        }
+    }
+
     /// Records a finished write of `key` (`unsent` reads the bytes still
     /// queued in the kernel) and schedules the next flush if more is due.
-    pub fn finish_write(
-        &mut self,
-        key: ConnKey,
-        buf: Vec<u8>,
-        started: Instant,
-        unsent: impl FnOnce() -> usize,
-    ) {
+    pub fn finish_write(&mut self, key: ConnKey, started: Instant, unsent: impl FnOnce() -> usize) {
         let interval = self.flush_interval;
         let caught_up_bytes = self.node.config.server.send_buffer_bytes / 2;
         let now = Instant::now();
@@ -508,7 +514,6 @@ impl Shard {
             return;
         };
         let oldest = session.outbox_mut().finish_write(
-            buf,
             started,
             interval,
             || unsent() <= caught_up_bytes,

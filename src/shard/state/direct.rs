@@ -5,6 +5,7 @@
 //! slow-consumer clock). A child of `state`, so it reads the shard's fields.
 
 use super::Shard;
+use crate::fanout::outbox::reusable;
 use crate::fd;
 use std::time::Instant;
 
@@ -33,12 +34,14 @@ impl Shard {
                 outbox.wake_for_close();
                 continue;
             };
+            outbox.keep_write_buffer(std::mem::take(&mut self.pass_buf));
             let Some(flush) = self.build_flush(key, now) else {
                 continue;
             };
             match fd::send_now(socket, &flush.buf) {
                 Ok(n) if n == flush.buf.len() => {
-                    self.finish_write(key, flush.buf, now, || fd::unsent_bytes(socket));
+                    self.finish_write(key, now, || fd::unsent_bytes(socket));
+                    self.pass_buf = reusable(flush.buf);
                 }
                 sent => {
                     // Partial, a full socket (WouldBlock), or an error the
