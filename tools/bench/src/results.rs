@@ -459,11 +459,20 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             Some(w) => (w, "server's count"),
             None => (t.flushes_per_s, "client's bursts"),
         };
-        let cpu_per_write = r
-            .server_proc
-            .cpu_pct
-            .filter(|_| t.server_writes_per_s.is_some() && writes > 0.0)
-            .map(|pct| pct / 100.0 * 1e6 / writes);
+        // CPU per write from quotecast's own count; below saturation a
+        // tick's fixed cost is spread over few writes: no ratio to the
+        // saturated probe.
+        let cpu_per_write = match (t.server_writes_per_s, r.server_proc.cpu_pct) {
+            (Some(w), Some(pct)) if w > 0.0 => {
+                let c = pct / 100.0 * 1e6 / w;
+                if pct < SATURATED_CPU_PCT {
+                    format!("{c:.2} (not saturated)")
+                } else {
+                    format!("{c:.2} ({:.2}x probe)", c / p.cpu_us_per_write.max(1e-9))
+                }
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
             "| {} | {:.0} ({:.0}% of probe; {counted_by}) | {:.0} ({:.0}% of probe) | {} | {}% |",
@@ -472,12 +481,7 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             writes / p.writes_per_s.max(1e-9) * 100.0,
             t.price_frames_per_s,
             t.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
-            cpu_per_write.map_or(String::new(), |c| match r.server_proc.cpu_pct {
-                // Below saturation a tick's fixed cost is spread over few
-                // writes: no ratio to the saturated probe.
-                Some(pct) if pct < SATURATED_CPU_PCT => format!("{c:.2} (not saturated)"),
-                _ => format!("{c:.2} ({:.2}x probe)", c / p.cpu_us_per_write.max(1e-9)),
-            }),
+            cpu_per_write,
             opt(r.server_proc.cpu_pct, 0),
         );
     }

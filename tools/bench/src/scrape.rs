@@ -3,22 +3,16 @@
 //! the figure to hold against it. The client cannot count them: when it
 //! falls behind, one read takes several writes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use quotecast_testkit::http;
+use std::net::SocketAddr;
 
 /// The sum of `quotecast_flushes_total` over the server's shards, or `None`
 /// when the server does not answer with it in time.
 pub fn flushes_total(addr: SocketAddr) -> Option<u64> {
-    let timeout = Duration::from_secs(2);
-    let mut sock = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    sock.set_read_timeout(Some(timeout)).ok()?;
-    sock.set_write_timeout(Some(timeout)).ok()?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    sock.write_all(request.as_bytes()).ok()?;
-    let mut body = String::new();
-    sock.read_to_string(&mut body).ok()?;
-    sum_counter(&body, "quotecast_flushes_total")
+    let r = http::get(addr, "/metrics", &[]).ok()?;
+    (r.status == 200)
+        .then(|| sum_counter(&r.body, "quotecast_flushes_total"))
+        .flatten()
 }
 
 /// The sum of every sample of counter `name` in an OpenMetrics text body.
