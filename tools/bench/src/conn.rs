@@ -4,6 +4,7 @@
 
 use crate::decode::{self, Kind};
 use crate::pusher;
+use crate::rx;
 use crate::stamps;
 use crate::stats::WorkerStats;
 use crate::worker::{unix_us, Class, Plan, Shared, Target, LATENCY_TARGET_US, NO_STEP};
@@ -15,6 +16,7 @@ use quotecast_testkit::{http, ws};
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -520,10 +522,10 @@ impl<'a> Ctx<'a> {
             let Some(sock) = conn.sock.as_mut() else {
                 return;
             };
-            match sock.read(buf) {
-                Ok(0) => return self.close(conn, "eof"),
-                Ok(n) => {
-                    self.now_us = unix_us();
+            match rx::recv(sock.as_raw_fd(), buf) {
+                Ok((0, _)) => return self.close(conn, "eof"),
+                Ok((n, stamp)) => {
+                    self.stamp_read(conn, stamp);
                     if self.measuring {
                         self.stats.counts.wire_bytes += n as u64;
                         self.stats.counts.reads += 1;
@@ -543,6 +545,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Sets the time of the bytes just read: when they reached the socket
+    /// (`stamp`, see [`rx`]), else now. How long a healthy connection's
+    /// bytes waited for this loop is recorded apart.
+    fn stamp_read(&mut self, conn: &Conn, stamp: Option<u64>) {
+        let now = unix_us();
+        self.now_us = stamp.map_or(now, |s| s.min(now));
+        if self.measuring && conn.class == Class::Healthy && stamp.is_some() {
+            let waited = now - self.now_us;
+            self.stats.read_delay.saturating_record(waited.max(1));
+        }
+    }
+
     /// [`Ctx::read_conn`] through the TLS session: records until the socket
     /// is drained, each followed by the plaintext they carried.
     fn read_tls(&mut self, conn: &mut Conn, buf: &mut [u8]) {
@@ -550,7 +564,13 @@ impl<'a> Ctx<'a> {
             let (Some(tls), Some(sock)) = (conn.tls.as_mut(), conn.sock.as_mut()) else {
                 return;
             };
-            match tls.read_tls(sock) {
+            let mut stamped = rx::Stamped {
+                sock,
+                newest_us: None,
+            };
+            let read = tls.read_tls(&mut stamped);
+            let stamp = stamped.newest_us;
+            match read {
                 Ok(0) => return self.close(conn, "eof"),
                 Ok(n) if self.measuring => {
                     self.stats.counts.wire_bytes += n as u64;
@@ -571,7 +591,7 @@ impl<'a> Ctx<'a> {
                 match tls.reader().read(buf) {
                     Ok(0) => return self.close(conn, "eof"),
                     Ok(n) => {
-                        self.now_us = unix_us();
+                        self.stamp_read(conn, stamp);
                         self.on_bytes(conn, &buf[..n]);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -610,6 +630,9 @@ impl<'a> Ctx<'a> {
             Ok(sock) => sock,
             Err(e) => return self.close(conn, &io_reason(&e)),
         };
+        if let Err(e) = rx::enable(&sock) {
+            return self.close(conn, &io_reason(&e));
+        }
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.registry.register(&mut sock, Token(index), interest) {
             return self.close(conn, &io_reason(&e));

@@ -36,6 +36,7 @@ mod pusher;
 mod report;
 mod results;
 mod run;
+mod rx;
 mod scenario;
 mod scrape;
 mod server;

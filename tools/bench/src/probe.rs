@@ -216,6 +216,9 @@ fn read_all(
     pin(core);
     let mut poll = Poll::new()?;
     for (i, c) in clients.iter_mut().enumerate() {
+        // Stamped like the load's sockets, so the kernel does the same
+        // work per packet on the writer's core for the probe as for a server.
+        crate::rx::enable(c).context("SO_TIMESTAMPNS on a probe socket")?;
         poll.registry().register(c, Token(i), Interest::READABLE)?;
     }
     let mut events = Events::with_capacity(4096);

@@ -128,8 +128,12 @@ pub struct Report {
     pub window_s: f64,
     /// The connections.
     pub connections: ConnReport,
-    /// Latency of healthy connections (price `ts` to receipt).
+    /// Latency of healthy connections (price `ts` to its bytes reaching
+    /// the client's socket).
     pub latency_healthy: Percentiles,
+    /// How long healthy connections' bytes waited in their sockets for the
+    /// load thread to read them: what the harness itself adds.
+    pub read_delay: Percentiles,
     /// (percentile, µs) points of the healthy latency distribution.
     pub latency_curve: Vec<(f64, u64)>,
     /// The steps of a ramp, in order; empty outside a ramp.
@@ -279,6 +283,7 @@ impl Report {
                 subscribe: Percentiles::of(&stats.subscribe),
             },
             latency_healthy: Percentiles::of(&stats.latency),
+            read_delay: Percentiles::of(&stats.read_delay),
             latency_curve: stats::curve(&stats.latency),
             ramp: ramp_steps(ramp, &stats),
             feed_quotes_per_s,
@@ -441,6 +446,10 @@ fn print_setup(r: &Report) {
     println!("handshake {}", c.handshake.line_ms());
     println!("subscribe {}", c.subscribe.line_ms());
     println!("latency   {}", r.latency_healthy.line_ms());
+    println!(
+        "  read    {} (socket to load thread)",
+        r.read_delay.line_ms()
+    );
     for s in &r.ramp {
         println!(
             "ramp      {:>6}/s -> {:>8.0} prices/s  {}",

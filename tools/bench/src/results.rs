@@ -334,14 +334,14 @@ fn client_section(c: &Comparison, s: &mut String) {
     let _ = writeln!(s, "## What a trading client sees\n");
     let _ = writeln!(
         s,
-        "| server | feed sent/s | prices delivered/s | delivered share | latency p50 / p99 / p99.9 / max (ms) | deliveries/s per conn | gap p99 (ms) | server CPU | CPU µs per delivered price | wire bytes per delivered price | RSS end (MiB) | handshake p99 (ms) | failed conns |"
+        "| server | feed sent/s | prices delivered/s | delivered share | latency p50 / p99 / p99.9 / max (ms) | harness read delay p50 / p99 (ms) | deliveries/s per conn | gap p99 (ms) | server CPU | CPU µs per delivered price | wire bytes per delivered price | RSS end (MiB) | handshake p99 (ms) | failed conns |"
     );
-    let _ = writeln!(s, "|{}", " --- |".repeat(13));
+    let _ = writeln!(s, "|{}", " --- |".repeat(14));
     for r in &c.reports {
         let l = &r.latency_healthy;
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {} / {} / {} / {} | {:.1} | {} | {}% | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} / {} / {} / {} | {} / {} | {:.1} | {} | {}% | {} | {} | {} | {} | {} |",
             r.server.kind,
             opt(r.feed_quotes_per_s, 0),
             r.throughput.price_frames_per_s,
@@ -355,6 +355,8 @@ fn client_section(c: &Comparison, s: &mut String) {
             ms(l.p99_us),
             ms(l.p999_us),
             ms(l.max_us),
+            ms(r.read_delay.p50_us),
+            ms(r.read_delay.p99_us),
             r.cadence.mean_hz,
             ms(r.cadence.gap.p99_us),
             opt(r.server_proc.cpu_pct, 0),
@@ -370,7 +372,10 @@ fn client_section(c: &Comparison, s: &mut String) {
         "\nLatency is the age of each price a healthy client receives, from one clock origin \
          for every server: the moment the harness's feed generated the quote (looked up by \
          symbol and `seq`; prices whose stamp is not found are counted as untimed, never \
-         guessed). Delivered share = prices \
+         guessed), to the moment its bytes reached the client's socket (the kernel's receive \
+         stamp of the newest packet in the read, so never early). The harness read delay is \
+         how long those bytes then waited for the load thread, which serves every connection \
+         from one core: a real client adds its own. Delivered share = prices \
          delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \
          delivery carries the latest value) and the peers drop or lag. A delivery burst \
          (prices < 1 ms apart) counts once in deliveries/s per connection.\n"

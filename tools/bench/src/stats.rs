@@ -22,6 +22,9 @@ pub struct WorkerStats {
     pub latency_leading: Histogram<u64>,
     /// Gap between consecutive flushes of one healthy connection.
     pub flush_gap: Histogram<u64>,
+    /// How long a healthy connection's bytes waited in its socket for the
+    /// load thread to read them (read time minus kernel receive stamp).
+    pub read_delay: Histogram<u64>,
     /// From `connect()` to the socket being writable.
     pub connect: Histogram<u64>,
     /// From `connect()` to the `101`.
@@ -90,6 +93,7 @@ impl WorkerStats {
             latency_slow: histogram(),
             latency_leading: histogram(),
             flush_gap: histogram(),
+            read_delay: histogram(),
             connect: histogram(),
             handshake: histogram(),
             subscribe: histogram(),
@@ -116,6 +120,7 @@ impl WorkerStats {
         add(&mut self.latency_slow, &o.latency_slow);
         add(&mut self.latency_leading, &o.latency_leading);
         add(&mut self.flush_gap, &o.flush_gap);
+        add(&mut self.read_delay, &o.read_delay);
         add(&mut self.connect, &o.connect);
         add(&mut self.handshake, &o.handshake);
         add(&mut self.subscribe, &o.subscribe);
