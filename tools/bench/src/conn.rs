@@ -410,7 +410,7 @@ impl<'a> Ctx<'a> {
             counts.price_frames += 1;
             counts.price_bytes += payload.len() as u64;
             let origin = match &self.shared.stamps {
-                None => Some(price.ts),
+                None => price.ts(),
                 Some(stamps) => price
                     .symbol
                     .and_then(stamps::symbol_index)

@@ -66,10 +66,10 @@ impl Stamps {
 /// The index of a harness symbol name (`S0042` → 42).
 pub fn symbol_index(name: &[u8]) -> Option<usize> {
     let digits = name.strip_prefix(b"S")?;
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    Some(digits.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')))
 }
 
 #[cfg(test)]

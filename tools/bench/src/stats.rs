@@ -58,10 +58,10 @@ pub struct Counts {
     pub reads: u64,
     /// Flushes (bursts of prices) received in the window.
     pub flushes: u64,
-    /// Price frames in which `seq` or `ts` could not be found (whole run).
+    /// Price frames in which `seq` could not be found (whole run).
     pub bad_prices: u64,
     /// Prices in the window whose generator stamp was not found by (symbol,
-    /// `seq`): not timed (see `stamps.rs`).
+    /// `seq`), or without a `ts` in a run with no feed: not timed (see `stamps.rs`).
     pub unmatched_prices: u64,
     /// Snapshots received (whole run).
     pub snapshots: u64,
