@@ -302,6 +302,11 @@ impl Outbox {
         self.frames_sent
     }
 
+    /// Whether a subscribed value changed since the last flush collected them.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// Whether our close frame went out.
     pub fn close_sent(&self) -> bool {
         self.close_sent

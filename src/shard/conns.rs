@@ -11,6 +11,11 @@ use crate::session::Session;
 pub struct ConnTable {
     slots: slab::Slab<(u32, Session)>,
     generation: u32,
+    /// Per slot: its outbox holds changes not written yet, so marking it
+    /// dirty again would do nothing. Kept apart from the sessions, which
+    /// are large: the fan-out of a price to its subscribers reads one byte
+    /// per subscriber instead of a cache line of each session.
+    dirty: Vec<bool>,
 }
 
 impl ConnTable {
@@ -23,7 +28,26 @@ impl ConnTable {
             generation: self.generation,
         };
         entry.insert((key.generation, make(key)));
+        let index = key.index as usize;
+        if self.dirty.len() <= index {
+            self.dirty.resize(index + 1, false);
+        }
+        self.dirty[index] = false;
         key
+    }
+
+    /// Whether the session at `index` is known to have unwritten changes.
+    pub fn is_dirty(&self, index: ConnIndex) -> bool {
+        self.dirty.get(index as usize).copied().unwrap_or(false)
+    }
+
+    /// Records whether the session at `index` has unwritten changes: true
+    /// only right after its outbox was marked dirty, and refreshed from the
+    /// outbox after every flush it builds.
+    pub fn set_dirty(&mut self, index: ConnIndex, dirty: bool) {
+        if let Some(d) = self.dirty.get_mut(index as usize) {
+            *d = dirty;
+        }
     }
 
     /// The session of `key`, if it is still open.
@@ -42,6 +66,7 @@ impl ConnTable {
     /// Removes the session of `key`.
     pub fn remove(&mut self, key: ConnKey) -> Option<Session> {
         self.get_mut(key)?;
+        self.set_dirty(key.index, false);
         Some(self.slots.remove(key.index as usize).1)
     }
 
