@@ -107,13 +107,22 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         enable(&client).unwrap();
-        // The first stamping socket turns on the kernel's receive stamps
-        // from a work queue, a moment later.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The first stamping socket turns the kernel's receive stamps on
+        // from a work queue, a moment later: wait (at most 2 s) until a
+        // byte arrives stamped.
+        let mut buf = [0u8; 16];
+        let started = std::time::Instant::now();
+        loop {
+            server.write_all(b".").unwrap();
+            let (_, stamp) = recv(client.as_raw_fd(), &mut buf).unwrap();
+            if stamp.is_some() || started.elapsed().as_secs() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let before = crate::worker::unix_us();
         server.write_all(b"hello").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let mut buf = [0u8; 16];
         let (n, stamp) = recv(client.as_raw_fd(), &mut buf).unwrap();
         let after_read = crate::worker::unix_us();
         assert_eq!(&buf[..n], b"hello");
