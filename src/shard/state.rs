@@ -252,15 +252,7 @@ impl Shard {
 
     fn mark_dirty(&mut self, stream: StreamId, now: Instant) {
         for &index in self.streams.topics.subscribers(stream) {
-            // Most subscribers are dirty already (a busy symbol changes many
-            // times between two flushes): skip them without touching the session.
-            if self.conns.is_dirty(index) {
-                continue;
-            }
-            if let Some(session) = self.conns.by_index(index) {
-                session.outbox_mut().mark_dirty(&mut self.wheel, now);
-                self.conns.set_dirty(index, true);
-            }
+            self.conns.mark_dirty(index, &mut self.wheel, now);
         }
     }
 
@@ -489,10 +481,11 @@ impl Shard {
     /// shard began).
     pub fn build_flush(&mut self, key: ConnKey, now: Instant) -> Option<Flush> {
         let session = self.conns.get_mut(key)?;
-        let outbox = session.outbox_mut();
-        let flush = outbox.build_flush(&mut self.streams.table, self.flush_interval, now);
-        let dirty = outbox.is_dirty();
-        self.conns.set_dirty(key.index, dirty);
+        let flush =
+            session
+                .outbox_mut()
+                .build_flush(&mut self.streams.table, self.flush_interval, now);
+        self.conns.flush_built(key);
         if flush.resumed {
             return Some(flush);
         }
