@@ -547,7 +547,7 @@ impl<'a> Ctx<'a> {
 
     /// Sets the time of the bytes just read: when they reached the socket
     /// (`stamp`, see [`rx`]), else now. How long a healthy connection's
-    /// bytes waited for this loop is recorded apart.
+    /// bytes waited for this loop is recorded apart, once per socket read.
     fn stamp_read(&mut self, conn: &Conn, stamp: Option<u64>) {
         let now = unix_us();
         self.now_us = stamp.map_or(now, |s| s.min(now));
@@ -584,16 +584,15 @@ impl<'a> Ctx<'a> {
             if let Err(e) = tls.process_new_packets() {
                 return self.close(conn, &format!("tls_{e}"));
             }
+            // One socket read, one delay, however many plaintext reads follow.
+            self.stamp_read(conn, stamp);
             loop {
                 let Some(tls) = conn.tls.as_mut() else {
                     return;
                 };
                 match tls.reader().read(buf) {
                     Ok(0) => return self.close(conn, "eof"),
-                    Ok(n) => {
-                        self.stamp_read(conn, stamp);
-                        self.on_bytes(conn, &buf[..n]);
-                    }
+                    Ok(n) => self.on_bytes(conn, &buf[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => return self.close(conn, &io_reason(&e)),
                 }

@@ -216,8 +216,11 @@ fn read_all(
     pin(core);
     let mut poll = Poll::new()?;
     for (i, c) in clients.iter_mut().enumerate() {
-        // Stamped like the load's sockets, so the kernel does the same
-        // work per packet on the writer's core for the probe as for a server.
+        // Stamped like the load's sockets: this keeps the kernel's
+        // system-wide receive stamping on, which stamps every packet on the
+        // writer's core as the loopback send queues it, as during a
+        // server's run. (It turns on a moment after the first socket asks;
+        // the clients are set up before the writer starts.)
         crate::rx::enable(c).context("SO_TIMESTAMPNS on a probe socket")?;
         poll.registry().register(c, Token(i), Interest::READABLE)?;
     }

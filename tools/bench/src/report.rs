@@ -128,11 +128,12 @@ pub struct Report {
     pub window_s: f64,
     /// The connections.
     pub connections: ConnReport,
-    /// Latency of healthy connections (price `ts` to its bytes reaching
-    /// the client's socket).
+    /// Latency of healthy connections: from the generator's stamp of the
+    /// quote (its `ts` without the harness's feed) to its bytes reaching
+    /// the client's socket.
     pub latency_healthy: Percentiles,
     /// How long healthy connections' bytes waited in their sockets for the
-    /// load thread to read them: what the harness itself adds.
+    /// load thread to read them, per socket read: what the harness itself adds.
     pub read_delay: Percentiles,
     /// (percentile, µs) points of the healthy latency distribution.
     pub latency_curve: Vec<(f64, u64)>,

@@ -373,7 +373,7 @@ fn client_section(c: &Comparison, s: &mut String) {
          for every server: the moment the harness's feed generated the quote (looked up by \
          symbol and `seq`; prices whose stamp is not found are counted as untimed, never \
          guessed), to the moment its bytes reached the client's socket (the kernel's receive \
-         stamp of the newest packet in the read, so never early). The harness read delay is \
+         stamp of the read, which is never earlier than any byte it returned). The harness read delay is \
          how long those bytes then waited for the load thread, which serves every connection \
          from one core: a real client adds its own. Delivered share = prices \
          delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \

@@ -66,10 +66,10 @@ impl Stamps {
 /// The index of a harness symbol name (`S0042` → 42).
 pub fn symbol_index(name: &[u8]) -> Option<usize> {
     let digits = name.strip_prefix(b"S")?;
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(digits.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')))
+    usize::try_from(crate::decode::u64_at(digits, 0)?).ok()
 }
 
 #[cfg(test)]
@@ -95,6 +95,7 @@ mod tests {
     fn symbol_names_map_to_indexes() {
         assert_eq!(symbol_index(b"S0042"), Some(42));
         assert_eq!(symbol_index(b"S0000"), Some(0));
+        assert_eq!(symbol_index(b"S0000000042"), Some(42));
         assert_eq!(symbol_index(b"EURUSD"), None);
         assert_eq!(symbol_index(b"S"), None);
         assert_eq!(symbol_index(b"S12x"), None);
