@@ -30,6 +30,7 @@ impl ConnTable {
             generation: self.generation,
         };
         entry.insert((key.generation, make(key)));
+        // A reused slot may still say dirty: it starts clean here.
         let index = key.index as usize;
         if self.known_dirty.len() <= index {
             self.known_dirty.resize(index + 1, false);
@@ -82,7 +83,6 @@ impl ConnTable {
     /// Removes the session of `key`.
     pub fn remove(&mut self, key: ConnKey) -> Option<Session> {
         self.get_mut(key)?;
-        self.known_dirty[key.index as usize] = false;
         Some(self.slots.remove(key.index as usize).1)
     }
 

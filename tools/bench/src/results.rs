@@ -372,10 +372,11 @@ fn client_section(c: &Comparison, s: &mut String) {
         "\nLatency is the age of each price a healthy client receives, from one clock origin \
          for every server: the moment the harness's feed generated the quote (looked up by \
          symbol and `seq`; prices whose stamp is not found are counted as untimed, never \
-         guessed), to the moment its bytes reached the client's socket (the kernel's receive \
-         stamp of the read, which is never earlier than any byte it returned). The harness read delay is \
-         how long those bytes then waited for the load thread, which serves every connection \
-         from one core: a real client adds its own. Delivered share = prices \
+         guessed), to the moment its bytes reached the client's socket (the kernel's \
+         receive stamp of the read, which is never earlier than any byte it returned). The \
+         harness read delay is how long those bytes then waited for the load thread, which \
+         serves every connection from one core: a real client adds its own. Delivered \
+         share = prices \
          delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \
          delivery carries the latest value) and the peers drop or lag. A delivery burst \
          (prices < 1 ms apart) counts once in deliveries/s per connection.\n"

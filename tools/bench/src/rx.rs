@@ -1,8 +1,9 @@
 //! Kernel receive timestamps: when the bytes a read returns reached the
-//! client's socket (see [`recv`] for which bytes a stamp belongs to). On loopback that is the moment the server's write
-//! arrived, so a price's latency does not include the time the harness's own
-//! read loop (one thread for thousands of connections, on a shared core)
-//! took to get to that socket; that delay is measured apart.
+//! client's socket (see [`recv`] for which bytes a stamp belongs to). On
+//! loopback that is the moment the server's write arrived, so a price's
+//! latency does not include the time the harness's own read loop (one
+//! thread for thousands of connections, on a shared core) took to get to
+//! that socket; that delay is measured apart.
 
 use std::io::{self, Read};
 use std::mem::{size_of, zeroed};
