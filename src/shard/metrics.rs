@@ -193,6 +193,9 @@ pub struct ShardMetrics {
     closes: [AtomicU64; CLOSE_SLOTS],
     /// Bytes handed to sockets.
     pub bytes_written: AtomicU64,
+    /// Writes of the shard's write pass that the socket did not take whole
+    /// (its send buffer was full): the connection's writer finished them.
+    pub socket_full_writes: AtomicU64,
     /// Connections currently behind (writes slower than their flush interval).
     pub lagging: AtomicU64,
     /// Most records waiting in the shard's ring at the start of a tick, over
@@ -233,6 +236,7 @@ impl ShardMetrics {
             ops: std::array::from_fn(|_| AtomicU64::new(0)),
             closes: std::array::from_fn(|_| AtomicU64::new(0)),
             bytes_written: AtomicU64::new(0),
+            socket_full_writes: AtomicU64::new(0),
             lagging: AtomicU64::new(0),
             ring_depth: AtomicU64::new(0),
             reliable_backlog: AtomicU64::new(0),

@@ -57,6 +57,7 @@ struct Counters {
     skipped: u64,
     slow_closes: u64,
     bytes: u64,
+    socket_full_writes: u64,
 }
 
 /// The state of one shard; lives on its executor thread only.

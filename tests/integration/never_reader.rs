@@ -15,11 +15,11 @@ const TOML: &str = "[server]\nslow_consumer_timeout_ms = 1000\n";
 /// finds by polling `/v1/status`, so it is kept wide for a loaded machine.
 const STUCK_TIMEOUT_MS: u64 = 2000;
 
-/// Slow-consumer closes so far, over all shards.
-fn slow_closes(status: &serde_json::Value) -> u64 {
-    status["shards"].as_array().map_or(0, |a| {
-        a.iter().filter_map(|s| s["slow_closes"].as_u64()).sum()
-    })
+/// Per-shard figure `key` of `/v1/status`, summed over the shards.
+fn shard_sum(status: &serde_json::Value, key: &str) -> u64 {
+    status["shards"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter_map(|s| s[key].as_u64()).sum())
 }
 
 #[test]
@@ -76,7 +76,12 @@ fn stuck_reader_is_closed_4008_and_others_keep_flowing() {
     // `stuck` reads nothing until its writes have been blocked for longer than
     // the timeout (the server has marked both it and `never` as slow), but not
     // twice as long: its stream then ends in a 4008 Close.
-    status_until(&s, deadline(), |v| slow_closes(v) >= 2);
+    let marked = status_until(&s, deadline(), |v| shard_sum(v, "slow_closes") >= 2);
+    // Neither reads, so the shard's writes to them found their sockets full.
+    assert!(
+        shard_sum(&marked, "socket_full_writes") >= 1,
+        "no socket-full write counted: {marked}"
+    );
     let (frames, end) = stuck.read_frames(deadline(), |f| f.opcode == 8);
     done.store(true, Ordering::Relaxed);
     let close = frames.iter().rev().find(|f| f.opcode == 8);

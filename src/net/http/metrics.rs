@@ -169,7 +169,7 @@ impl ShardSeries {
         ]
     }
 
-    fn counters() -> [ShardSeries; 4] {
+    fn counters() -> [ShardSeries; 5] {
         let counter = |name, help, field| ShardSeries {
             name,
             help,
@@ -189,6 +189,11 @@ impl ShardSeries {
             counter("quotecast_written_bytes", "Bytes handed to sockets.", |s| {
                 &s.metrics.bytes_written
             }),
+            counter(
+                "quotecast_socket_full_writes",
+                "Writes the socket did not take whole (send buffer full), finished when it drained.",
+                |s| &s.metrics.socket_full_writes,
+            ),
             counter(
                 "quotecast_skipped_values",
                 "Values conflated away (replaced before they were sent).",

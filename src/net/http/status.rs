@@ -142,6 +142,7 @@ fn shard_json(s: &ShardStats, shard: usize) -> serde_json::Value {
         "flushes": s.flushes.load(Relaxed),
         "skipped": s.skipped.load(Relaxed),
         "slow_closes": s.slow_closes.load(Relaxed),
+        "socket_full_writes": s.metrics.socket_full_writes.load(Relaxed),
         "due_unserved": s.metrics.due_unserved.load(Relaxed),
         "flush_cycle_max_us": s.metrics.cycle_max_us.load(Relaxed),
         "ring_to_socket_us": {

@@ -46,6 +46,11 @@ impl Shard {
                 sent => {
                     // Partial, a full socket (WouldBlock), or an error the
                     // writer task meets again and ends the connection on.
+                    let full = match &sent {
+                        Ok(_) => true,
+                        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                    };
+                    self.counters.socket_full_writes += u64::from(full);
                     let written = sent.unwrap_or(0);
                     if let Some(session) = self.conns.get_mut(key) {
                         session.outbox_mut().park_rest(flush, written);

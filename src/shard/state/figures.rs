@@ -76,6 +76,9 @@ impl Shard {
             );
         }
         s.metrics.bytes_written.store(self.counters.bytes, Relaxed);
+        s.metrics
+            .socket_full_writes
+            .store(self.counters.socket_full_writes, Relaxed);
         s.metrics.publish(&self.counts, &self.histograms);
     }
 
@@ -83,12 +86,13 @@ impl Shard {
     pub fn summary(&self) -> String {
         let c = self.counters;
         format!(
-            "shard {}: frames={} flushes={} skipped={} slow_closes={} ring_to_socket_us p50={} p99={} p99.9={} max={}",
+            "shard {}: frames={} flushes={} skipped={} slow_closes={} socket_full_writes={} ring_to_socket_us p50={} p99={} p99.9={} max={}",
             self.id,
             c.frames,
             c.flushes,
             c.skipped,
             c.slow_closes,
+            c.socket_full_writes,
             self.latency.value_at_quantile(0.5),
             self.latency.value_at_quantile(0.99),
             self.latency.value_at_quantile(0.999),
