@@ -54,8 +54,12 @@ pub struct ServerConfig {
     pub ring_capacity: usize,
     /// io_uring registered memory per shard, in KiB (counts against `ulimit -l`).
     pub io_memory_kib: usize,
-    /// Kernel send buffer per connection (SO_SNDBUF); 0 = kernel default. Kept
-    /// small so a slow reader is conflated in our table, not queued in the kernel.
+    /// Kernel send buffer per connection (SO_SNDBUF, which the kernel doubles
+    /// for its bookkeeping); 0 = kernel default. Kept small so a slow reader is
+    /// conflated in our table, not queued in the kernel as stale prices, and a
+    /// client that stops reading stops costing the shard's other writes soon
+    /// (tuning/results/2026-12-06-send-buffer.md). Raise it for clients far
+    /// away with heavy subscriptions: a round trip's flushes must fit.
     pub send_buffer_bytes: usize,
     /// Browser origins (`https://desk.example`, or `http://localhost:*` for
     /// any port) whose pages may open a WebSocket or SSE stream and read REST
@@ -107,7 +111,7 @@ impl Default for ServerConfig {
             tick_us: 1_000,
             ring_capacity: 65_536,
             io_memory_kib: 1_024,
-            send_buffer_bytes: 64 * 1024,
+            send_buffer_bytes: 16 * 1024,
             allowed_origins: None,
             compression: Compression::On,
             compression_min_bytes: 128,
