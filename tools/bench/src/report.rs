@@ -3,6 +3,7 @@
 
 use crate::procstat::ProcSample;
 use crate::scenario::{Mix, RunConfig, Scenario};
+use crate::scrape::WriteCounts;
 use crate::stats::{self, Cadence, Counts, Percentiles, WorkerStats};
 use crate::worker::{self, Shared};
 use serde::Serialize;
@@ -69,6 +70,10 @@ pub struct Throughput {
     /// what the probe's writes/s compare with. A client that falls behind
     /// takes several writes in one read, so `flushes_per_s` undercounts.
     pub server_writes_per_s: Option<f64>,
+    /// Of those writes, how many found the socket full (its send buffer) in
+    /// the window, by the server's count: the dead clients' last writes,
+    /// and any healthy client the send buffer held back.
+    pub server_socket_full_writes: Option<u64>,
 }
 
 /// The connections of the run and how they got set up.
@@ -219,7 +224,7 @@ pub struct Measured {
     /// Quotes the harness's feed sent per second in the window.
     pub feed_quotes_per_s: Option<f64>,
     /// Socket writes the server counted itself in the window (quotecast).
-    pub server_writes: Option<u64>,
+    pub server_writes: Option<WriteCounts>,
     /// The ramp's steps; empty outside a ramp.
     pub ramp: Vec<RampWindow>,
     /// Samples every 250 ms.
@@ -345,7 +350,7 @@ fn ramp_steps(windows: Vec<RampWindow>, stats: &WorkerStats) -> Vec<RampStep> {
 impl Throughput {
     /// The rates of `c`, and of `server_writes` when the server counted its
     /// writes, over a window of `window_s` seconds.
-    fn of(c: &Counts, server_writes: Option<u64>, window_s: f64) -> Throughput {
+    fn of(c: &Counts, server_writes: Option<WriteCounts>, window_s: f64) -> Throughput {
         let per_s = |v: u64| v as f64 / window_s;
         Throughput {
             price_frames_per_s: per_s(c.price_frames),
@@ -358,7 +363,8 @@ impl Throughput {
             } else {
                 0.0
             },
-            server_writes_per_s: server_writes.map(per_s),
+            server_writes_per_s: server_writes.map(|w| per_s(w.writes)),
+            server_socket_full_writes: server_writes.and_then(|w| w.socket_full),
         }
     }
 }

@@ -540,6 +540,24 @@ fn ramp_section(ramped: &[&Report], s: &mut String) {
 
 /// Slow readers, memory per connection, and what was not measured.
 fn other_sections(c: &Comparison, s: &mut String) {
+    let full: Vec<_> = c
+        .reports
+        .iter()
+        .filter_map(|r| Some((&r.server.kind, r.throughput.server_socket_full_writes?)))
+        .collect();
+    if !full.is_empty() {
+        let _ = writeln!(s, "## Full sockets\n");
+        for (kind, n) in full {
+            let _ = writeln!(
+                s,
+                "- {kind}: {n} writes in the window found the client's socket full (its send \
+                 buffer), by its own count (`quotecast_socket_full_writes_total`). A client that \
+                 stops reading counts one, when its queues fill; more than that mean the send \
+                 buffer held healthy clients back."
+            );
+        }
+        s.push('\n');
+    }
     if c.reports.iter().any(|r| r.latency_leading.count > 0) {
         let _ = writeln!(s, "## Leading edge\n");
         let _ = writeln!(
@@ -838,5 +856,21 @@ mod tests {
             !summary(&c).contains("## Ratios"),
             "no ratios against an invalid quotecast"
         );
+    }
+
+    #[test]
+    fn full_sockets_are_listed_for_the_servers_that_count_them() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
+        let cfg = RunConfig::resolve(&cli, 2);
+        let mut c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
+        c.reports.push(report(&cfg, "nchan", 10, 0, 20_000.0));
+        assert!(!summary(&c).contains("## Full sockets"));
+        c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
+        c.reports[1].throughput.server_socket_full_writes = Some(3);
+        let text = summary(&c);
+        assert!(text.contains("## Full sockets"), "{text}");
+        assert!(text.contains("- quotecast: 3 writes in the window"), "{text}");
+        assert!(!text.contains("- nchan: "), "{text}");
     }
 }

@@ -165,7 +165,7 @@ pub fn run(
     let mix = Mix::of(&plans);
     let addr = target.addr;
     let counts_writes = target.counts_writes;
-    let server_writes = || counts_writes.then(|| scrape::flushes_total(addr)).flatten();
+    let server_writes = || counts_writes.then(|| scrape::write_counts(addr)).flatten();
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(worker::CONNECTING),
         step: AtomicUsize::new(worker::NO_STEP),
@@ -212,9 +212,7 @@ pub fn run(
         .map(|(f, s0)| (f.sent() - s0) as f64 / window_s);
     procs.server_w1 = sample();
     procs.gen_w1 = procstat::sample(None);
-    let server_writes = writes0
-        .zip(server_writes())
-        .map(|(w0, w1)| w1.saturating_sub(w0));
+    let server_writes = writes0.zip(server_writes()).map(|(w0, w1)| w1.since(w0));
 
     let mut stats = WorkerStats::new();
     for h in handles {

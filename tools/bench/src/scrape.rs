@@ -6,13 +6,40 @@
 use quotecast_testkit::http;
 use std::net::SocketAddr;
 
-/// The sum of `quotecast_flushes_total` over the server's shards, or `None`
-/// when the server does not answer with it in time.
-pub fn flushes_total(addr: SocketAddr) -> Option<u64> {
+/// quotecast's write counters, summed over its shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// `quotecast_flushes_total`: socket writes.
+    pub writes: u64,
+    /// `quotecast_socket_full_writes_total`: writes a socket did not take
+    /// whole (`None` from a build without the counter).
+    pub socket_full: Option<u64>,
+}
+
+impl WriteCounts {
+    /// What was counted between `before` and `self`.
+    pub fn since(self, before: WriteCounts) -> WriteCounts {
+        WriteCounts {
+            writes: self.writes.saturating_sub(before.writes),
+            socket_full: self
+                .socket_full
+                .zip(before.socket_full)
+                .map(|(now, then)| now.saturating_sub(then)),
+        }
+    }
+}
+
+/// The server's write counters now, or `None` when it does not answer with
+/// `quotecast_flushes_total` in time.
+pub fn write_counts(addr: SocketAddr) -> Option<WriteCounts> {
     let r = http::get(addr, "/metrics", &[]).ok()?;
-    (r.status == 200)
-        .then(|| sum_counter(&r.body, "quotecast_flushes_total"))
-        .flatten()
+    if r.status != 200 {
+        return None;
+    }
+    Some(WriteCounts {
+        writes: sum_counter(&r.body, "quotecast_flushes_total")?,
+        socket_full: sum_counter(&r.body, "quotecast_socket_full_writes_total"),
+    })
 }
 
 /// The sum of every sample of counter `name` in an OpenMetrics text body.
@@ -49,5 +76,15 @@ mod tests {
             sum_counter("404 not found", "quotecast_flushes_total"),
             None
         );
+    }
+
+    #[test]
+    fn counts_since_an_earlier_reading_and_without_the_socket_full_counter() {
+        let at = |writes, socket_full| WriteCounts {
+            writes,
+            socket_full,
+        };
+        assert_eq!(at(150, Some(7)).since(at(100, Some(2))), at(50, Some(5)));
+        assert_eq!(at(150, None).since(at(100, None)), at(50, None));
     }
 }
