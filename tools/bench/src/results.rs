@@ -813,12 +813,18 @@ mod tests {
         r
     }
 
-    #[test]
-    fn failed_connections_short_feeds_and_untimed_prices_invalidate_a_server_run() {
+    /// A `hot` run's configuration for 10 connections and an empty comparison of it.
+    fn hot_comparison() -> (RunConfig, Comparison) {
         use clap::Parser;
         let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
         let cfg = RunConfig::resolve(&cli, 2);
-        let mut c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
+        let c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
+        (cfg, c)
+    }
+
+    #[test]
+    fn failed_connections_short_feeds_and_untimed_prices_invalidate_a_server_run() {
+        let (cfg, mut c) = hot_comparison();
         c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
         c.reports.push(report(&cfg, "nchan", 10, 0, 19_500.0));
         assert!(invalid_runs(&c).is_empty());
@@ -860,17 +866,17 @@ mod tests {
 
     #[test]
     fn full_sockets_are_listed_for_the_servers_that_count_them() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
-        let cfg = RunConfig::resolve(&cli, 2);
-        let mut c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
+        let (cfg, mut c) = hot_comparison();
         c.reports.push(report(&cfg, "nchan", 10, 0, 20_000.0));
         assert!(!summary(&c).contains("## Full sockets"));
         c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
         c.reports[1].throughput.server_socket_full_writes = Some(3);
         let text = summary(&c);
         assert!(text.contains("## Full sockets"), "{text}");
-        assert!(text.contains("- quotecast: 3 writes in the window"), "{text}");
+        assert!(
+            text.contains("- quotecast: 3 writes in the window"),
+            "{text}"
+        );
         assert!(!text.contains("- nchan: "), "{text}");
     }
 }
