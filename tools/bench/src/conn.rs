@@ -525,11 +525,7 @@ impl<'a> Ctx<'a> {
             match rx::recv(sock.as_raw_fd(), buf) {
                 Ok((0, _)) => return self.close(conn, "eof"),
                 Ok((n, stamp)) => {
-                    self.stamp_read(conn, stamp);
-                    if self.measuring {
-                        self.stats.counts.wire_bytes += n as u64;
-                        self.stats.counts.reads += 1;
-                    }
+                    self.socket_read(conn, n, stamp);
                     self.on_bytes(conn, &buf[..n]);
                     // A short read drained the socket. Linux epoll in
                     // edge-triggered mode signals again on every later arrival,
@@ -545,10 +541,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Sets the time of the bytes just read: when they reached the socket
-    /// (`stamp`, see [`rx`]), else now. How long a healthy connection's
-    /// bytes waited for this loop is recorded apart, once per socket read.
-    fn stamp_read(&mut self, conn: &Conn, stamp: Option<u64>) {
+    /// Counts a socket read of `n` bytes and sets the time of its bytes:
+    /// when they reached the socket (`stamp`, see [`rx`]), else now. How long
+    /// a healthy connection's bytes waited for this loop is recorded apart,
+    /// once per socket read.
+    fn socket_read(&mut self, conn: &Conn, n: usize, stamp: Option<u64>) {
+        if self.measuring {
+            self.stats.counts.wire_bytes += n as u64;
+            self.stats.counts.reads += 1;
+        }
         let now = unix_us();
         self.now_us = stamp.map_or(now, |s| s.min(now));
         if self.measuring && conn.class == Class::Healthy && stamp.is_some() {
@@ -570,22 +571,18 @@ impl<'a> Ctx<'a> {
             };
             let read = tls.read_tls(&mut stamped);
             let stamp = stamped.newest_us;
-            match read {
+            let n = match read {
                 Ok(0) => return self.close(conn, "eof"),
-                Ok(n) if self.measuring => {
-                    self.stats.counts.wire_bytes += n as u64;
-                    self.stats.counts.reads += 1;
-                }
-                Ok(_) => {}
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return self.close(conn, &io_reason(&e)),
-            }
+            };
             if let Err(e) = tls.process_new_packets() {
                 return self.close(conn, &format!("tls_{e}"));
             }
             // One socket read, one delay, however many plaintext reads follow.
-            self.stamp_read(conn, stamp);
+            self.socket_read(conn, n, stamp);
             loop {
                 let Some(tls) = conn.tls.as_mut() else {
                     return;
