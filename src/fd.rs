@@ -1,6 +1,6 @@
 //! Raw calls on a connection's socket that more than one layer makes: a
 //! send that never waits (the shard's own writes, last-resort closes) and
-//! the bytes still queued to the peer.
+//! the bytes still waiting to be sent to the peer.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -25,15 +25,81 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Bytes queued in the kernel to the peer and not yet acknowledged
-/// (`usize::MAX` when the socket cannot say).
+/// Whether a [`send_now`] of `len` bytes found the socket full: it took
+/// part of them, or none (`WouldBlock`). Other errors are not a full socket.
+pub fn found_full(sent: &io::Result<usize>, len: usize) -> bool {
+    match sent {
+        Ok(n) => *n < len,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Bytes queued in the kernel to the peer and not yet sent (`SIOCOUTQNSD`):
+/// what waits for the peer to make room. Bytes in flight (sent, not yet
+/// acknowledged) are left out: over a long round trip they are the
+/// network's, not a slow reader's. `usize::MAX` when the socket cannot say.
 pub fn unsent_bytes(fd: RawFd) -> usize {
     let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket fd we own writes one c_int.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    // SAFETY: SIOCOUTQNSD on a socket fd we own writes one c_int.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCOUTQNSD as _, &mut queued) };
     if rc == 0 {
         queued.max(0) as usize
     } else {
         usize::MAX
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_full_socket_is_a_short_send_or_would_block_and_nothing_else() {
+        let would_block = io::Error::from(io::ErrorKind::WouldBlock);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(!found_full(&Ok(10), 10));
+        assert!(found_full(&Ok(4), 10));
+        assert!(found_full(&Err(would_block), 10));
+        assert!(!found_full(&Err(reset), 10));
+    }
+
+    #[test]
+    fn unsent_bytes_wait_for_a_reader_and_drain_when_it_reads() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut reader, _) = listener.accept().unwrap();
+        let fd = sender.as_raw_fd();
+        assert_eq!(unsent_bytes(fd), 0);
+
+        // Fill the reader's window and our send buffer, reading nothing.
+        let chunk = [7u8; 16 * 1024];
+        let mut sent = 0;
+        loop {
+            let r = send_now(fd, &chunk);
+            let full = found_full(&r, chunk.len());
+            sent += r.unwrap_or(0);
+            if full {
+                break;
+            }
+        }
+        let queued = unsent_bytes(fd);
+        assert!(queued > 0 && queued <= sent, "{queued} of {sent}");
+
+        // Read everything sent: nothing is left waiting.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        reader
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0;
+        while read < sent {
+            assert!(Instant::now() < deadline, "read {read} of {sent}");
+            read += reader.read(&mut buf).unwrap();
+        }
+        assert_eq!(unsent_bytes(fd), 0);
     }
 }

@@ -487,7 +487,8 @@ impl Outbox {
             self.behind_since.get_or_insert(started);
         } else if self.behind_since.is_some() && caught_up() {
             // A client that drains a little now and then is still behind: it
-            // has caught up only once our kernel queue to it has drained.
+            // has caught up only once what waits in our kernel queue to it
+            // (not what is in flight) has drained.
             self.behind_since = None;
         }
         let oldest_ts_us = std::mem::replace(&mut self.pending_oldest_ts_us, u64::MAX);

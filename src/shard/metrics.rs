@@ -193,8 +193,9 @@ pub struct ShardMetrics {
     closes: [AtomicU64; CLOSE_SLOTS],
     /// Bytes handed to sockets.
     pub bytes_written: AtomicU64,
-    /// Writes of the shard's write pass that the socket did not take whole
-    /// (its send buffer was full): the connection's writer finished them.
+    /// Writes of the shard's write pass (plain connections; TLS ones are
+    /// written by their tasks) that the socket did not take whole (its send
+    /// buffer was full): the connection's writer finished them.
     pub socket_full_writes: AtomicU64,
     /// Connections currently behind (writes slower than their flush interval).
     pub lagging: AtomicU64,

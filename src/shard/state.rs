@@ -504,10 +504,12 @@ impl Shard {
         }
     }
 
-    /// Records a finished write of `key` (`unsent` reads the bytes still
-    /// queued in the kernel) and schedules the next flush if more is due.
+    /// Records a finished write of `key` (`unsent` reads the bytes the kernel
+    /// has not sent yet) and schedules the next flush if more is due.
     pub fn finish_write(&mut self, key: ConnKey, started: Instant, unsent: impl FnOnce() -> usize) {
         let interval = self.flush_interval;
+        // Bytes in flight do not count (see `fd::unsent_bytes`), so a client
+        // far away that reads is not held behind by its round trip.
         let caught_up_bytes = self.node.config.server.send_buffer_bytes / 2;
         let now = Instant::now();
         let Some(session) = self.conns.get_mut(key) else {

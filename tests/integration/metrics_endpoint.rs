@@ -79,6 +79,7 @@ fn metrics_need_the_scrape_token_when_one_is_set() {
         "quotecast_subscriptions",
         "quotecast_closes_total",
         "quotecast_frames_total",
+        "quotecast_socket_full_writes_total",
         "quotecast_delivery_latency_seconds",
         "quotecast_flush_cycle_seconds",
         "quotecast_handshake_seconds",

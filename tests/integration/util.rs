@@ -181,6 +181,13 @@ pub fn status(server: &Server) -> Value {
     r.json()
 }
 
+/// Per-shard figure `key` of a `/v1/status` answer, summed over the shards.
+pub fn shard_sum(status: &Value, key: &str) -> u64 {
+    status["shards"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter_map(|s| s[key].as_u64()).sum())
+}
+
 /// Polls `/v1/status` until `pred` holds; returns that document, or panics
 /// with the last one at `deadline`.
 pub fn status_until(server: &Server, deadline: Instant, pred: impl Fn(&Value) -> bool) -> Value {

@@ -76,7 +76,7 @@ fn blocking_problems_fail_with_a_fix() {
 fn latency_costs_warn() {
     let host = Host {
         somaxconn: Some(128),
-        wmem_max: Some(16_384),
+        wmem_max: Some(8_192),
         governors: vec!["performance".into(), "powersave".into()],
         thp: Some("[always] madvise never".into()),
         isolated: String::new(),

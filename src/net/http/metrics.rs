@@ -191,7 +191,7 @@ impl ShardSeries {
             }),
             counter(
                 "quotecast_socket_full_writes",
-                "Writes the socket did not take whole (send buffer full), finished when it drained.",
+                "Writes to plain (not TLS) connections the socket did not take whole (send buffer full), finished when it drained.",
                 |s| &s.metrics.socket_full_writes,
             ),
             counter(

@@ -46,10 +46,7 @@ impl Shard {
                 sent => {
                     // Partial, a full socket (WouldBlock), or an error the
                     // writer task meets again and ends the connection on.
-                    let full = match &sent {
-                        Ok(_) => true,
-                        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-                    };
+                    let full = fd::found_full(&sent, flush.buf.len());
                     self.counters.socket_full_writes += u64::from(full);
                     let written = sent.unwrap_or(0);
                     if let Some(session) = self.conns.get_mut(key) {
