@@ -71,9 +71,10 @@ pub struct Throughput {
     /// takes several writes in one read, so `flushes_per_s` undercounts.
     pub server_writes_per_s: Option<f64>,
     /// Of those writes, how many found the socket full (its send buffer) in
-    /// the window, by the server's count: the dead clients' last writes,
-    /// and any healthy client the send buffer held back.
-    pub server_socket_full_writes: Option<u64>,
+    /// the window, by the server's count (a count, not a rate): dead
+    /// clients whose queues filled in the window, slow readers, and any
+    /// client the send buffer held back.
+    pub server_socket_full_writes_in_window: Option<u64>,
 }
 
 /// The connections of the run and how they got set up.
@@ -223,7 +224,8 @@ pub struct Measured {
     pub window_s: f64,
     /// Quotes the harness's feed sent per second in the window.
     pub feed_quotes_per_s: Option<f64>,
-    /// Socket writes the server counted itself in the window (quotecast).
+    /// Socket writes, and of them writes that found the socket full, that
+    /// the server counted itself in the window (quotecast).
     pub server_writes: Option<WriteCounts>,
     /// The ramp's steps; empty outside a ramp.
     pub ramp: Vec<RampWindow>,
@@ -364,7 +366,7 @@ impl Throughput {
                 0.0
             },
             server_writes_per_s: server_writes.map(|w| per_s(w.writes)),
-            server_socket_full_writes: server_writes.and_then(|w| w.socket_full),
+            server_socket_full_writes_in_window: server_writes.and_then(|w| w.socket_full),
         }
     }
 }

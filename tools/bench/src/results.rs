@@ -538,24 +538,29 @@ fn ramp_section(ramped: &[&Report], s: &mut String) {
     s.push('\n');
 }
 
-/// Slow readers, memory per connection, and what was not measured.
+/// Full sockets, the leading edge, slow readers, memory per connection, and
+/// what was not measured.
 fn other_sections(c: &Comparison, s: &mut String) {
-    let full: Vec<_> = c
-        .reports
-        .iter()
-        .filter_map(|r| Some((&r.server.kind, r.throughput.server_socket_full_writes?)))
-        .collect();
-    if !full.is_empty() {
-        let _ = writeln!(s, "## Full sockets\n");
-        for (kind, n) in full {
-            let _ = writeln!(
-                s,
-                "- {kind}: {n} writes in the window found the client's socket full (its send \
-                 buffer), by its own count (`quotecast_socket_full_writes_total`). A client that \
-                 stops reading counts one, when its queues fill; more than that mean the send \
-                 buffer held healthy clients back."
-            );
+    let full = c.reports.iter().filter_map(|r| {
+        let n = r.throughput.server_socket_full_writes_in_window?;
+        Some((&r.server.kind, n, r.connections.dead, r.connections.slow))
+    });
+    let mut any = false;
+    for (kind, n, dead, slow) in full {
+        if !any {
+            let _ = writeln!(s, "## Full sockets\n");
+            any = true;
         }
+        let _ = writeln!(
+            s,
+            "- {kind}: {n} writes in the window found the client's socket full (its send \
+             buffer), by its own count (`quotecast_socket_full_writes_total`); the run has \
+             {dead} clients that never read and {slow} slow readers. A client that stops \
+             reading counts one when its queues fill, if that happens in the window; slow \
+             readers and clients the send buffer held back count too."
+        );
+    }
+    if any {
         s.push('\n');
     }
     if c.reports.iter().any(|r| r.latency_leading.count > 0) {
@@ -870,7 +875,7 @@ mod tests {
         c.reports.push(report(&cfg, "nchan", 10, 0, 20_000.0));
         assert!(!summary(&c).contains("## Full sockets"));
         c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
-        c.reports[1].throughput.server_socket_full_writes = Some(3);
+        c.reports[1].throughput.server_socket_full_writes_in_window = Some(3);
         let text = summary(&c);
         assert!(text.contains("## Full sockets"), "{text}");
         assert!(
