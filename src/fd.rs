@@ -35,9 +35,10 @@ pub fn found_full(sent: &io::Result<usize>, len: usize) -> bool {
 }
 
 /// Bytes queued in the kernel to the peer and not yet sent (`SIOCOUTQNSD`):
-/// what waits for the peer to make room. Bytes in flight (sent, not yet
-/// acknowledged) are left out: over a long round trip they are the
-/// network's, not a slow reader's. `usize::MAX` when the socket cannot say.
+/// what waits for the peer's window (or TCP's congestion window). Bytes in
+/// flight (sent, not yet acknowledged) are left out: over a long round trip
+/// they are the network's, not a slow reader's. `usize::MAX` when the socket
+/// cannot say.
 pub fn unsent_bytes(fd: RawFd) -> usize {
     let mut queued: libc::c_int = 0;
     // SAFETY: SIOCOUTQNSD on a socket fd we own writes one c_int.
@@ -81,7 +82,10 @@ mod tests {
         loop {
             let r = send_now(fd, &chunk);
             let full = found_full(&r, chunk.len());
-            sent += r.unwrap_or(0);
+            match r {
+                Ok(n) => sent += n,
+                Err(e) => assert!(full, "send failed: {e}"),
+            }
             if full {
                 break;
             }

@@ -282,7 +282,8 @@ impl Outbox {
     }
 
     /// Whether the connection is behind: a write took longer than its flush
-    /// interval and the kernel queue has not drained since.
+    /// interval and the kernel has not caught up on it since (see
+    /// [`Outbox::finish_write`]).
     pub fn is_behind(&self) -> bool {
         self.behind_since.is_some()
     }
@@ -471,8 +472,8 @@ impl Outbox {
     }
 
     /// Records a finished write that `started` one flush `interval` ago at
-    /// most (else the connection is behind until `caught_up` says its kernel
-    /// queue drained) and schedules the next flush. Returns the `ts` of the
+    /// most (else the connection is behind until `caught_up` says the bytes
+    /// its kernel queue has not sent are few) and schedules the next flush. Returns the `ts` of the
     /// oldest value the write carried.
     pub fn finish_write(
         &mut self,
@@ -487,8 +488,8 @@ impl Outbox {
             self.behind_since.get_or_insert(started);
         } else if self.behind_since.is_some() && caught_up() {
             // A client that drains a little now and then is still behind: it
-            // has caught up only once what waits in our kernel queue to it
-            // (not what is in flight) has drained.
+            // has caught up only once little waits unsent in our kernel queue
+            // to it (bytes in flight do not count).
             self.behind_since = None;
         }
         let oldest_ts_us = std::mem::replace(&mut self.pending_oldest_ts_us, u64::MAX);
