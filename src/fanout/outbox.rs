@@ -473,8 +473,8 @@ impl Outbox {
 
     /// Records a finished write that `started` one flush `interval` ago at
     /// most (else the connection is behind until `caught_up` says the bytes
-    /// its kernel queue has not sent are few) and schedules the next flush. Returns the `ts` of the
-    /// oldest value the write carried.
+    /// its kernel queue has not sent are few) and schedules the next flush.
+    /// Returns the `ts` of the oldest value the write carried.
     pub fn finish_write(
         &mut self,
         started: Instant,

@@ -376,10 +376,10 @@ fn client_section(c: &Comparison, s: &mut String) {
          receive stamp of the read, which is never earlier than any byte it returned). The \
          harness read delay is how long those bytes then waited for the load thread, which \
          serves every connection from one core: a real client adds its own. Delivered \
-         share = prices \
-         delivered / (feed rate x subscribers per symbol): below 100% quotecast conflates (each \
-         delivery carries the latest value) and the peers drop or lag. A delivery burst \
-         (prices < 1 ms apart) counts once in deliveries/s per connection.\n"
+         share = prices delivered / (feed rate x subscribers per symbol): below 100% \
+         quotecast conflates (each delivery carries the latest value) and the peers drop or \
+         lag. A delivery burst (prices < 1 ms apart) counts once in deliveries/s per \
+         connection.\n"
     );
 }
 
@@ -541,16 +541,16 @@ fn ramp_section(ramped: &[&Report], s: &mut String) {
 /// Full sockets, the leading edge, slow readers, memory per connection, and
 /// what was not measured.
 fn other_sections(c: &Comparison, s: &mut String) {
-    let full = c.reports.iter().filter_map(|r| {
-        let n = r.throughput.server_socket_full_writes_in_window?;
-        Some((&r.server.kind, n, r.connections.dead, r.connections.slow))
-    });
-    let mut any = false;
-    for (kind, n, dead, slow) in full {
-        if !any {
-            let _ = writeln!(s, "## Full sockets\n");
-            any = true;
-        }
+    let counted: Vec<(&Report, u64)> = c
+        .reports
+        .iter()
+        .filter_map(|r| Some((r, r.throughput.server_socket_full_writes_in_window?)))
+        .collect();
+    if !counted.is_empty() {
+        let _ = writeln!(s, "## Full sockets\n");
+    }
+    for &(r, n) in &counted {
+        let (kind, dead, slow) = (&r.server.kind, r.connections.dead, r.connections.slow);
         let _ = writeln!(
             s,
             "- {kind}: {n} writes in the window found the client's socket full (its send \
@@ -560,7 +560,7 @@ fn other_sections(c: &Comparison, s: &mut String) {
              readers and clients the send buffer held back count too."
         );
     }
-    if any {
+    if !counted.is_empty() {
         s.push('\n');
     }
     if c.reports.iter().any(|r| r.latency_leading.count > 0) {
