@@ -34,6 +34,8 @@ pub struct ProbeConfig {
     pub writer_core: Option<usize>,
     /// Core of the reader (the client side).
     pub reader_core: Option<usize>,
+    /// CPU the writer spins after each write, µs (0 in `compare`).
+    pub work_us_per_write: f64,
 }
 
 /// What the probe measured.
@@ -89,6 +91,7 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
         duration_s: a.duration,
         writer_core: Some(a.writer_core),
         reader_core: Some(a.reader_core),
+        work_us_per_write: a.work_us_per_write,
     })?;
     println!("{}", results::probe_line(&r));
     if let Some(path) = &a.json {
@@ -124,9 +127,10 @@ pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
 
     let writer_core = cfg.writer_core;
     let duration = Duration::from_secs_f64(cfg.duration_s);
+    let work = Duration::from_secs_f64(cfg.work_us_per_write / 1e6);
     let writer = std::thread::Builder::new()
         .name("probe-writer".into())
-        .spawn(move || write_all(servers, &batch, writer_core, duration))?;
+        .spawn(move || write_all(servers, &batch, writer_core, duration, work))?;
     let w = writer
         .join()
         .map_err(|_| anyhow::anyhow!("probe writer panicked"))??;
@@ -172,6 +176,7 @@ fn write_all(
     batch: &[u8],
     core: Option<usize>,
     duration: Duration,
+    work: Duration,
 ) -> anyhow::Result<WriterTotals> {
     pin(core);
     let cpu0 = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")?;
@@ -195,11 +200,23 @@ fn write_all(
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e).context("probe write"),
             }
+            spin(work);
         }
     }
     t.window_s = t0.elapsed().as_secs_f64();
     t.cpu_s = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0;
     Ok(t)
+}
+
+/// Burns `work` of CPU on this thread (nothing when it is zero).
+fn spin(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let t = Instant::now();
+    while t.elapsed() < work {
+        std::hint::spin_loop();
+    }
 }
 
 struct ReaderTotals {
@@ -278,10 +295,28 @@ mod tests {
             duration_s: 0.2,
             writer_core: None,
             reader_core: None,
+            work_us_per_write: 0.0,
         })
         .unwrap();
         assert!(r.writes_per_s > 0.0);
         assert!((r.frames_per_s / r.writes_per_s - 3.0).abs() < 0.1);
         assert!(r.read_bytes_per_s > 0.0);
+    }
+
+    #[test]
+    fn work_per_write_bounds_the_write_rate() {
+        let r = run(&ProbeConfig {
+            connections: 2,
+            frames_per_write: 1,
+            payload_bytes: 120,
+            duration_s: 0.2,
+            writer_core: None,
+            reader_core: None,
+            work_us_per_write: 1_000.0,
+        })
+        .unwrap();
+        // 1 ms of work after each write: at most 1000 writes a second.
+        assert!(r.writes_per_s > 0.0);
+        assert!(r.writes_per_s <= 1_000.0, "{} writes/s", r.writes_per_s);
     }
 }
