@@ -6,12 +6,13 @@
 //!
 //! # Layout, in data-path order
 //!
-//! Each folder depends only on the ones above it (`config`, `clock`, `fd`, `auth`,
-//! `model`, `frame` and `protocol` are leaves every stage may use).
+//! Each folder depends only on the ones above it (`config`, `clock`, `fd`,
+//! `prefetch`, `auth`, `model`, `frame` and `protocol` are leaves every stage
+//! may use).
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | `config`, `clock`, `fd` | `Config` with serde defaults and `validate()`; the one wall clock; raw socket calls |
+//! | `config`, `clock`, `fd`, `prefetch` | `Config` with serde defaults and `validate()`; the one wall clock; raw socket calls; cache hints for the write pass |
 //! | [`auth`] | token verification and minting (shared with `quotecast token`) |
 //! | `model` | symbols, quotes, the channel catalogue, validated events |
 //! | [`frame`], `sse`, [`protocol`] | WebSocket frames and SSE events encoded once, frames read; the JSON wire contract |
@@ -39,6 +40,7 @@ pub mod frame;
 mod ingest;
 mod model;
 mod net;
+mod prefetch;
 pub mod protocol;
 mod session;
 mod shard;

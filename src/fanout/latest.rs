@@ -262,6 +262,11 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
+    /// Starts loading the list into the cache, ahead of a flush reading it.
+    pub fn prefetch(&self) {
+        crate::prefetch::slice(&self.subs);
+    }
+
     /// Adds `stream`, treating everything up to `sent_seq` as already sent
     /// (the snapshot). Returns false if it was already subscribed.
     pub fn add(&mut self, stream: StreamId, sent_seq: u64) -> bool {

@@ -303,6 +303,12 @@ impl Outbox {
         self.frames_sent
     }
 
+    /// Starts loading the subscription list into the cache, ahead of a
+    /// flush reading it.
+    pub fn prefetch_subscriptions(&self) {
+        self.subs.prefetch();
+    }
+
     /// Whether a subscribed value changed since the last flush collected them.
     pub fn is_dirty(&self) -> bool {
         self.dirty

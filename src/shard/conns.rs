@@ -75,6 +75,23 @@ impl ConnTable {
         }
     }
 
+    /// Starts loading the session of `key` into the cache, ahead of a write
+    /// pass reaching it (see `crate::prefetch`).
+    pub fn prefetch_session(&self, key: ConnKey) {
+        if let Some(entry) = self.slots.get(key.index as usize) {
+            crate::prefetch::value(entry);
+        }
+    }
+
+    /// Starts loading the subscription list of `key` into the cache. It is
+    /// read from the session, so this comes a step after
+    /// [`ConnTable::prefetch_session`] of the same key.
+    pub fn prefetch_subscriptions(&self, key: ConnKey) {
+        if let Some((_, session)) = self.slots.get(key.index as usize) {
+            session.outbox().prefetch_subscriptions();
+        }
+    }
+
     /// The session at `index` (from the topic index, which never holds stale entries).
     pub fn by_index(&mut self, index: ConnIndex) -> Option<&mut Session> {
         self.slots.get_mut(index as usize).map(|(_, s)| s)

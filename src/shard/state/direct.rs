@@ -26,6 +26,14 @@ impl Shard {
                 break;
             }
             served += 1;
+            // Each send takes microseconds: ample time for the sessions one
+            // and two ahead to reach the cache before their turn.
+            if let Some(&ahead) = keys.get(served + 1) {
+                self.conns.prefetch_session(ahead);
+            }
+            if let Some(&next) = keys.get(served) {
+                self.conns.prefetch_subscriptions(next);
+            }
             let Some(session) = self.conns.get_mut(key) else {
                 continue;
             };
