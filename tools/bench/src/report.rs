@@ -328,6 +328,12 @@ impl Report {
             .map(|s| s.window.quotes_per_s)
             .max_by(f64::total_cmp)
     }
+
+    /// Whether the load generator used more than 85% of its cores in the
+    /// window: the run may then measure it as much as the server.
+    pub fn generator_near_saturation(&self) -> bool {
+        self.generator_proc.cpu_pct.unwrap_or(0.0) > 85.0 * self.config.threads as f64
+    }
 }
 
 /// Each ramp window with the healthy latency its step recorded.
@@ -540,7 +546,7 @@ fn print_processes(r: &Report) {
             r.counts.gen_stall_max_us as f64 / 1000.0
         );
     }
-    if g.cpu_pct.unwrap_or(0.0) > 85.0 * r.config.threads as f64 {
+    if r.generator_near_saturation() {
         println!("WARNING   the generator is near saturation: these figures may measure it, not the server");
     }
     let k = &r.counts;

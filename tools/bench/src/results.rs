@@ -235,6 +235,7 @@ fn summary(c: &Comparison) -> String {
     let mut s = String::new();
     setup_section(c, &mut s);
     invalid_section(c, &mut s);
+    generator_section(c, &mut s);
     client_section(c, &mut s);
     let quotecast = c.reports.iter().find(|r| r.server.kind == "quotecast");
     if let Some(q) = quotecast.filter(|q| c.is_valid(&q.server.kind)) {
@@ -325,6 +326,38 @@ fn invalid_section(c: &Comparison, s: &mut String) {
     );
     for i in &c.invalid {
         let _ = writeln!(s, "- {}: {}", i.server, i.reason);
+    }
+    s.push('\n');
+}
+
+/// The runs whose load core was near its limit, before any figure.
+fn generator_section(c: &Comparison, s: &mut String) {
+    let busy: Vec<&Report> = c
+        .reports
+        .iter()
+        .filter(|r| r.generator_near_saturation())
+        .collect();
+    if busy.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Load core near its limit\n\n\
+         The load generator was above 85% of its core(s) in these runs, so their figures may \
+         measure it as much as the server: a busy load core delays the feed it generates, and \
+         on loopback it changes what each write costs the server (a reader that is rarely \
+         asleep is rarely woken; see tuning/results/2026-12-06-work-per-write.md).\n"
+    );
+    for r in busy {
+        let _ = writeln!(
+            s,
+            "- {}: generator {}% of {} core(s); {} stalls of its loop in the window (longest {:.1} ms)",
+            r.server.kind,
+            opt(r.generator_proc.cpu_pct, 0),
+            r.config.threads,
+            r.counts.gen_stalls,
+            r.counts.gen_stall_max_us as f64 / 1000.0
+        );
     }
     s.push('\n');
 }
@@ -883,5 +916,25 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("- nchan: "), "{text}");
+    }
+
+    #[test]
+    fn a_busy_load_core_is_named_before_the_figures() {
+        let (cfg, mut c) = hot_comparison();
+        c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
+        c.reports.push(report(&cfg, "nchan", 10, 0, 20_000.0));
+        c.reports[0].generator_proc.cpu_pct = Some(84.0);
+        c.reports[1].generator_proc.cpu_pct = Some(91.0);
+        c.reports[1].counts.gen_stalls = 2;
+        let text = summary(&c);
+        let section = text.find("## Load core near its limit").expect(&text);
+        assert!(section < text.find("## What a trading client sees").unwrap());
+        assert!(
+            text.contains("- nchan: generator 91% of 1 core(s); 2 stalls"),
+            "{text}"
+        );
+        assert!(!text.contains("- quotecast: generator"), "{text}");
+        c.reports[1].generator_proc.cpu_pct = Some(80.0);
+        assert!(!summary(&c).contains("## Load core near its limit"));
     }
 }
