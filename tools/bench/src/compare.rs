@@ -31,6 +31,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Runs of the probe per comparison (see [`Comparison::probe_runs`]).
+const PROBE_RUNS: usize = 3;
+
 /// Core the servers (and the probe's writer) are pinned to.
 pub const SERVER_CORE: usize = 0;
 
@@ -165,16 +168,21 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 fn probe_step(cmp: &mut Comparison, cfg: &RunConfig) {
     eprintln!("== probe ({})", results::load_average());
     cmp.loads.push(("probe".into(), results::load_average()));
-    match run_probe(cfg, cmp.reports.first()) {
-        Ok(p) => {
-            println!("{}", results::probe_line(&p));
-            cmp.probe = Some(p);
-        }
-        Err(e) => {
-            eprintln!("probe: {e:#}");
-            cmp.skipped.push(("probe".into(), format!("{e:#}")));
+    for _ in 0..PROBE_RUNS {
+        match run_probe(cfg, cmp.reports.first()) {
+            Ok(p) => {
+                println!("{}", results::probe_line(&p));
+                cmp.probe_runs.push(p);
+            }
+            Err(e) => {
+                eprintln!("probe: {e:#}");
+                cmp.skipped.push(("probe".into(), format!("{e:#}")));
+                cmp.probe_runs.clear();
+                return;
+            }
         }
     }
+    cmp.probe = results::median_probe(&cmp.probe_runs);
 }
 
 /// The probe sized like the run: its connections, and as many frames per
@@ -201,7 +209,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
         frames_per_write: frames,
         payload_bytes: payload,
         duration_s: if cfg.duration_s > 0.0 {
-            cfg.duration_s.min(10.0)
+            (cfg.duration_s / 2.0).clamp(1.0, 5.0)
         } else {
             5.0
         },

@@ -58,8 +58,13 @@ pub struct Comparison {
     pub config: RunConfig,
     /// One report per server that ran, in run order (quotecast first).
     pub reports: Vec<Report>,
-    /// The physical limit probe.
+    /// The physical limit probe: the run with the median writes/s of
+    /// [`Comparison::probe_runs`].
     pub probe: Option<ProbeReport>,
+    /// Every probe run, in run order: on a shared VM one run's figure can be
+    /// a fifth off the next one's, so a share is given against the median
+    /// and the spread.
+    pub probe_runs: Vec<ProbeReport>,
     /// Servers that did not run, and why.
     pub skipped: Vec<(String, String)>,
     /// `/proc/loadavg` before each run (other builds share the machine).
@@ -94,6 +99,7 @@ impl Comparison {
             config,
             reports: Vec::new(),
             probe: None,
+            probe_runs: Vec::new(),
             skipped: Vec::new(),
             loads: Vec::new(),
             invalid: Vec::new(),
@@ -464,6 +470,13 @@ fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
 /// Server CPU (% of its core) from which a run counts as saturated.
 const SATURATED_CPU_PCT: f64 = 90.0;
 
+/// The run with the median writes/s (the upper one of an even count).
+pub fn median_probe(runs: &[ProbeReport]) -> Option<ProbeReport> {
+    let mut by_rate: Vec<&ProbeReport> = runs.iter().collect();
+    by_rate.sort_by(|a, b| a.writes_per_s.total_cmp(&b.writes_per_s));
+    by_rate.get(by_rate.len() / 2).map(|&p| p.clone())
+}
+
 /// The probe, and each server's share of it.
 fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
     let _ = writeln!(s, "## Physical limit (probe)\n");
@@ -471,7 +484,9 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         s,
         "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
          frames per write(2) to each of {} loopback connections, round after round, for \
-         {:.1} s; one epoll reader on core {} drains them.\n",
+         {:.1} s; one epoll reader on core {} drains them. The probe ran {} times; the row is \
+         the run with the median writes/s ({} writes/s by run), and each share is given \
+         against it and against the slowest and the fastest run.\n",
         crate::compare::SERVER_CORE,
         p.config.frames_per_write,
         p.config.payload_bytes,
@@ -480,7 +495,19 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         p.config
             .reader_core
             .map_or("(unpinned)".into(), |c| c.to_string()),
+        c.probe_runs.len(),
+        c.probe_runs
+            .iter()
+            .map(|r| format!("{:.0}", r.writes_per_s))
+            .collect::<Vec<_>>()
+            .join(" / "),
     );
+    let (slowest, fastest) = c
+        .probe_runs
+        .iter()
+        .fold((p.writes_per_s, p.writes_per_s), |(lo, hi), r| {
+            (lo.min(r.writes_per_s), hi.max(r.writes_per_s))
+        });
     let _ = writeln!(
         s,
         "| | writes/s | frames/s | CPU µs per write | writer CPU |\n| --- | --- | --- | --- | --- |"
@@ -514,10 +541,12 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         };
         let _ = writeln!(
             s,
-            "| {} | {:.0} ({:.0}% of probe; {counted_by}) | {:.0} ({:.0}% of probe) | {} | {}% |",
+            "| {} | {:.0} ({:.0}% of probe, {:.0}–{:.0}% over its runs; {counted_by}) | {:.0} ({:.0}% of probe) | {} | {}% |",
             r.server.kind,
             writes,
             writes / p.writes_per_s.max(1e-9) * 100.0,
+            writes / fastest.max(1e-9) * 100.0,
+            writes / slowest.max(1e-9) * 100.0,
             t.price_frames_per_s,
             t.price_frames_per_s / p.frames_per_s.max(1e-9) * 100.0,
             cpu_per_write,
@@ -916,6 +945,51 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("- nchan: "), "{text}");
+    }
+
+    /// A probe report of `writes_per_s` (2 frames per write).
+    fn probe_run(writes_per_s: f64) -> ProbeReport {
+        ProbeReport {
+            config: crate::probe::ProbeConfig {
+                connections: 10,
+                frames_per_write: 2,
+                payload_bytes: 150,
+                duration_s: 5.0,
+                writer_core: Some(0),
+                reader_core: Some(1),
+                work_us_per_write: 0.0,
+            },
+            window_s: 5.0,
+            writes_per_s,
+            frames_per_s: 2.0 * writes_per_s,
+            read_bytes_per_s: 0.0,
+            would_block: 0,
+            cpu_us_per_write: 7.0,
+            writer_cpu_pct: 100.0,
+            reader_cpu_pct: 95.0,
+        }
+    }
+
+    #[test]
+    fn shares_of_the_probe_are_against_its_median_run_and_its_spread() {
+        let (cfg, mut c) = hot_comparison();
+        c.probe_runs = [150_000.0, 100_000.0, 120_000.0].map(probe_run).to_vec();
+        c.probe = median_probe(&c.probe_runs);
+        assert_eq!(c.probe.as_ref().unwrap().writes_per_s, 120_000.0);
+        assert_eq!(median_probe(&[]).map(|p| p.writes_per_s), None);
+        c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
+        c.reports[0].throughput.server_writes_per_s = Some(90_000.0);
+        let text = summary(&c);
+        assert!(
+            text.contains("(150000 / 100000 / 120000 writes/s by run)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| quotecast | 90000 (75% of probe, 60–90% over its runs; server's count)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
