@@ -21,13 +21,21 @@ pub fn slice<T>(items: &[T]) {
 }
 
 fn bytes(start: *const i8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // Every line the value touches, from the one it starts in: a value off a
+    // line boundary can touch one line more than its length suggests.
+    let skew = start as usize % CACHE_LINE;
+    let first = start.wrapping_sub(skew);
+    let span = skew + len.min(MAX_BYTES);
     #[cfg(target_arch = "x86_64")]
-    for offset in (0..len.min(MAX_BYTES)).step_by(CACHE_LINE) {
+    for offset in (0..span).step_by(CACHE_LINE) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: SSE is part of every x86_64 CPU, and a prefetch reads
         // nothing the program sees and never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(offset)) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (start, len);
+    let _ = (first, span);
 }

@@ -76,7 +76,9 @@ impl ConnTable {
     }
 
     /// Starts loading the session of `key` into the cache, ahead of a write
-    /// pass reaching it (see `crate::prefetch`).
+    /// pass reaching it (see `crate::prefetch`). It reads the slot's tag to
+    /// find the session; a key whose slot was reused warms the session that
+    /// now holds it, which costs a wasted hint and nothing else.
     pub fn prefetch_session(&self, key: ConnKey) {
         if let Some(entry) = self.slots.get(key.index as usize) {
             crate::prefetch::value(entry);

@@ -26,8 +26,9 @@ impl Shard {
                 break;
             }
             served += 1;
-            // Each send takes microseconds: ample time for the sessions one
-            // and two ahead to reach the cache before their turn.
+            // Each send takes microseconds: ample time for the session two
+            // ahead and the subscription list one ahead to reach the cache
+            // before their turn.
             if let Some(&ahead) = keys.get(served + 1) {
                 self.conns.prefetch_session(ahead);
             }

@@ -58,8 +58,9 @@ pub struct ProbeArgs {
     /// Core of the reader (client side).
     #[arg(long, default_value_t = 1)]
     pub reader_core: usize,
-    /// CPU the writer spins after each write, µs: a stand-in for a server's
-    /// own work per write, to see what that work costs beyond itself.
+    /// Time the writer spins after each successful write, µs (wall time): a
+    /// stand-in for a server's own work per write, to see what that work
+    /// costs beyond itself.
     #[arg(long, default_value_t = 0.0)]
     pub work_us_per_write: f64,
     /// Write the result as JSON to this file.

@@ -1,6 +1,7 @@
 //! `quotecast-bench compare`: one scenario, the same generated feed and the
-//! same client against quotecast and each peer in turn, then the physical
-//! limit probe; the results go to `results/<scenario>-<timestamp>/`.
+//! same client against quotecast and each peer in turn, with the physical
+//! limit probe right after quotecast; the results go to
+//! `results/<scenario>-<timestamp>/`.
 //!
 //! Every server is started by the harness on a loopback port, pinned to the
 //! server core (0) with `taskset`; the generator runs pinned to core 1.
@@ -176,9 +177,10 @@ fn probe_step(cmp: &mut Comparison, cfg: &RunConfig) {
             }
             Err(e) => {
                 eprintln!("probe: {e:#}");
-                cmp.skipped.push(("probe".into(), format!("{e:#}")));
-                cmp.probe_runs.clear();
-                return;
+                let done = cmp.probe_runs.len();
+                let why = format!("run {} of {PROBE_RUNS} failed: {e:#}", done + 1);
+                cmp.skipped.push(("probe".into(), why));
+                break;
             }
         }
     }

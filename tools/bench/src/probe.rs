@@ -5,6 +5,8 @@
 //! one `write(2)`; one reader thread (the "client", pinned to another core)
 //! drains every connection with epoll. The report divides the writer's CPU
 //! time (from `/proc/thread-self/stat`) by its writes: the cost of one write.
+//! With `work_us_per_write` the writer also spins that long after each
+//! write, a stand-in for a server's own work, and the cost includes it.
 
 use crate::cli::ProbeArgs;
 use crate::procstat;
@@ -34,7 +36,8 @@ pub struct ProbeConfig {
     pub writer_core: Option<usize>,
     /// Core of the reader (the client side).
     pub reader_core: Option<usize>,
-    /// CPU the writer spins after each write, µs (0 in `compare`).
+    /// Time the writer spins after each successful write, µs (0 in
+    /// `compare`): wall time, so time the VM loses to others counts in it.
     pub work_us_per_write: f64,
 }
 
@@ -102,6 +105,8 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
 
 /// Runs the probe; every loop ends at `duration_s` (plus a bounded drain).
 pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
+    let work = Duration::try_from_secs_f64(cfg.work_us_per_write / 1e6)
+        .context("--work-us-per-write must be a finite number of µs, 0 or more")?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let mut servers = Vec::with_capacity(cfg.connections);
@@ -127,14 +132,13 @@ pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
 
     let writer_core = cfg.writer_core;
     let duration = Duration::from_secs_f64(cfg.duration_s);
-    let work = Duration::from_secs_f64(cfg.work_us_per_write / 1e6);
     let writer = std::thread::Builder::new()
         .name("probe-writer".into())
         .spawn(move || write_all(servers, &batch, writer_core, duration, work))?;
-    let w = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("probe writer panicked"))??;
+    let w = writer.join();
+    // The reader stops whatever became of the writer.
     stop.store(true, Ordering::Relaxed);
+    let w = w.map_err(|_| anyhow::anyhow!("probe writer panicked"))??;
     let r = reader
         .join()
         .map_err(|_| anyhow::anyhow!("probe reader panicked"))??;
@@ -195,12 +199,12 @@ fn write_all(
                 Ok(n) => {
                     t.writes += 1;
                     t.bytes += n as u64;
+                    spin(work);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => t.would_block += 1,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e).context("probe write"),
             }
-            spin(work);
         }
     }
     t.window_s = t0.elapsed().as_secs_f64();
@@ -318,5 +322,20 @@ mod tests {
         // 1 ms of work after each write: at most 1000 writes a second.
         assert!(r.writes_per_s > 0.0);
         assert!(r.writes_per_s <= 1_000.0, "{} writes/s", r.writes_per_s);
+    }
+
+    #[test]
+    fn negative_work_is_an_error_not_a_panic() {
+        let e = run(&ProbeConfig {
+            connections: 1,
+            frames_per_write: 1,
+            payload_bytes: 120,
+            duration_s: 0.1,
+            writer_core: None,
+            reader_core: None,
+            work_us_per_write: -1.0,
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--work-us-per-write"), "{e:#}");
     }
 }

@@ -237,6 +237,10 @@ pub struct Measured {
     pub procs: ProcSamples,
 }
 
+/// Share of its cores (%) above which the generator may be what a run
+/// measures.
+pub const GENERATOR_BUSY_PCT: f64 = 85.0;
+
 impl Report {
     /// The report of a run against the server at `addr` (pid `server_pid`)
     /// serving `symbols`, with the connections of `mix`. One struct literal,
@@ -329,10 +333,21 @@ impl Report {
             .max_by(f64::total_cmp)
     }
 
-    /// Whether the load generator used more than 85% of its cores in the
-    /// window: the run may then measure it as much as the server.
+    /// Cores the load generator may run on: the pinned one, else one per
+    /// load thread.
+    pub fn generator_cores(&self) -> usize {
+        match self.config.pin_core {
+            Some(_) => 1,
+            None => self.config.threads,
+        }
+    }
+
+    /// Whether the generator process (load threads and feed) used more than
+    /// [`GENERATOR_BUSY_PCT`] of its cores in the window: the run may then
+    /// measure it as much as the server.
     pub fn generator_near_saturation(&self) -> bool {
-        self.generator_proc.cpu_pct.unwrap_or(0.0) > 85.0 * self.config.threads as f64
+        let limit = GENERATOR_BUSY_PCT * self.generator_cores() as f64;
+        self.generator_proc.cpu_pct.unwrap_or(0.0) > limit
     }
 }
 

@@ -61,9 +61,9 @@ pub struct Comparison {
     /// The physical limit probe: the run with the median writes/s of
     /// [`Comparison::probe_runs`].
     pub probe: Option<ProbeReport>,
-    /// Every probe run, in run order: on a shared VM one run's figure can be
-    /// a fifth off the next one's, so a share is given against the median
-    /// and the spread.
+    /// Every probe run, in run order: on this shared VM runs minutes apart
+    /// differed by up to ~20%, so a share is given against the median and
+    /// the spread.
     pub probe_runs: Vec<ProbeReport>,
     /// Servers that did not run, and why.
     pub skipped: Vec<(String, String)>,
@@ -176,8 +176,12 @@ pub fn timestamp(utc: &str) -> String {
 
 /// One line about a probe run.
 pub fn probe_line(p: &ProbeReport) -> String {
+    let work = match p.config.work_us_per_write {
+        w if w > 0.0 => format!(" + {w} µs of work"),
+        _ => String::new(),
+    };
     format!(
-        "probe     {} conns, {} frames/write of {} B: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
+        "probe     {} conns, {} frames/write of {} B{work}: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
         p.config.connections,
         p.config.frames_per_write,
         p.config.payload_bytes,
@@ -349,10 +353,12 @@ fn generator_section(c: &Comparison, s: &mut String) {
     let _ = writeln!(
         s,
         "## Load core near its limit\n\n\
-         The load generator was above 85% of its core(s) in these runs, so their figures may \
-         measure it as much as the server: a busy load core delays the feed it generates, and \
+         The load generator (its load threads and the feed) was above {:.0}% of the core(s) it \
+         runs on in these runs, so their figures may measure it as much as the server: a busy \
+         load core delays the feed it generates, and \
          on loopback it changes what each write costs the server (a reader that is rarely \
-         asleep is rarely woken; see tuning/results/2026-12-06-work-per-write.md).\n"
+         asleep is rarely woken; see tuning/results/2026-12-06-work-per-write.md).\n",
+        crate::report::GENERATOR_BUSY_PCT
     );
     for r in busy {
         let _ = writeln!(
@@ -360,7 +366,7 @@ fn generator_section(c: &Comparison, s: &mut String) {
             "- {}: generator {}% of {} core(s); {} stalls of its loop in the window (longest {:.1} ms)",
             r.server.kind,
             opt(r.generator_proc.cpu_pct, 0),
-            r.config.threads,
+            r.generator_cores(),
             r.counts.gen_stalls,
             r.counts.gen_stall_max_us as f64 / 1000.0
         );
