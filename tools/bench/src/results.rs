@@ -62,8 +62,8 @@ pub struct Comparison {
     /// [`Comparison::probe_runs`].
     pub probe: Option<ProbeReport>,
     /// Every probe run, in run order: on this shared VM runs minutes apart
-    /// differed by up to ~20%, so a share is given against the median and
-    /// the spread.
+    /// differed by a fifth to a third, so a share is given against the
+    /// median and the spread.
     pub probe_runs: Vec<ProbeReport>,
     /// Servers that did not run, and why.
     pub skipped: Vec<(String, String)>,
