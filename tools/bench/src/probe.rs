@@ -212,7 +212,8 @@ fn write_all(
     Ok(t)
 }
 
-/// Burns `work` of CPU on this thread (nothing when it is zero).
+/// Spins on this thread until `work` of wall time has passed (nothing when
+/// it is zero), as `ProbeConfig::work_us_per_write` says.
 fn spin(work: Duration) {
     if work.is_zero() {
         return;
