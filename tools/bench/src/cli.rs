@@ -63,6 +63,10 @@ pub struct ProbeArgs {
     /// costs beyond itself.
     #[arg(long, default_value_t = 0.0)]
     pub work_us_per_write: f64,
+    /// Spin the work once every this many writes (that many times as long):
+    /// the same work between bursts of sends instead of between sends.
+    #[arg(long, default_value_t = 1)]
+    pub work_batch: usize,
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

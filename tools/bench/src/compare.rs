@@ -218,6 +218,7 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
         writer_core: Some(SERVER_CORE),
         reader_core: cfg.pin_core,
         work_us_per_write: 0.0,
+        work_batch: 1,
     })
 }
 

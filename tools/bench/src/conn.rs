@@ -4,6 +4,7 @@
 
 use crate::decode::{self, Kind};
 use crate::pusher;
+use crate::reads::{self, ReadSplit, Timed};
 use crate::rx;
 use crate::stamps;
 use crate::stats::WorkerStats;
@@ -75,6 +76,9 @@ pub struct Conn {
     pub last_flush_us: u64,
     /// Flushes received in the measurement window.
     pub flushes: u32,
+    /// Symbols (harness indexes) of the write being read, in a run against
+    /// a conflating server: see [`reads`].
+    pub write_symbols: Vec<u32>,
 }
 
 /// Everything a frame handler may touch besides its connection.
@@ -104,6 +108,8 @@ pub struct Ctx<'a> {
     /// The last message inflated (or taken out of a Pusher event); its
     /// buffer is reused.
     inflated: Vec<u8>,
+    /// Healthy prices of the socket read being parsed, timed once it ends.
+    read: ReadSplit,
 }
 
 impl Conn {
@@ -126,6 +132,7 @@ impl Conn {
             last_price_us: 0,
             last_flush_us: 0,
             flushes: 0,
+            write_symbols: Vec::new(),
         }
     }
 }
@@ -395,7 +402,8 @@ impl<'a> Ctx<'a> {
 
     /// Times a live price from when the harness's feed generated it (or,
     /// without the harness's feed, from its `ts`) and counts the flush it
-    /// belongs to.
+    /// belongs to. A healthy price's latency is recorded when its read ends
+    /// ([`Ctx::settle_read`]), once it is known which write it came in.
     fn on_price(&mut self, conn: &mut Conn, payload: &[u8]) {
         let counts = &mut self.stats.counts;
         let Some(price) = decode::price_fields(payload) else {
@@ -404,49 +412,79 @@ impl<'a> Ctx<'a> {
         };
         self.live_prices += 1;
         let now = self.now_us;
-        let new_flush = now.saturating_sub(conn.last_price_us) > FLUSH_GAP_US;
+        let symbol = price.symbol.and_then(stamps::symbol_index);
+        // Known from quotecast's welcome only: peers have no cap, and may
+        // send a symbol more than once per write.
+        let hz = self.shared.max_rate_hz.load(Ordering::Relaxed);
+        let after_gap = now.saturating_sub(conn.last_price_us) > FLUSH_GAP_US;
+        if after_gap {
+            conn.write_symbols.clear();
+        }
+        let repeated = match symbol {
+            Some(s) if hz > 0 => reads::repeats(&mut conn.write_symbols, s as u32),
+            _ => false,
+        };
+        if repeated {
+            self.read.new_write();
+        }
         conn.last_price_us = now;
         if self.measuring {
             counts.price_frames += 1;
             counts.price_bytes += payload.len() as u64;
             let origin = match &self.shared.stamps {
                 None => price.ts(),
-                Some(stamps) => price
-                    .symbol
-                    .and_then(stamps::symbol_index)
-                    .and_then(|symbol| stamps.lookup(symbol, price.seq)),
+                Some(stamps) => symbol.and_then(|symbol| stamps.lookup(symbol, price.seq)),
             };
             match (origin.map(|o| now.saturating_sub(o).max(1)), conn.class) {
                 (None, _) => counts.unmatched_prices += 1,
-                (Some(latency), Class::Healthy) => {
-                    self.stats.latency.saturating_record(latency);
-                    record_step(self.shared, &mut self.stats.steps, latency);
-                    // Known from quotecast's welcome only: peers have no cap.
-                    let hz = self.shared.max_rate_hz.load(Ordering::Relaxed);
+                (Some(latency_us), Class::Healthy) => {
                     let uncapped = conn.last_flush_us + 1_000_000 / hz.max(1);
-                    if hz > 0 && conn.last_flush_us != 0 && now - latency > uncapped {
-                        self.stats.latency_leading.saturating_record(latency);
-                    }
+                    let leading = hz > 0 && conn.last_flush_us != 0 && now - latency_us > uncapped;
+                    self.read.push(Timed {
+                        latency_us,
+                        leading,
+                    });
                 }
                 (Some(latency), Class::Slow | Class::Dead) => {
                     self.stats.latency_slow.saturating_record(latency)
                 }
             }
         }
-        if new_flush {
+        if after_gap || repeated {
             if conn.class == Class::Healthy {
                 self.live_flushes += 1;
             }
             if self.measuring && conn.class == Class::Healthy {
-                counts.flushes += 1;
+                self.stats.counts.flushes += 1;
                 conn.flushes += 1;
-                if conn.last_flush_us != 0 {
-                    self.stats
-                        .flush_gap
-                        .saturating_record(now - conn.last_flush_us);
+                if after_gap && conn.last_flush_us != 0 {
+                    self.read.gap(now - conn.last_flush_us);
                 }
             }
             conn.last_flush_us = now;
+        }
+    }
+
+    /// Records the healthy prices of the read that just ended: those of its
+    /// last write at the read's stamp, those of earlier writes apart (see
+    /// [`reads`]).
+    fn settle_read(&mut self) {
+        let stats = &mut self.stats;
+        let shared = self.shared;
+        let gap = self.read.finish(|t, known| {
+            if known {
+                stats.latency.saturating_record(t.latency_us);
+                record_step(shared, &mut stats.steps, t.latency_us);
+                if t.leading {
+                    stats.latency_leading.saturating_record(t.latency_us);
+                }
+            } else {
+                stats.counts.merged_prices += 1;
+                stats.latency_merged.saturating_record(t.latency_us);
+            }
+        });
+        if let Some(gap) = gap {
+            stats.flush_gap.saturating_record(gap);
         }
     }
 
@@ -527,6 +565,7 @@ impl<'a> Ctx<'a> {
                 Ok((n, stamp)) => {
                     self.socket_read(conn, n, stamp);
                     self.on_bytes(conn, &buf[..n]);
+                    self.settle_read();
                     // A short read drained the socket. Linux epoll in
                     // edge-triggered mode signals again on every later arrival,
                     // so the read that would only return WouldBlock is skipped.
@@ -594,6 +633,7 @@ impl<'a> Ctx<'a> {
                     Err(e) => return self.close(conn, &io_reason(&e)),
                 }
             }
+            self.settle_read();
             // Handshake messages and alerts the records called for.
             self.flush_tls(conn);
         }
@@ -614,6 +654,7 @@ impl<'a> Ctx<'a> {
             rng: seed | 1,
             inflater: Decompress::new(false),
             inflated: Vec::new(),
+            read: ReadSplit::default(),
         }
     }
 
@@ -770,4 +811,85 @@ fn inflate_into(d: &mut Decompress, payload: &[u8], out: &mut Vec<u8>) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::Plan;
+
+    /// An unmasked server text frame with a price of `symbol` stamped `ts`.
+    fn price(symbol: u32, ts: u64, out: &mut Vec<u8>) {
+        let payload = format!(
+            r#"{{"type":"price","symbol":"S{symbol:04}","seq":1,"bid":1.0,"ask":1.1,"ts":{ts}}}"#
+        );
+        out.extend_from_slice(&[0x81, payload.len() as u8]);
+        out.extend_from_slice(payload.as_bytes());
+    }
+
+    /// Parses `read` as one socket read stamped `stamp_us` (a conflating
+    /// server's, at 60 Hz) and returns the stats.
+    fn one_read(read: &[u8], stamp_us: u64) -> WorkerStats {
+        let poll = mio::Poll::new().unwrap();
+        let target = Target {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "localhost".into(),
+            path: "/v1/ws".into(),
+            token: String::new(),
+            deflate: false,
+            tls: None,
+            pusher: false,
+            counts_writes: false,
+        };
+        let shared = Shared::default();
+        shared.max_rate_hz.store(60, Ordering::Relaxed);
+        let registry = poll.registry().try_clone().unwrap();
+        let mut ctx = Ctx::new(registry, &target, &shared, 1);
+        ctx.measuring = true;
+        ctx.now_us = stamp_us;
+        let plan = Plan {
+            class: Class::Healthy,
+            subscribe: Vec::new(),
+            path: None,
+        };
+        let mut conn = Conn::new(plan, Instant::now());
+        conn.state = State::Open;
+        ctx.on_bytes(&mut conn, read);
+        ctx.settle_read();
+        ctx.stats
+    }
+
+    #[test]
+    fn a_read_of_one_write_times_every_price_at_its_stamp() {
+        let mut read = Vec::new();
+        price(1, 9_000, &mut read);
+        price(2, 8_000, &mut read);
+        let stats = one_read(&read, 10_000);
+        assert_eq!(stats.latency.len(), 2);
+        assert_eq!(stats.latency.max(), 2_000);
+        assert_eq!(stats.counts.merged_prices, 0);
+        assert_eq!(stats.counts.flushes, 1);
+    }
+
+    #[test]
+    fn a_read_of_two_writes_times_only_the_last() {
+        let mut read = Vec::new();
+        // The first write, 20 ms before the read's stamp...
+        price(1, 1_000, &mut read);
+        price(2, 1_500, &mut read);
+        // ...and the second: symbol 1 again starts it.
+        price(1, 20_000, &mut read);
+        price(3, 20_500, &mut read);
+        let stats = one_read(&read, 21_000);
+        assert_eq!(stats.counts.flushes, 2);
+        assert_eq!(stats.counts.merged_prices, 2);
+        assert_eq!(stats.latency_merged.len(), 2);
+        assert_eq!(stats.latency.len(), 2);
+        assert_eq!(stats.latency.max(), 1_000);
+        assert_eq!(
+            stats.flush_gap.len(),
+            0,
+            "the gap to a merged write is unknown"
+        );
+    }
 }

@@ -33,6 +33,7 @@ mod feed;
 mod probe;
 mod procstat;
 mod pusher;
+mod reads;
 mod report;
 mod results;
 mod run;

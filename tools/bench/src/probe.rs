@@ -6,7 +6,9 @@
 //! drains every connection with epoll. The report divides the writer's CPU
 //! time (from `/proc/thread-self/stat`) by its writes: the cost of one write.
 //! With `work_us_per_write` the writer also spins that long after each
-//! write, a stand-in for a server's own work, and the cost includes it.
+//! write, a stand-in for a server's own work, and the cost includes it;
+//! with `work_batch` K it spins K times that long once every K writes: the
+//! same work, done between bursts of sends instead of between sends.
 
 use crate::cli::ProbeArgs;
 use crate::procstat;
@@ -39,6 +41,8 @@ pub struct ProbeConfig {
     /// Time the writer spins after each successful write, µs (0 in
     /// `compare`): wall time, so time the VM loses to others counts in it.
     pub work_us_per_write: f64,
+    /// Writes between two spins of the work (1: after each write).
+    pub work_batch: usize,
 }
 
 /// What the probe measured.
@@ -95,6 +99,7 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
         writer_core: Some(a.writer_core),
         reader_core: Some(a.reader_core),
         work_us_per_write: a.work_us_per_write,
+        work_batch: a.work_batch,
     })?;
     println!("{}", results::probe_line(&r));
     if let Some(path) = &a.json {
@@ -105,8 +110,13 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
 
 /// Runs the probe; every loop ends at `duration_s` (plus a bounded drain).
 pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
+    anyhow::ensure!(cfg.work_batch > 0, "--work-batch must be 1 or more");
     let work = Duration::try_from_secs_f64(cfg.work_us_per_write / 1e6)
         .context("--work-us-per-write must be a finite number of µs, 0 or more")?;
+    let work = Work {
+        every: cfg.work_batch as u64,
+        spin: work * cfg.work_batch as u32,
+    };
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let mut servers = Vec::with_capacity(cfg.connections);
@@ -161,6 +171,13 @@ pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
     })
 }
 
+/// The writer's stand-in work: `spin` once every `every` successful writes.
+#[derive(Clone, Copy)]
+struct Work {
+    every: u64,
+    spin: Duration,
+}
+
 struct WriterTotals {
     writes: u64,
     bytes: u64,
@@ -180,7 +197,7 @@ fn write_all(
     batch: &[u8],
     core: Option<usize>,
     duration: Duration,
-    work: Duration,
+    work: Work,
 ) -> anyhow::Result<WriterTotals> {
     pin(core);
     let cpu0 = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")?;
@@ -199,7 +216,9 @@ fn write_all(
                 Ok(n) => {
                     t.writes += 1;
                     t.bytes += n as u64;
-                    spin(work);
+                    if t.writes.is_multiple_of(work.every) {
+                        spin(work.spin);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => t.would_block += 1,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -278,6 +297,21 @@ fn read_all(
 mod tests {
     use super::*;
 
+    /// A short probe of `connections` with `work_us_per_write` spun every
+    /// `work_batch` writes.
+    fn short(connections: usize, work_us_per_write: f64, work_batch: usize) -> ProbeConfig {
+        ProbeConfig {
+            connections,
+            frames_per_write: 1,
+            payload_bytes: 120,
+            duration_s: 0.2,
+            writer_core: None,
+            reader_core: None,
+            work_us_per_write,
+            work_batch,
+        }
+    }
+
     #[test]
     fn frame_is_a_parseable_price_of_the_asked_size() {
         let f = price_frame(150);
@@ -301,6 +335,7 @@ mod tests {
             writer_core: None,
             reader_core: None,
             work_us_per_write: 0.0,
+            work_batch: 1,
         })
         .unwrap();
         assert!(r.writes_per_s > 0.0);
@@ -310,16 +345,7 @@ mod tests {
 
     #[test]
     fn work_per_write_bounds_the_write_rate() {
-        let r = run(&ProbeConfig {
-            connections: 2,
-            frames_per_write: 1,
-            payload_bytes: 120,
-            duration_s: 0.2,
-            writer_core: None,
-            reader_core: None,
-            work_us_per_write: 1_000.0,
-        })
-        .unwrap();
+        let r = run(&short(2, 1_000.0, 1)).unwrap();
         // 1 ms of work after each write: at most 1000 writes a second.
         assert!(r.writes_per_s > 0.0);
         assert!(r.writes_per_s <= 1_000.0, "{} writes/s", r.writes_per_s);
@@ -327,16 +353,21 @@ mod tests {
 
     #[test]
     fn negative_work_is_an_error_not_a_panic() {
-        let e = run(&ProbeConfig {
-            connections: 1,
-            frames_per_write: 1,
-            payload_bytes: 120,
-            duration_s: 0.1,
-            writer_core: None,
-            reader_core: None,
-            work_us_per_write: -1.0,
-        })
-        .unwrap_err();
+        let e = run(&short(1, -1.0, 1)).unwrap_err();
         assert!(format!("{e:#}").contains("--work-us-per-write"), "{e:#}");
+    }
+
+    #[test]
+    fn work_spun_in_batches_bounds_the_write_rate_the_same() {
+        let r = run(&short(2, 1_000.0, 4)).unwrap();
+        // 4 ms of work after every 4 writes: still at most 1000 a second.
+        assert!(r.writes_per_s > 0.0);
+        assert!(
+            r.writes_per_s <= 1_000.0 + 4.0 / 0.2,
+            "{} writes/s",
+            r.writes_per_s
+        );
+        let e = run(&short(2, 1_000.0, 0)).unwrap_err();
+        assert!(format!("{e:#}").contains("--work-batch"), "{e:#}");
     }
 }

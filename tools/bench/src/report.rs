@@ -152,6 +152,11 @@ pub struct Report {
     /// Latency of healthy prices no rate cap could delay (generated more
     /// than 1/max_rate_hz after their connection's previous flush).
     pub latency_leading: Percentiles,
+    /// Healthy prices that came in one socket read with a later write of
+    /// the server's, timed at that write's arrival: upper bounds, kept out
+    /// of `latency_healthy` (the load thread read them late; see
+    /// `reads.rs`). Only a conflating server's writes can be told apart.
+    pub latency_merged: Percentiles,
     /// Delivery rates.
     pub throughput: Throughput,
     /// Flush cadence per connection.
@@ -301,6 +306,7 @@ impl Report {
             feed_quotes_per_s,
             latency_slow: Percentiles::of(&stats.latency_slow),
             latency_leading: Percentiles::of(&stats.latency_leading),
+            latency_merged: Percentiles::of(&stats.latency_merged),
             throughput: Throughput::of(&stats.counts, server_writes, window_s),
             cadence: Cadence::of(
                 &stats.busy_flushes,
@@ -499,6 +505,12 @@ fn print_setup(r: &Report) {
     }
     if r.latency_leading.count > 0 {
         println!("  leading {}", r.latency_leading.line_ms());
+    }
+    if r.latency_merged.count > 0 {
+        println!(
+            "  merged  {} (read with a later write: upper bounds, not in the latency above)",
+            r.latency_merged.line_ms()
+        );
     }
 }
 

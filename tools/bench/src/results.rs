@@ -177,6 +177,12 @@ pub fn timestamp(utc: &str) -> String {
 /// One line about a probe run.
 pub fn probe_line(p: &ProbeReport) -> String {
     let work = match p.config.work_us_per_write {
+        w if w > 0.0 && p.config.work_batch > 1 => {
+            format!(
+                " + {w} µs of work, spun every {} writes",
+                p.config.work_batch
+            )
+        }
         w if w > 0.0 => format!(" + {w} µs of work"),
         _ => String::new(),
     };
@@ -418,14 +424,52 @@ fn client_section(c: &Comparison, s: &mut String) {
          for every server: the moment the harness's feed generated the quote (looked up by \
          symbol and `seq`; prices whose stamp is not found are counted as untimed, never \
          guessed), to the moment its bytes reached the client's socket (the kernel's \
-         receive stamp of the read, which is never earlier than any byte it returned). The \
-         harness read delay is how long those bytes then waited for the load thread, which \
+         receive stamp of the read, which is never earlier than any byte it returned; for \
+         a conflating server, prices that shared a read with a later write are left out, \
+         see \"Reads that held more than one write\"). The harness read delay is how long those bytes then waited for the load thread, which \
          serves every connection from one core: a real client adds its own. Delivered \
          share = prices delivered / (feed rate x subscribers per symbol): below 100% \
          quotecast conflates (each delivery carries the latest value) and the peers drop or \
          lag. A delivery burst (prices < 1 ms apart) counts once in deliveries/s per \
          connection.\n"
     );
+}
+
+/// The healthy prices the load thread read together with a later write of
+/// the server's, when there were any.
+fn merged_section(c: &Comparison, s: &mut String) {
+    let merged: Vec<&Report> = c
+        .reports
+        .iter()
+        .filter(|r| r.latency_merged.count > 0)
+        .collect();
+    if merged.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Reads that held more than one write\n");
+    let _ = writeln!(
+        s,
+        "When the load thread reads a socket late, one read can return two of the server's \
+         writes, and the kernel stamps it with the last one's arrival. A conflating server \
+         sends a symbol once per write, so a repeated symbol marks the next write; the prices \
+         before it have no known arrival and are left out of the healthy latency. Timed at \
+         the read's stamp (upper bounds):\n"
+    );
+    for r in merged {
+        let m = &r.latency_merged;
+        let all = m.count + r.latency_healthy.count;
+        let _ = writeln!(
+            s,
+            "- {}: {} of {} timed healthy prices ({:.2}%), p50 {} ms, p99 {} ms",
+            r.server.kind,
+            m.count,
+            all,
+            m.count as f64 / all.max(1) as f64 * 100.0,
+            ms(m.p50_us),
+            ms(m.p99_us),
+        );
+    }
+    s.push('\n');
 }
 
 /// Each peer's figures over quotecast's.
@@ -652,6 +696,7 @@ fn other_sections(c: &Comparison, s: &mut String) {
         }
         s.push('\n');
     }
+    merged_section(c, s);
     if c.reports.iter().any(|r| r.latency_slow.count > 0) {
         let _ = writeln!(s, "## Slow readers\n");
         for r in &c.reports {
@@ -964,6 +1009,7 @@ mod tests {
                 writer_core: Some(0),
                 reader_core: Some(1),
                 work_us_per_write: 0.0,
+                work_batch: 1,
             },
             window_s: 5.0,
             writes_per_s,

@@ -20,6 +20,10 @@ pub struct WorkerStats {
     /// connection's previous flush: no rate cap may hold them back, so they
     /// show the server's own delay (the leading edge).
     pub latency_leading: Histogram<u64>,
+    /// Healthy prices that shared a socket read with a later write of the
+    /// server's: timed at that write's arrival, so upper bounds, and not in
+    /// `latency` (see `reads.rs`).
+    pub latency_merged: Histogram<u64>,
     /// Gap between consecutive flushes of one healthy connection.
     pub flush_gap: Histogram<u64>,
     /// How long a healthy connection's bytes waited in its socket for the
@@ -63,6 +67,9 @@ pub struct Counts {
     /// Prices in the window whose generator stamp was not found by (symbol,
     /// `seq`), or without a `ts` in a run with no feed: not timed (see `stamps.rs`).
     pub unmatched_prices: u64,
+    /// Healthy prices in the window that shared a socket read with a later
+    /// write of the server's (see `WorkerStats::latency_merged`).
+    pub merged_prices: u64,
     /// Snapshots received (whole run).
     pub snapshots: u64,
     /// Acks received (whole run).
@@ -92,6 +99,7 @@ impl WorkerStats {
             latency: histogram(),
             latency_slow: histogram(),
             latency_leading: histogram(),
+            latency_merged: histogram(),
             flush_gap: histogram(),
             read_delay: histogram(),
             connect: histogram(),
@@ -119,6 +127,7 @@ impl WorkerStats {
         add(&mut self.latency, &o.latency);
         add(&mut self.latency_slow, &o.latency_slow);
         add(&mut self.latency_leading, &o.latency_leading);
+        add(&mut self.latency_merged, &o.latency_merged);
         add(&mut self.flush_gap, &o.flush_gap);
         add(&mut self.read_delay, &o.read_delay);
         add(&mut self.connect, &o.connect);
@@ -135,6 +144,7 @@ impl WorkerStats {
         c.flushes += d.flushes;
         c.bad_prices += d.bad_prices;
         c.unmatched_prices += d.unmatched_prices;
+        c.merged_prices += d.merged_prices;
         c.snapshots += d.snapshots;
         c.acks += d.acks;
         c.ack_errors += d.ack_errors;
