@@ -426,7 +426,8 @@ fn client_section(c: &Comparison, s: &mut String) {
          guessed), to the moment its bytes reached the client's socket (the kernel's \
          receive stamp of the read, which is never earlier than any byte it returned; for \
          a conflating server, prices that shared a read with a later write are left out, \
-         see \"Reads that held more than one write\"). The harness read delay is how long those bytes then waited for the load thread, which \
+         and listed under \"Reads that held more than one write\" when there are any). The \
+         harness read delay is how long those bytes then waited for the load thread, which \
          serves every connection from one core: a real client adds its own. Delivered \
          share = prices delivered / (feed rate x subscribers per symbol): below 100% \
          quotecast conflates (each delivery carries the latest value) and the peers drop or \
