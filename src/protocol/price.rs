@@ -104,7 +104,7 @@ fn write_fixed(out: &mut Vec<u8>, v: f64, decimals: usize) {
     if v.is_sign_negative() {
         out.push(b'-');
     }
-    // Below 10^9 × 10^12: at most 22 digits, zeros in front where short.
+    // Below 10^9: at most 10 digits, zeros in front up to `decimals + 1`.
     let mut buf = [b'0'; 24];
     let mut end = buf.len();
     let mut units = scaled.round() as u64;

@@ -74,6 +74,9 @@ pub struct Conn {
     pub last_price_us: u64,
     /// When its last flush began (µs).
     pub last_flush_us: u64,
+    /// When the flush before that began (µs): the one a price of the last
+    /// flush is measured against for the leading edge.
+    pub prev_flush_us: u64,
     /// Flushes received in the measurement window.
     pub flushes: u32,
     /// Symbols (harness indexes) of the write being read, in a run against
@@ -131,6 +134,7 @@ impl Conn {
             ready: false,
             last_price_us: 0,
             last_flush_us: 0,
+            prev_flush_us: 0,
             flushes: 0,
             write_symbols: Vec::new(),
         }
@@ -405,9 +409,8 @@ impl<'a> Ctx<'a> {
     /// belongs to. A healthy price's latency is recorded when its read ends
     /// ([`Ctx::settle_read`]), once it is known which write it came in.
     fn on_price(&mut self, conn: &mut Conn, payload: &[u8]) {
-        let counts = &mut self.stats.counts;
         let Some(price) = decode::price_fields(payload) else {
-            counts.bad_prices += 1;
+            self.stats.counts.bad_prices += 1;
             return;
         };
         self.live_prices += 1;
@@ -428,28 +431,6 @@ impl<'a> Ctx<'a> {
             self.read.new_write();
         }
         conn.last_price_us = now;
-        if self.measuring {
-            counts.price_frames += 1;
-            counts.price_bytes += payload.len() as u64;
-            let origin = match &self.shared.stamps {
-                None => price.ts(),
-                Some(stamps) => symbol.and_then(|symbol| stamps.lookup(symbol, price.seq)),
-            };
-            match (origin.map(|o| now.saturating_sub(o).max(1)), conn.class) {
-                (None, _) => counts.unmatched_prices += 1,
-                (Some(latency_us), Class::Healthy) => {
-                    let uncapped = conn.last_flush_us + 1_000_000 / hz.max(1);
-                    let leading = hz > 0 && conn.last_flush_us != 0 && now - latency_us > uncapped;
-                    self.read.push(Timed {
-                        latency_us,
-                        leading,
-                    });
-                }
-                (Some(latency), Class::Slow | Class::Dead) => {
-                    self.stats.latency_slow.saturating_record(latency)
-                }
-            }
-        }
         if after_gap || repeated {
             if conn.class == Class::Healthy {
                 self.live_flushes += 1;
@@ -461,7 +442,33 @@ impl<'a> Ctx<'a> {
                     self.read.gap(now - conn.last_flush_us);
                 }
             }
+            conn.prev_flush_us = conn.last_flush_us;
             conn.last_flush_us = now;
+        }
+        if !self.measuring {
+            return;
+        }
+        let counts = &mut self.stats.counts;
+        counts.price_frames += 1;
+        counts.price_bytes += payload.len() as u64;
+        let origin = match &self.shared.stamps {
+            None => price.ts(),
+            Some(stamps) => symbol.and_then(|symbol| stamps.lookup(symbol, price.seq)),
+        };
+        match (origin.map(|o| now.saturating_sub(o).max(1)), conn.class) {
+            (None, _) => counts.unmatched_prices += 1,
+            (Some(latency_us), Class::Healthy) => {
+                // Every price of a write counts against the flush before it.
+                let uncapped = conn.prev_flush_us + 1_000_000 / hz.max(1);
+                let leading = hz > 0 && conn.prev_flush_us != 0 && now - latency_us > uncapped;
+                self.read.push(Timed {
+                    latency_us,
+                    leading,
+                });
+            }
+            (Some(latency), Class::Slow | Class::Dead) => {
+                self.stats.latency_slow.saturating_record(latency)
+            }
         }
     }
 
@@ -479,7 +486,6 @@ impl<'a> Ctx<'a> {
                     stats.latency_leading.saturating_record(t.latency_us);
                 }
             } else {
-                stats.counts.merged_prices += 1;
                 stats.latency_merged.saturating_record(t.latency_us);
             }
         });
@@ -554,7 +560,9 @@ impl<'a> Ctx<'a> {
     /// Reads `conn` until the socket is drained.
     pub fn read_conn(&mut self, conn: &mut Conn, buf: &mut [u8]) {
         if conn.tls.is_some() {
-            return self.read_tls(conn, buf);
+            self.read_tls(conn, buf);
+            // Its loop returns early when the connection closes.
+            return self.settle_read();
         }
         loop {
             let Some(sock) = conn.sock.as_mut() else {
@@ -828,8 +836,9 @@ mod tests {
     }
 
     /// Parses `read` as one socket read stamped `stamp_us` (a conflating
-    /// server's, at 60 Hz) and returns the stats.
-    fn one_read(read: &[u8], stamp_us: u64) -> WorkerStats {
+    /// server's, at 60 Hz) on a connection last flushed at `flushed_us`, and
+    /// returns the stats.
+    fn one_read(read: &[u8], stamp_us: u64, flushed_us: u64) -> WorkerStats {
         let poll = mio::Poll::new().unwrap();
         let target = Target {
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -854,6 +863,8 @@ mod tests {
         };
         let mut conn = Conn::new(plan, Instant::now());
         conn.state = State::Open;
+        conn.last_price_us = flushed_us;
+        conn.last_flush_us = flushed_us;
         ctx.on_bytes(&mut conn, read);
         ctx.settle_read();
         ctx.stats
@@ -864,11 +875,21 @@ mod tests {
         let mut read = Vec::new();
         price(1, 9_000, &mut read);
         price(2, 8_000, &mut read);
-        let stats = one_read(&read, 10_000);
+        let stats = one_read(&read, 30_000, 10_000);
         assert_eq!(stats.latency.len(), 2);
-        assert_eq!(stats.latency.max(), 2_000);
-        assert_eq!(stats.counts.merged_prices, 0);
+        assert!(stats.latency.equivalent(stats.latency.max(), 22_000));
+        assert_eq!(stats.latency_merged.len(), 0);
         assert_eq!(stats.counts.flushes, 1);
+        assert!(stats.flush_gap.equivalent(stats.flush_gap.max(), 20_000));
+        // Generated before the previous flush (at 10 ms): they waited for
+        // the rate cap, so they are not the leading edge.
+        assert_eq!(stats.latency_leading.len(), 0);
+        // Generated more than 1/60 s after it: both are, not just the first.
+        let mut late = Vec::new();
+        price(1, 40_000, &mut late);
+        price(2, 41_000, &mut late);
+        let stats = one_read(&late, 60_000, 10_000);
+        assert_eq!(stats.latency_leading.len(), 2);
     }
 
     #[test]
@@ -880,9 +901,8 @@ mod tests {
         // ...and the second: symbol 1 again starts it.
         price(1, 20_000, &mut read);
         price(3, 20_500, &mut read);
-        let stats = one_read(&read, 21_000);
+        let stats = one_read(&read, 21_000, 500);
         assert_eq!(stats.counts.flushes, 2);
-        assert_eq!(stats.counts.merged_prices, 2);
         assert_eq!(stats.latency_merged.len(), 2);
         assert_eq!(stats.latency.len(), 2);
         assert_eq!(stats.latency.max(), 1_000);

@@ -115,7 +115,10 @@ pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
         .context("--work-us-per-write must be a finite number of µs, 0 or more")?;
     let work = Work {
         every: cfg.work_batch as u64,
-        spin: work * cfg.work_batch as u32,
+        spin: u32::try_from(cfg.work_batch)
+            .ok()
+            .and_then(|k| work.checked_mul(k))
+            .context("--work-us-per-write times --work-batch is too long")?,
     };
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;

@@ -69,7 +69,8 @@ impl ReadSplit {
 
 /// Notes `symbol` in the write being read (`write`: its symbols so far).
 /// Returns true when that write already carried it: `symbol` starts a new
-/// write, which `write` then holds.
+/// write, which `write` then holds. A linear scan: a write carries at most
+/// the connection's symbols (20 in `hot`).
 pub fn repeats(write: &mut Vec<u32>, symbol: u32) -> bool {
     let again = write.contains(&symbol);
     if again {

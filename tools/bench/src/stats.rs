@@ -67,9 +67,6 @@ pub struct Counts {
     /// Prices in the window whose generator stamp was not found by (symbol,
     /// `seq`), or without a `ts` in a run with no feed: not timed (see `stamps.rs`).
     pub unmatched_prices: u64,
-    /// Healthy prices in the window that shared a socket read with a later
-    /// write of the server's (see `WorkerStats::latency_merged`).
-    pub merged_prices: u64,
     /// Snapshots received (whole run).
     pub snapshots: u64,
     /// Acks received (whole run).
@@ -144,7 +141,6 @@ impl WorkerStats {
         c.flushes += d.flushes;
         c.bad_prices += d.bad_prices;
         c.unmatched_prices += d.unmatched_prices;
-        c.merged_prices += d.merged_prices;
         c.snapshots += d.snapshots;
         c.acks += d.acks;
         c.ack_errors += d.ack_errors;
