@@ -906,6 +906,9 @@ mod tests {
         assert_eq!(stats.latency_merged.len(), 2);
         assert_eq!(stats.latency.len(), 2);
         assert_eq!(stats.latency.max(), 1_000);
+        // The second write's previous flush is the first write, whose time
+        // is unknown: none of its prices counts as the leading edge.
+        assert_eq!(stats.latency_leading.len(), 0);
         assert_eq!(
             stats.flush_gap.len(),
             0,
