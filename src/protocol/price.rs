@@ -104,21 +104,17 @@ fn write_fixed(out: &mut Vec<u8>, v: f64, decimals: usize) {
     if v.is_sign_negative() {
         out.push(b'-');
     }
-    // Below 10^9: at most 10 digits, zeros in front up to `decimals + 1`.
-    let mut buf = [b'0'; 24];
-    let mut end = buf.len();
-    let mut units = scaled.round() as u64;
-    while units > 0 {
-        end -= 1;
-        buf[end] = b'0' + (units % 10) as u8;
-        units /= 10;
+    let mut integer = itoa::Buffer::new();
+    let digits = integer.format(scaled.round() as u64).as_bytes();
+    let whole = digits.len().saturating_sub(decimals);
+    match whole {
+        0 => out.push(b'0'),
+        _ => out.extend_from_slice(&digits[..whole]),
     }
-    let digits = &buf[end.min(buf.len() - decimals - 1)..];
-    let point = digits.len() - decimals;
-    out.extend_from_slice(&digits[..point]);
     if decimals > 0 {
         out.push(b'.');
-        out.extend_from_slice(&digits[point..]);
+        out.resize(out.len() + decimals.saturating_sub(digits.len()), b'0');
+        out.extend_from_slice(&digits[whole..]);
     }
 }
 

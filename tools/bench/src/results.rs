@@ -176,15 +176,11 @@ pub fn timestamp(utc: &str) -> String {
 
 /// One line about a probe run.
 pub fn probe_line(p: &ProbeReport) -> String {
-    let work = match p.config.work_us_per_write {
-        w if w > 0.0 && p.config.work_batch > 1 => {
-            format!(
-                " + {w} µs of work, spun every {} writes",
-                p.config.work_batch
-            )
-        }
-        w if w > 0.0 => format!(" + {w} µs of work"),
-        _ => String::new(),
+    let (w, k) = (p.config.work_us_per_write, p.config.work_batch);
+    let work = match (w > 0.0, k > 1) {
+        (false, _) => String::new(),
+        (true, false) => format!(" + {w} µs of work"),
+        (true, true) => format!(" + {w} µs of work, spun every {k} writes"),
     };
     format!(
         "probe     {} conns, {} frames/write of {} B{work}: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
