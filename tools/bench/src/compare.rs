@@ -17,6 +17,7 @@ use crate::cli::Cli;
 use crate::feed::{self, Feed, Publish, Sink};
 use crate::probe::{self, ProbeConfig, ProbeReport};
 use crate::pusher;
+use crate::repeats;
 use crate::report::{print_summary, Report};
 use crate::results::{self, Comparison, Machine};
 use crate::run::{prepare, raise_nofile, run};
@@ -70,6 +71,11 @@ pub struct CompareArgs {
     /// Skip the physical limit probe.
     #[arg(long)]
     pub no_probe: bool,
+    /// Run quotecast this many times, each run followed by one probe run
+    /// (instead of three probe runs after one quotecast run); the summary
+    /// gives every pair and the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub quotecast_runs: u32,
 }
 
 /// A server of the comparison.
@@ -133,6 +139,10 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
             cmp.skipped.push((kind.name().into(), why));
             continue;
         }
+        if kind == Kind::Quotecast && args.quotecast_runs > 1 {
+            quotecast_pairs(&mut cmp, args, &cfg, &symbols, &dir);
+            continue;
+        }
         eprintln!("== {} ({})", kind.name(), results::load_average());
         cmp.loads
             .push((kind.name().to_string(), results::load_average()));
@@ -169,29 +179,79 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 fn probe_step(cmp: &mut Comparison, cfg: &RunConfig) {
     eprintln!("== probe ({})", results::load_average());
     cmp.loads.push(("probe".into(), results::load_average()));
+    let size = probe_size(cmp.reports.first());
     for _ in 0..PROBE_RUNS {
-        match run_probe(cfg, cmp.reports.first()) {
-            Ok(p) => {
-                println!("{}", results::probe_line(&p));
-                cmp.probe_runs.push(p);
-            }
-            Err(e) => {
-                eprintln!("probe: {e:#}");
-                let done = cmp.probe_runs.len();
-                let why = format!("run {} of {PROBE_RUNS} failed: {e:#}", done + 1);
-                cmp.skipped.push(("probe".into(), why));
-                break;
-            }
+        if !probe_once(cmp, cfg, size, PROBE_RUNS) {
+            break;
         }
     }
     cmp.probe = results::median_probe(&cmp.probe_runs);
 }
 
-/// The probe sized like the run: its connections, and as many frames per
+/// One probe run into `cmp` of `size` (see [`probe_size`]); whether it ran
+/// (a failure is noted as the run that failed of `of`).
+fn probe_once(cmp: &mut Comparison, cfg: &RunConfig, size: (usize, usize), of: usize) -> bool {
+    match run_probe(cfg, size) {
+        Ok(p) => {
+            println!("{}", results::probe_line(&p));
+            cmp.probe_runs.push(p);
+            true
+        }
+        Err(e) => {
+            eprintln!("probe: {e:#}");
+            let why = format!("run {} of {of} failed: {e:#}", cmp.probe_runs.len() + 1);
+            cmp.skipped.push(("probe".into(), why));
+            false
+        }
+    }
+}
+
+/// `--quotecast-runs N`: quotecast and then the probe, N times, so each
+/// share is against the probe run right after it. Every probe is sized by
+/// the first run, so the pairs differ only in what the machine did. Stops
+/// at the first run that fails, which keeps run i paired with probe i.
+fn quotecast_pairs(
+    cmp: &mut Comparison,
+    args: &CompareArgs,
+    cfg: &RunConfig,
+    symbols: &[String],
+    dir: &Path,
+) {
+    let n = args.quotecast_runs as usize;
+    for i in 1..=n {
+        let name = format!("quotecast run {i} of {n}");
+        eprintln!("== {name} ({})", results::load_average());
+        cmp.loads.push((name.clone(), results::load_average()));
+        match run_server(Kind::Quotecast, args, cfg, symbols, dir) {
+            Ok(r) => {
+                print_summary(&r);
+                cmp.quotecast_runs.push(r);
+            }
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                cmp.skipped
+                    .push(("quotecast".into(), format!("{name}: {e:#}")));
+                break;
+            }
+        }
+        if !args.no_probe {
+            let size = probe_size(cmp.quotecast_runs.first());
+            if !probe_once(cmp, cfg, size, n) {
+                break;
+            }
+        }
+    }
+    if let Some(i) = repeats::median_run(cfg, &cmp.quotecast_runs) {
+        cmp.reports.push(cmp.quotecast_runs[i].clone());
+    }
+    cmp.probe = results::median_probe(&cmp.probe_runs);
+}
+
+/// Frames per write and payload bytes of the probe: as many frames per
 /// write as quotecast put in each write (by its own count when it has one;
 /// at least 1), of its payload size.
-fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<ProbeReport> {
-    let (frames, payload) = quotecast
+fn probe_size(quotecast: Option<&Report>) -> (usize, usize) {
+    quotecast
         .filter(|r| r.server.kind == Kind::Quotecast.name() && r.counts.price_frames > 0)
         .map_or((1, 150), |r| {
             let t = &r.throughput;
@@ -203,7 +263,12 @@ fn run_probe(cfg: &RunConfig, quotecast: Option<&Report>) -> anyhow::Result<Prob
                 per_write.round().max(1.0) as usize,
                 (r.counts.price_bytes / r.counts.price_frames) as usize,
             )
-        });
+        })
+}
+
+/// The probe sized like the run: its connections, and `(frames, payload)`
+/// from [`probe_size`].
+fn run_probe(cfg: &RunConfig, (frames, payload): (usize, usize)) -> anyhow::Result<ProbeReport> {
     // Each probe connection takes two descriptors (both ends) in this process.
     let fit = (raise_nofile() as usize).saturating_sub(200) / 2;
     probe::run(&ProbeConfig {

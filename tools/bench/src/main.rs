@@ -13,6 +13,7 @@
 //! feed.rs      the generated quote feed (JSON lines or HTTP publish), paced
 //! probe.rs     `probe`: the physical limit of coalesced loopback writes
 //! results.rs   results/<scenario>-<ts>/: report.json, summary.md, plots
+//! repeats.rs   `compare --quotecast-runs N`: each run against the probe after it
 //! svg.rs       hand-written SVG line charts
 //! server.rs    the quotecast to spawn, its token, GET /v1/channels
 //! worker.rs    one mio (epoll) loop per thread over its connections
@@ -34,6 +35,7 @@ mod probe;
 mod procstat;
 mod pusher;
 mod reads;
+mod repeats;
 mod report;
 mod results;
 mod run;

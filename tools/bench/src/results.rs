@@ -65,6 +65,11 @@ pub struct Comparison {
     /// differed by a fifth to a third, so a share is given against the
     /// median and the spread.
     pub probe_runs: Vec<ProbeReport>,
+    /// With `--quotecast-runs` above 1: every quotecast run, in run order;
+    /// run i was followed by probe run i (`probe_runs[i]`), and
+    /// [`Comparison::reports`] holds the run with the median writes/s.
+    /// Empty with one run.
+    pub quotecast_runs: Vec<Report>,
     /// Servers that did not run, and why.
     pub skipped: Vec<(String, String)>,
     /// `/proc/loadavg` before each run (other builds share the machine).
@@ -100,6 +105,7 @@ impl Comparison {
             reports: Vec::new(),
             probe: None,
             probe_runs: Vec::new(),
+            quotecast_runs: Vec::new(),
             skipped: Vec::new(),
             loads: Vec::new(),
             invalid: Vec::new(),
@@ -115,40 +121,48 @@ const MIN_FEED_SHARE: f64 = 0.9;
 /// prices received mean the latency figures time only part of the load.
 const MAX_UNTIMED_SHARE: f64 = 0.01;
 
-/// The server runs that measured only part of their load: failed
+/// The server runs that measured only part of their load (see
+/// [`invalid_reasons`]). They are reported but no ratio is computed from them.
+pub fn invalid_runs(c: &Comparison) -> Vec<Invalid> {
+    c.reports
+        .iter()
+        .flat_map(|r| {
+            invalid_reasons(&c.config, r)
+                .into_iter()
+                .map(|reason| Invalid {
+                    server: r.server.kind.clone(),
+                    reason,
+                })
+        })
+        .collect()
+}
+
+/// Why run `r` of workload `cfg` measured only part of its load: failed
 /// connections, less of the feed than asked (a server that reads its feed
 /// slower than it is sent), or prices that could not be timed from the
-/// generator's stamps. They are reported but no ratio is computed from them.
-pub fn invalid_runs(c: &Comparison) -> Vec<Invalid> {
+/// generator's stamps. Empty for a run that is a result.
+pub fn invalid_reasons(cfg: &RunConfig, r: &Report) -> Vec<String> {
     let mut out = Vec::new();
-    for r in &c.reports {
-        let mut invalid = |reason: String| {
-            out.push(Invalid {
-                server: r.server.kind.clone(),
-                reason,
-            })
-        };
-        let conns = &r.connections;
-        if conns.failed > 0 || conns.ready < conns.planned {
-            invalid(format!(
-                "{} of {} connections ready, {} failed",
-                conns.ready, conns.planned, conns.failed
-            ));
-        }
-        let asked = c.config.sim_rate as f64;
-        let got = r.feed_quotes_per_s.unwrap_or(0.0);
-        if c.config.ramp_rates.is_empty() && got < asked * MIN_FEED_SHARE {
-            invalid(format!(
-                "the feed reached it at {got:.0} quotes/s of the {asked:.0} asked"
-            ));
-        }
-        let k = &r.counts;
-        if k.unmatched_prices as f64 > k.price_frames as f64 * MAX_UNTIMED_SHARE {
-            invalid(format!(
-                "{} of {} prices not matched to the generator's stamps (untimed)",
-                k.unmatched_prices, k.price_frames
-            ));
-        }
+    let conns = &r.connections;
+    if conns.failed > 0 || conns.ready < conns.planned {
+        out.push(format!(
+            "{} of {} connections ready, {} failed",
+            conns.ready, conns.planned, conns.failed
+        ));
+    }
+    let asked = cfg.sim_rate as f64;
+    let got = r.feed_quotes_per_s.unwrap_or(0.0);
+    if cfg.ramp_rates.is_empty() && got < asked * MIN_FEED_SHARE {
+        out.push(format!(
+            "the feed reached it at {got:.0} quotes/s of the {asked:.0} asked"
+        ));
+    }
+    let k = &r.counts;
+    if k.unmatched_prices as f64 > k.price_frames as f64 * MAX_UNTIMED_SHARE {
+        out.push(format!(
+            "{} of {} prices not matched to the generator's stamps (untimed)",
+            k.unmatched_prices, k.price_frames
+        ));
     }
     out
 }
@@ -255,6 +269,9 @@ fn summary(c: &Comparison) -> String {
         if let Some(p) = &c.probe {
             probe_section(c, p, &mut s);
         }
+    }
+    if c.quotecast_runs.len() > 1 {
+        crate::repeats::section(&c.config, &c.quotecast_runs, &c.probe_runs, &mut s);
     }
     let ramped: Vec<&Report> = c.reports.iter().filter(|r| !r.ramp.is_empty()).collect();
     if !ramped.is_empty() {
@@ -515,13 +532,11 @@ fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
 }
 
 /// Server CPU (% of its core) from which a run counts as saturated.
-const SATURATED_CPU_PCT: f64 = 90.0;
+pub const SATURATED_CPU_PCT: f64 = 90.0;
 
 /// The run with the median writes/s (the upper one of an even count).
 pub fn median_probe(runs: &[ProbeReport]) -> Option<ProbeReport> {
-    let mut by_rate: Vec<&ProbeReport> = runs.iter().collect();
-    by_rate.sort_by(|a, b| a.writes_per_s.total_cmp(&b.writes_per_s));
-    by_rate.get(by_rate.len() / 2).map(|&p| p.clone())
+    crate::repeats::median_by(runs, |p| p.writes_per_s).cloned()
 }
 
 /// The probe, and each server's share of it.
@@ -884,7 +899,7 @@ fn ramp_plot(c: &Comparison) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -897,7 +912,13 @@ mod tests {
 
     /// A report of `planned` connections of which `ready` got ready and
     /// `failed` failed, fed at `feed` quotes/s.
-    fn report(cfg: &RunConfig, kind: &str, ready: usize, failed: usize, feed: f64) -> Report {
+    pub(crate) fn report(
+        cfg: &RunConfig,
+        kind: &str,
+        ready: usize,
+        failed: usize,
+        feed: f64,
+    ) -> Report {
         let shared = crate::worker::Shared::default();
         shared
             .ready
@@ -929,7 +950,7 @@ mod tests {
     }
 
     /// A `hot` run's configuration for 10 connections and an empty comparison of it.
-    fn hot_comparison() -> (RunConfig, Comparison) {
+    pub(crate) fn hot_comparison() -> (RunConfig, Comparison) {
         use clap::Parser;
         let cli = crate::cli::Cli::parse_from(["b", "--scenario", "hot", "--connections", "10"]);
         let cfg = RunConfig::resolve(&cli, 2);
@@ -996,7 +1017,7 @@ mod tests {
     }
 
     /// A probe report of `writes_per_s` (2 frames per write).
-    fn probe_run(writes_per_s: f64) -> ProbeReport {
+    pub(crate) fn probe_run(writes_per_s: f64) -> ProbeReport {
         ProbeReport {
             config: crate::probe::ProbeConfig {
                 connections: 10,
