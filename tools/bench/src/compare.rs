@@ -241,10 +241,12 @@ fn quotecast_pairs(
             }
         }
     }
+    // The summary's other sections show the median run against its own
+    // probe run, so their share is the one in its row of the pairs.
     if let Some(i) = repeats::median_run(cfg, &cmp.quotecast_runs) {
         cmp.reports.push(cmp.quotecast_runs[i].clone());
+        cmp.probe = cmp.probe_runs.get(i).cloned();
     }
-    cmp.probe = results::median_probe(&cmp.probe_runs);
 }
 
 /// Frames per write and payload bytes of the probe: as many frames per
@@ -410,7 +412,7 @@ fn start_line_fed(
         path: "/v1/ws".into(),
         token,
         deflate: kind == Kind::QuotecastDeflate || args.run.deflate,
-        counts_writes: kind != Kind::Tokio && ca.is_none(),
+        counts_writes: kind != Kind::Tokio,
         tls: ca.map(|ca| ca.client_config()),
         pusher: false,
     };

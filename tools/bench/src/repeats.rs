@@ -1,15 +1,15 @@
 //! `compare --quotecast-runs N`: quotecast run N times, each run followed by
 //! one probe run, and a summary of every pair with the medians.
 //!
-//! On this shared VM, runs of one build a minute apart differ by a fifth in
-//! writes/s and by up to half in p99 (tuning/results/2026-12-07-run-to-run.md),
+//! On this shared VM, runs of one build a minute apart differ by a quarter
+//! in writes/s and nearly twofold in p99 (tuning/results/2026-12-07-run-to-run.md),
 //! so one run can meet a target the next one misses. Each pair's share and
 //! CPU ratio are still from one run and the probe right after it; the
 //! medians say what the build does.
 
 use crate::probe::ProbeReport;
 use crate::report::Report;
-use crate::results::{invalid_reasons, SATURATED_CPU_PCT};
+use crate::results::{cpu_us_per_write, invalid_reasons, opt};
 use crate::scenario::RunConfig;
 use std::fmt::Write as _;
 
@@ -41,11 +41,9 @@ pub struct PairFigures {
 pub fn figures(run: &Report, probe: &ProbeReport) -> Option<PairFigures> {
     let writes = run.throughput.server_writes_per_s.filter(|w| *w > 0.0)?;
     let probe_writes = probe.writes_per_s.max(1e-9);
-    let cpu_ratio = run
-        .server_proc
-        .cpu_pct
-        .filter(|pct| *pct >= SATURATED_CPU_PCT)
-        .map(|pct| pct / 100.0 * 1e6 / writes / probe.cpu_us_per_write.max(1e-9));
+    let cpu_ratio = cpu_us_per_write(run)
+        .filter(|(_, saturated)| *saturated)
+        .map(|(us, _)| us / probe.cpu_us_per_write.max(1e-9));
     Some(PairFigures {
         writes_per_s: writes,
         probe_writes_per_s: probe.writes_per_s,
@@ -90,10 +88,6 @@ fn pct(v: f64) -> String {
     format!("{:.0}%", v * 100.0)
 }
 
-fn num(v: Option<f64>, digits: usize) -> String {
-    v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
-}
-
 /// The section of summary.md: one row per pair, then the medians over the
 /// valid pairs. `probes[i]` is the probe run right after `runs[i]`.
 pub fn section(cfg: &RunConfig, runs: &[Report], probes: &[ProbeReport], s: &mut String) {
@@ -127,7 +121,7 @@ pub fn section(cfg: &RunConfig, runs: &[Report], probes: &[ProbeReport], s: &mut
                     f.writes_per_s,
                     f.probe_writes_per_s,
                     pct(f.share),
-                    num(f.cpu_ratio, 2),
+                    opt(f.cpu_ratio, 2),
                     f.p99_ms,
                     f.p99_bound_ms,
                     f.generator_cpu_pct
@@ -157,12 +151,12 @@ pub fn section(cfg: &RunConfig, runs: &[Report], probes: &[ProbeReport], s: &mut
         s,
         "| median of {} | {} | {} | {} | {} | {} | {} | |\n",
         valid.len(),
-        num(col(|f| Some(f.writes_per_s)), 0),
-        num(col(|f| Some(f.probe_writes_per_s)), 0),
+        opt(col(|f| Some(f.writes_per_s)), 0),
+        opt(col(|f| Some(f.probe_writes_per_s)), 0),
         col(|f| Some(f.share)).map_or("n/a".into(), pct),
-        num(col(|f| f.cpu_ratio), 2),
-        num(col(|f| Some(f.p99_ms)), 1),
-        num(col(|f| Some(f.p99_bound_ms)), 1),
+        opt(col(|f| f.cpu_ratio), 2),
+        opt(col(|f| Some(f.p99_ms)), 1),
+        opt(col(|f| Some(f.p99_bound_ms)), 1),
     );
 }
 
@@ -211,6 +205,11 @@ mod tests {
         // 90k failed connections: of 70k, 80k and 100k the median is 80k.
         runs[0].connections.failed = 1;
         assert_eq!(median_run(&cfg, &runs), Some(2));
+        // None valid: the median of all four again.
+        for r in &mut runs {
+            r.connections.failed = 1;
+        }
+        assert_eq!(median_run(&cfg, &runs), Some(0));
         assert_eq!(median_run(&cfg, &[]), None);
     }
 
@@ -224,17 +223,22 @@ mod tests {
             run(&cfg, 95_000.0, 100.0, 10),
         ];
         runs[2].connections.failed = 3;
-        // The fourth run has no probe after it.
-        let probes = [100_000.0, 120_000.0, 100_000.0].map(probe_run);
+        // The fourth run has no probe after it. With 2000 connections the
+        // bounds are 1.5 × 2000 / 100k = 30 ms and 1.5 × 2000 / 120k = 25 ms.
+        let probes = [100_000.0, 120_000.0, 100_000.0].map(|w| {
+            let mut p = probe_run(w);
+            p.config.connections = 2_000;
+            p
+        });
         let mut s = String::new();
         section(&cfg, &runs, &probes, &mut s);
         assert!(s.contains("## quotecast over 4 runs"), "{s}");
         assert!(
-            s.contains("| 1 | 80000 | 100000 | 80% | 1.79 | 20.0 | 0.1 | n/a |"),
+            s.contains("| 1 | 80000 | 100000 | 80% | 1.79 | 20.0 | 30.0 | n/a |"),
             "{s}"
         );
         assert!(
-            s.contains("| 2 | 60000 | 120000 | 50% | 2.38 | 40.0 | 0.1 | n/a |"),
+            s.contains("| 2 | 60000 | 120000 | 50% | 2.38 | 40.0 | 25.0 | n/a |"),
             "{s}"
         );
         assert!(
@@ -244,8 +248,24 @@ mod tests {
         assert!(s.contains("| 4 | no probe run or no write count |"), "{s}");
         // Over runs 1 and 2: the upper of two.
         assert!(
-            s.contains("| median of 2 | 80000 | 120000 | 80% | 2.38 | 40.0 | 0.1 | |"),
+            s.contains("| median of 2 | 80000 | 120000 | 80% | 2.38 | 40.0 | 30.0 | |"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn an_invalid_repeated_run_is_listed_by_its_number_and_hides_no_ratio() {
+        let (cfg, mut c) = hot_comparison();
+        c.quotecast_runs = vec![
+            run(&cfg, 80_000.0, 100.0, 20),
+            run(&cfg, 90_000.0, 100.0, 20),
+        ];
+        c.quotecast_runs[1].connections.failed = 2;
+        c.reports.push(c.quotecast_runs[0].clone());
+        let invalid = crate::results::invalid_runs(&c);
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert_eq!(invalid[0].server, "quotecast run 2");
+        c.invalid = invalid;
+        assert!(c.is_valid("quotecast"));
     }
 }

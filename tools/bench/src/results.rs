@@ -56,14 +56,16 @@ pub struct Comparison {
     pub machine: Machine,
     /// The resolved workload.
     pub config: RunConfig,
-    /// One report per server that ran, in run order (quotecast first).
+    /// One report per server that ran, in the order of `--servers` (with
+    /// `--quotecast-runs`, quotecast's is its run with the median writes/s).
     pub reports: Vec<Report>,
-    /// The physical limit probe: the run with the median writes/s of
-    /// [`Comparison::probe_runs`].
+    /// The physical limit probe the summary holds each server against: the
+    /// run with the median writes/s of [`Comparison::probe_runs`]; with
+    /// `--quotecast-runs`, the probe run right after quotecast's median run.
     pub probe: Option<ProbeReport>,
     /// Every probe run, in run order: on this shared VM runs minutes apart
-    /// differed by a fifth to a third, so a share is given against the
-    /// median and the spread.
+    /// differed by a fifth to a third, so a share is also given against
+    /// the slowest and the fastest.
     pub probe_runs: Vec<ProbeReport>,
     /// With `--quotecast-runs` above 1: every quotecast run, in run order;
     /// run i was followed by probe run i (`probe_runs[i]`), and
@@ -123,14 +125,23 @@ const MAX_UNTIMED_SHARE: f64 = 0.01;
 
 /// The server runs that measured only part of their load (see
 /// [`invalid_reasons`]). They are reported but no ratio is computed from them.
+/// Each of quotecast's repeated runs is listed as `quotecast run i`, so one
+/// invalid run does not hide the ratios of the median run.
 pub fn invalid_runs(c: &Comparison) -> Vec<Invalid> {
+    let repeated = c
+        .quotecast_runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("quotecast run {}", i + 1), r));
     c.reports
         .iter()
-        .flat_map(|r| {
+        .map(|r| (r.server.kind.clone(), r))
+        .chain(repeated)
+        .flat_map(|(server, r)| {
             invalid_reasons(&c.config, r)
                 .into_iter()
-                .map(|reason| Invalid {
-                    server: r.server.kind.clone(),
+                .map(move |reason| Invalid {
+                    server: server.clone(),
                     reason,
                 })
         })
@@ -251,7 +262,8 @@ fn wire_bytes_per_price(r: &Report) -> Option<f64> {
     (rate > 0.0).then_some(r.throughput.wire_bytes_per_s / rate)
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// `v` with `digits` decimals, or `n/a`.
+pub fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
 
@@ -287,8 +299,13 @@ fn summary(c: &Comparison) -> String {
     }
     let _ = writeln!(
         s,
-        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {}`.",
-        c.scenario
+        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {} --duration {}{}`.",
+        c.scenario,
+        c.config.duration_s,
+        match c.quotecast_runs.len() {
+            0 | 1 => String::new(),
+            n => format!(" --quotecast-runs {n}"),
+        }
     );
     s
 }
@@ -532,7 +549,17 @@ fn ratio_section(c: &Comparison, q: &Report, s: &mut String) {
 }
 
 /// Server CPU (% of its core) from which a run counts as saturated.
-pub const SATURATED_CPU_PCT: f64 = 90.0;
+const SATURATED_CPU_PCT: f64 = 90.0;
+
+/// quotecast's CPU µs per write by its own write count, and whether it was
+/// saturated (CPU at least [`SATURATED_CPU_PCT`]): below that a tick's fixed
+/// cost is spread over few writes, so no ratio to the saturated probe holds.
+/// None without a write count.
+pub fn cpu_us_per_write(r: &Report) -> Option<(f64, bool)> {
+    let w = r.throughput.server_writes_per_s.filter(|w| *w > 0.0)?;
+    let pct = r.server_proc.cpu_pct?;
+    Some((pct / 100.0 * 1e6 / w, pct >= SATURATED_CPU_PCT))
+}
 
 /// The run with the median writes/s (the upper one of an even count).
 pub fn median_probe(runs: &[ProbeReport]) -> Option<ProbeReport> {
@@ -547,8 +574,8 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
         "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
          frames per write(2) to each of {} loopback connections, round after round, for \
          {:.1} s; one epoll reader on core {} drains them. The probe ran {} times; the row is \
-         the run with the median writes/s ({} writes/s by run), and each share is given \
-         against it and against the slowest and the fastest run.\n",
+         {} ({} writes/s by run), and each share is given against it and against the \
+         slowest and the fastest run.\n",
         crate::compare::SERVER_CORE,
         p.config.frames_per_write,
         p.config.payload_bytes,
@@ -558,6 +585,11 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             .reader_core
             .map_or("(unpinned)".into(), |c| c.to_string()),
         c.probe_runs.len(),
+        if c.quotecast_runs.len() > 1 {
+            "the run right after quotecast's run shown here (see the section on its runs)"
+        } else {
+            "the run with the median writes/s"
+        },
         c.probe_runs
             .iter()
             .map(|r| format!("{:.0}", r.writes_per_s))
@@ -587,19 +619,10 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             Some(w) => (w, "server's count"),
             None => (t.flushes_per_s, "client's bursts"),
         };
-        // CPU per write from quotecast's own count; below saturation a
-        // tick's fixed cost is spread over few writes: no ratio to the
-        // saturated probe.
-        let cpu_per_write = match (t.server_writes_per_s, r.server_proc.cpu_pct) {
-            (Some(w), Some(pct)) if w > 0.0 => {
-                let c = pct / 100.0 * 1e6 / w;
-                if pct < SATURATED_CPU_PCT {
-                    format!("{c:.2} (not saturated)")
-                } else {
-                    format!("{c:.2} ({:.2}x probe)", c / p.cpu_us_per_write.max(1e-9))
-                }
-            }
-            _ => String::new(),
+        let cpu_per_write = match cpu_us_per_write(r) {
+            Some((c, false)) => format!("{c:.2} (not saturated)"),
+            Some((c, true)) => format!("{c:.2} ({:.2}x probe)", c / p.cpu_us_per_write.max(1e-9)),
+            None => String::new(),
         };
         let _ = writeln!(
             s,

@@ -165,7 +165,12 @@ pub fn run(
     let mix = Mix::of(&plans);
     let addr = target.addr;
     let counts_writes = target.counts_writes;
-    let server_writes = || counts_writes.then(|| scrape::write_counts(addr)).flatten();
+    let tls = target.tls.clone();
+    let server_writes = || {
+        counts_writes
+            .then(|| scrape::write_counts(addr, tls.as_ref()))
+            .flatten()
+    };
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(worker::CONNECTING),
         step: AtomicUsize::new(worker::NO_STEP),

@@ -4,7 +4,9 @@
 //! falls behind, one read takes several writes.
 
 use quotecast_testkit::http;
+use rustls::ClientConfig;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// quotecast's write counters, summed over its shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +31,14 @@ impl WriteCounts {
     }
 }
 
-/// The server's write counters now, or `None` when it does not answer with
-/// `quotecast_flushes_total` in time.
-pub fn write_counts(addr: SocketAddr) -> Option<WriteCounts> {
-    let r = http::get(addr, "/metrics", &[]).ok()?;
+/// The server's write counters now (over TLS with `tls`), or `None` when it
+/// does not answer with `quotecast_flushes_total` in time.
+pub fn write_counts(addr: SocketAddr, tls: Option<&Arc<ClientConfig>>) -> Option<WriteCounts> {
+    let r = match tls {
+        Some(client) => http::get_tls(addr, "/metrics", &[], client.clone()),
+        None => http::get(addr, "/metrics", &[]),
+    }
+    .ok()?;
     if r.status != 200 {
         return None;
     }

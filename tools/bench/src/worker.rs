@@ -97,8 +97,8 @@ pub struct Target {
     /// The server speaks the Pusher protocol (sockudo): prices arrive inside
     /// `price` events, one subscription per symbol.
     pub pusher: bool,
-    /// The server counts its socket writes at plain-HTTP `/metrics`
-    /// (quotecast without TLS): the run reads them at the window's edges.
+    /// The server counts its socket writes at `/metrics` (quotecast; over
+    /// TLS with `tls`): the run reads them at the window's edges.
     pub counts_writes: bool,
 }
 

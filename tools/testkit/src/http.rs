@@ -1,4 +1,4 @@
-//! Plain HTTP/1.1 over std sockets, one request per connection (`Connection:
+//! HTTP/1.1 over std sockets (plain, or TLS for a GET), one request per connection (`Connection:
 //! close`): enough for quotecast's routes and for reading an upgrade
 //! response. Heads are parsed by httparse; bodies by `Content-Length`,
 //! chunked encoding, or the end of the connection.
@@ -7,6 +7,7 @@ use httparse::Status;
 use serde_json::Value;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a request may take by default, connection to last byte:
@@ -232,6 +233,20 @@ pub fn request(
     deadline: Instant,
 ) -> io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    let req = request_text(addr, method, path, headers, body);
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    stream.write_all(req.as_bytes())?;
+    read_response(&mut stream, deadline).map(|(r, _)| r)
+}
+
+/// The bytes of a request [`request`] sends.
+fn request_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> String {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -247,14 +262,25 @@ pub fn request(
     }
     req.push_str("\r\n");
     req.push_str(body.unwrap_or_default());
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(req.as_bytes())?;
-    read_response(&mut stream, deadline).map(|(r, _)| r)
+    req
 }
 
 /// `GET path` with `headers`, within [`TIMEOUT`].
 pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> io::Result<Response> {
     request(addr, "GET", path, headers, None, Instant::now() + TIMEOUT)
+}
+
+/// [`get`] over TLS (`https://`), trusting what `client` trusts.
+pub fn get_tls(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    client: Arc<rustls::ClientConfig>,
+) -> io::Result<Response> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut stream = crate::tls::connect(client, addr, POLL)?;
+    stream.write_all(request_text(addr, "GET", path, headers, None).as_bytes())?;
+    read_response_from(&mut stream, deadline).map(|(r, _)| r)
 }
 
 /// `POST path` of a JSON `body` with `headers`, within [`TIMEOUT`].

@@ -74,16 +74,26 @@ impl TestCa {
     /// Connects to `addr` as `localhost` and completes the TLS handshake;
     /// reads time out after `read_timeout`.
     pub fn connect(&self, addr: SocketAddr, read_timeout: Duration) -> io::Result<TlsStream> {
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-        tcp.set_nodelay(true)?;
-        tcp.set_read_timeout(Some(read_timeout))?;
-        tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
-        let conn = ClientConnection::new(self.client.clone(), name).map_err(io::Error::other)?;
-        let mut stream = StreamOwned::new(conn, tcp);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
-        }
-        Ok(stream)
+        connect(self.client.clone(), addr, read_timeout)
     }
+}
+
+/// Connects to `addr` as `localhost` with `client` and completes the TLS
+/// handshake; reads time out after `read_timeout`.
+pub fn connect(
+    client: Arc<ClientConfig>,
+    addr: SocketAddr,
+    read_timeout: Duration,
+) -> io::Result<TlsStream> {
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(read_timeout))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let conn = ClientConnection::new(client, name).map_err(io::Error::other)?;
+    let mut stream = StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
 }
