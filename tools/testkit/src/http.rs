@@ -278,7 +278,10 @@ pub fn get_tls(
     client: Arc<rustls::ClientConfig>,
 ) -> io::Result<Response> {
     let deadline = Instant::now() + TIMEOUT;
-    let mut stream = crate::tls::connect(client, addr, POLL)?;
+    // The handshake gets the whole timeout; the response is read in POLL
+    // steps, so that the deadline is honoured.
+    let mut stream = crate::tls::connect(client, addr, TIMEOUT)?;
+    stream.sock.set_read_timeout(Some(POLL))?;
     stream.write_all(request_text(addr, "GET", path, headers, None).as_bytes())?;
     read_response_from(&mut stream, deadline).map(|(r, _)| r)
 }
