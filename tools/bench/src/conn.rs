@@ -605,45 +605,56 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// [`Ctx::read_conn`] through the TLS session: records until the socket
-    /// is drained, each followed by the plaintext they carried.
+    /// [`Ctx::read_conn`] through the TLS session: each socket read (into
+    /// the first half of `buf`) is fed to the session whole and its
+    /// plaintext (into the second half) parsed as one read, stamped like a
+    /// plain one. rustls reads a socket 4 KiB at a time, so a record longer
+    /// than that took the stamp of the read that completed it, which held
+    /// the next write's first bytes whenever this loop was late.
     fn read_tls(&mut self, conn: &mut Conn, buf: &mut [u8]) {
+        let (wire, plain) = buf.split_at_mut(buf.len() / 2);
         loop {
-            let (Some(tls), Some(sock)) = (conn.tls.as_mut(), conn.sock.as_mut()) else {
+            let Some(sock) = conn.sock.as_mut() else {
                 return;
             };
-            let mut stamped = rx::Stamped {
-                sock,
-                newest_us: None,
-            };
-            let read = tls.read_tls(&mut stamped);
-            let stamp = stamped.newest_us;
-            let n = match read {
-                Ok(0) => return self.close(conn, "eof"),
-                Ok(n) => n,
+            let (n, stamp) = match rx::recv(sock.as_raw_fd(), wire) {
+                Ok((0, _)) => return self.close(conn, "eof"),
+                Ok(read) => read,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return self.close(conn, &io_reason(&e)),
             };
-            if let Err(e) = tls.process_new_packets() {
-                return self.close(conn, &format!("tls_{e}"));
-            }
-            // One socket read, one delay, however many plaintext reads follow.
             self.socket_read(conn, n, stamp);
-            loop {
+            let mut records = &wire[..n];
+            while !records.is_empty() {
                 let Some(tls) = conn.tls.as_mut() else {
                     return;
                 };
-                match tls.reader().read(buf) {
-                    Ok(0) => return self.close(conn, "eof"),
-                    Ok(n) => self.on_bytes(conn, &buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => return self.close(conn, &io_reason(&e)),
+                if let Err(e) = tls.read_tls(&mut records) {
+                    return self.close(conn, &io_reason(&e));
+                }
+                if let Err(e) = tls.process_new_packets() {
+                    return self.close(conn, &format!("tls_{e}"));
+                }
+                loop {
+                    let Some(tls) = conn.tls.as_mut() else {
+                        return;
+                    };
+                    match tls.reader().read(plain) {
+                        Ok(0) => return self.close(conn, "eof"),
+                        Ok(k) => self.on_bytes(conn, &plain[..k]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => return self.close(conn, &io_reason(&e)),
+                    }
                 }
             }
             self.settle_read();
             // Handshake messages and alerts the records called for.
             self.flush_tls(conn);
+            // A short read drained the socket (see `read_conn`).
+            if conn.state == State::Closed || n < wire.len() {
+                return;
+            }
         }
     }
 

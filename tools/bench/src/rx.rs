@@ -5,7 +5,7 @@
 //! thread for thousands of connections, on a shared core) took to get to
 //! that socket; that delay is measured apart.
 
-use std::io::{self, Read};
+use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -78,23 +78,6 @@ fn stamp_of(msg: &libc::msghdr) -> Option<u64> {
         }
     }
     None
-}
-
-/// A socket read through [`recv`] that keeps the newest receive stamp seen,
-/// for readers that take an `io::Read` (the TLS session).
-pub struct Stamped<'a, S: AsRawFd> {
-    /// The socket.
-    pub sock: &'a mut S,
-    /// The newest stamp of the reads so far.
-    pub newest_us: Option<u64>,
-}
-
-impl<S: AsRawFd> Read for Stamped<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, stamp) = recv(self.sock.as_raw_fd(), buf)?;
-        self.newest_us = self.newest_us.max(stamp);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
