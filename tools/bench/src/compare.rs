@@ -243,7 +243,7 @@ fn quotecast_pairs(
     }
     // The summary's other sections show the median run against its own
     // probe run, so their share is the one in its row of the pairs.
-    if let Some(i) = repeats::median_run(cfg, &cmp.quotecast_runs) {
+    if let Some(i) = repeats::median_run(cfg, &cmp.quotecast_runs, &cmp.probe_runs) {
         cmp.reports.push(cmp.quotecast_runs[i].clone());
         cmp.probe = cmp.probe_runs.get(i).cloned();
     }

@@ -612,6 +612,10 @@ impl<'a> Ctx<'a> {
     /// than that took the stamp of the read that completed it, which held
     /// the next write's first bytes whenever this loop was late.
     fn read_tls(&mut self, conn: &mut Conn, buf: &mut [u8]) {
+        debug_assert!(
+            buf.len() >= 2 * 4096,
+            "room for a socket read and its plaintext"
+        );
         let (wire, plain) = buf.split_at_mut(buf.len() / 2);
         loop {
             let Some(sock) = conn.sock.as_mut() else {

@@ -69,18 +69,26 @@ fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     median_by(&v, |x| *x).copied()
 }
 
-/// The index of the run with the median writes/s among the valid ones
-/// (among all when none is valid).
-pub fn median_run(cfg: &RunConfig, runs: &[Report]) -> Option<usize> {
+/// The index of the run with the median writes/s among the runs the median
+/// row is over: valid, with a probe run after them (`probes[i]`) when any
+/// probe ran. Falls back to the valid runs, then to all.
+pub fn median_run(cfg: &RunConfig, runs: &[Report], probes: &[ProbeReport]) -> Option<usize> {
     let writes = |r: &Report| r.throughput.server_writes_per_s.unwrap_or(0.0);
     let valid: Vec<usize> = (0..runs.len())
         .filter(|&i| invalid_reasons(cfg, &runs[i]).is_empty())
         .collect();
-    let pool = if valid.is_empty() {
-        (0..runs.len()).collect()
-    } else {
-        valid
-    };
+    let paired: Vec<usize> = valid
+        .iter()
+        .copied()
+        .filter(|&i| {
+            probes
+                .get(i)
+                .is_some_and(|p| figures(&runs[i], p).is_some())
+        })
+        .collect();
+    let pool = [paired, valid, (0..runs.len()).collect()]
+        .into_iter()
+        .find(|pool| !pool.is_empty())?;
     median_by(&pool, |&i| writes(&runs[i])).copied()
 }
 
@@ -99,9 +107,10 @@ pub fn section(cfg: &RunConfig, runs: &[Report], probes: &[ProbeReport], s: &mut
     let _ = writeln!(
         s,
         "Each row is one quotecast run (a new server) and the probe run right after it; \
-         the median row is each column's median over the valid pairs. The sections above show the run with the \
-         median writes/s. p99 bound: {P99_CYCLES} × the cycle the probe allows (connections ÷ \
-         probe writes/s).\n"
+         the median row is each column's median over the valid pairs. The sections above show \
+         run {}, the run with the median writes/s, against its probe run. p99 bound: \
+         {P99_CYCLES} × the cycle the probe allows (connections ÷ probe writes/s).\n",
+        median_run(cfg, runs, probes).map_or("n/a".into(), |i| (i + 1).to_string())
     );
     let _ = writeln!(
         s,
@@ -201,16 +210,20 @@ mod tests {
             .map(|k| run(&cfg, k * 1000.0, 100.0, 20))
             .to_vec();
         // Of four, the upper median: 90k.
-        assert_eq!(median_run(&cfg, &runs), Some(0));
+        assert_eq!(median_run(&cfg, &runs, &[]), Some(0));
         // 90k failed connections: of 70k, 80k and 100k the median is 80k.
         runs[0].connections.failed = 1;
-        assert_eq!(median_run(&cfg, &runs), Some(2));
+        assert_eq!(median_run(&cfg, &runs, &[]), Some(2));
+        // Probe runs after the first two only: the one valid run with a
+        // probe is 70k, which the median row would be over.
+        let probes = [100_000.0; 2].map(probe_run);
+        assert_eq!(median_run(&cfg, &runs, &probes), Some(1));
         // None valid: the median of all four again.
         for r in &mut runs {
             r.connections.failed = 1;
         }
-        assert_eq!(median_run(&cfg, &runs), Some(0));
-        assert_eq!(median_run(&cfg, &[]), None);
+        assert_eq!(median_run(&cfg, &runs, &probes), Some(0));
+        assert_eq!(median_run(&cfg, &[], &[]), None);
     }
 
     #[test]

@@ -585,10 +585,12 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
             .reader_core
             .map_or("(unpinned)".into(), |c| c.to_string()),
         c.probe_runs.len(),
-        if c.quotecast_runs.len() > 1 {
-            "the run right after quotecast's run shown here (see the section on its runs)"
-        } else {
-            "the run with the median writes/s"
+        match crate::repeats::median_run(&c.config, &c.quotecast_runs, &c.probe_runs) {
+            Some(i) if c.quotecast_runs.len() > 1 => format!(
+                "the run right after quotecast's run {} (the one shown here; see the section on its runs)",
+                i + 1
+            ),
+            _ => "the run with the median writes/s".to_string(),
         },
         c.probe_runs
             .iter()

@@ -1,6 +1,6 @@
-//! HTTP/1.1 over std sockets (plain, or TLS for a GET), one request per connection (`Connection:
-//! close`): enough for quotecast's routes and for reading an upgrade
-//! response. Heads are parsed by httparse; bodies by `Content-Length`,
+//! HTTP/1.1 over std sockets (plain, or TLS for a GET), one request per
+//! connection (`Connection: close`): enough for quotecast's routes and for
+//! reading an upgrade response. Heads are parsed by httparse; bodies by `Content-Length`,
 //! chunked encoding, or the end of the connection.
 
 use httparse::Status;
@@ -16,6 +16,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Most headers a response head may have.
 const MAX_HEADERS: usize = 64;
+
+/// How long one read of a TLS handshake may wait.
+const HANDSHAKE_READ: Duration = Duration::from_secs(5);
 
 /// Granularity of blocking reads, so that deadlines are honoured.
 pub(crate) const POLL: Duration = Duration::from_millis(25);
@@ -278,9 +281,9 @@ pub fn get_tls(
     client: Arc<rustls::ClientConfig>,
 ) -> io::Result<Response> {
     let deadline = Instant::now() + TIMEOUT;
-    // The handshake gets the whole timeout; the response is read in POLL
-    // steps, so that the deadline is honoured.
-    let mut stream = crate::tls::connect(client, addr, TIMEOUT)?;
+    // The handshake's reads may wait seconds (a saturated server: 25 ms
+    // failed); the response is read in POLL steps, so the deadline holds.
+    let mut stream = crate::tls::connect(client, addr, HANDSHAKE_READ)?;
     stream.sock.set_read_timeout(Some(POLL))?;
     stream.write_all(request_text(addr, "GET", path, headers, None).as_bytes())?;
     read_response_from(&mut stream, deadline).map(|(r, _)| r)
