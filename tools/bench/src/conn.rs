@@ -850,27 +850,29 @@ mod tests {
         out.extend_from_slice(payload.as_bytes());
     }
 
-    /// Parses `read` as one socket read stamped `stamp_us` (a conflating
-    /// server's, at 60 Hz) on a connection last flushed at `flushed_us`, and
-    /// returns the stats.
-    fn one_read(read: &[u8], stamp_us: u64, flushed_us: u64) -> WorkerStats {
-        let poll = mio::Poll::new().unwrap();
+    /// A target at `addr` (over TLS with `tls`) and the shared state of a
+    /// run against a conflating server at 60 Hz.
+    fn conflating(
+        addr: std::net::SocketAddr,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> (Target, Shared) {
         let target = Target {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            addr,
             host: "localhost".into(),
             path: "/v1/ws".into(),
             token: String::new(),
             deflate: false,
-            tls: None,
+            tls,
             pusher: false,
             counts_writes: false,
         };
         let shared = Shared::default();
         shared.max_rate_hz.store(60, Ordering::Relaxed);
-        let registry = poll.registry().try_clone().unwrap();
-        let mut ctx = Ctx::new(registry, &target, &shared, 1);
-        ctx.measuring = true;
-        ctx.now_us = stamp_us;
+        (target, shared)
+    }
+
+    /// A healthy connection, open (upgraded), with no socket yet.
+    fn open_healthy_conn() -> Conn {
         let plan = Plan {
             class: Class::Healthy,
             subscribe: Vec::new(),
@@ -878,6 +880,20 @@ mod tests {
         };
         let mut conn = Conn::new(plan, Instant::now());
         conn.state = State::Open;
+        conn
+    }
+
+    /// Parses `read` as one socket read stamped `stamp_us` (a conflating
+    /// server's, at 60 Hz) on a connection last flushed at `flushed_us`, and
+    /// returns the stats.
+    fn one_read(read: &[u8], stamp_us: u64, flushed_us: u64) -> WorkerStats {
+        let poll = mio::Poll::new().unwrap();
+        let (target, shared) = conflating("127.0.0.1:1".parse().unwrap(), None);
+        let registry = poll.registry().try_clone().unwrap();
+        let mut ctx = Ctx::new(registry, &target, &shared, 1);
+        ctx.measuring = true;
+        ctx.now_us = stamp_us;
+        let mut conn = open_healthy_conn();
         conn.last_price_us = flushed_us;
         conn.last_flush_us = flushed_us;
         ctx.on_bytes(&mut conn, read);
@@ -929,5 +945,69 @@ mod tests {
             0,
             "the gap to a merged write is unknown"
         );
+    }
+
+    /// Two writes of a conflating server over TLS, each one TLS record
+    /// longer than rustls's 4 KiB socket reads, the second repeating the
+    /// first's symbols, both waiting in the socket: the harness reads them
+    /// in one socket read, so the first is found inside it and set apart
+    /// (read 4 KiB at a time, the first record's prices were timed as a
+    /// read of their own).
+    #[test]
+    fn a_tls_read_that_holds_two_writes_sets_the_first_apart() {
+        use quotecast_testkit::tls::{self, TestCa};
+        let dir = std::env::temp_dir().join(format!("qc-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = TestCa::create(&dir).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_config = ca.server_config();
+        let (written_tx, written_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(server_config).unwrap();
+            let mut stream = rustls::StreamOwned::new(conn, sock);
+            for ts in [1_000, 2_000] {
+                let mut write = Vec::new();
+                for symbol in 0..60 {
+                    price(symbol, ts, &mut write);
+                }
+                assert!(write.len() > 4096, "{} bytes", write.len());
+                stream.write_all(&write).unwrap();
+                stream.flush().unwrap();
+            }
+            written_tx.send(()).unwrap();
+            // Holds the connection open until the client has read.
+            let _ = stream.sock.read(&mut [0u8; 1]);
+        });
+        let client = tls::connect(ca.client_config(), addr, Duration::from_secs(10)).unwrap();
+        written_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let rustls::StreamOwned {
+            conn: session,
+            sock,
+        } = client;
+        sock.set_nonblocking(true).unwrap();
+
+        let poll = mio::Poll::new().unwrap();
+        let (target, shared) = conflating(addr, Some(ca.client_config()));
+        let mut ctx = Ctx::new(poll.registry().try_clone().unwrap(), &target, &shared, 1);
+        ctx.measuring = true;
+        let mut conn = open_healthy_conn();
+        conn.sock = Some(TcpStream::from_std(sock));
+        conn.tls = Some(Box::new(session));
+        let mut buf = vec![0u8; 64 * 1024];
+        ctx.read_conn(&mut conn, &mut buf);
+        assert_eq!(ctx.stats.counts.price_frames, 120);
+        assert_eq!(
+            ctx.stats.latency_merged.len(),
+            60,
+            "the first write, set apart"
+        );
+        assert_eq!(ctx.stats.latency.len(), 60, "the second, timed");
+        assert_eq!(ctx.stats.counts.reads, 1);
+        drop(conn);
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -4,8 +4,8 @@
 //! trust that CA only.
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ pub struct TestCa {
     /// The server's private key (PEM): `server.tls_key`.
     pub key: PathBuf,
     client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
 }
 
 impl TestCa {
@@ -45,15 +46,25 @@ impl TestCa {
         let mut roots = RootCertStore::empty();
         roots.add(ca.der().clone()).map_err(io::Error::other)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let client = ClientConfig::builder_with_provider(provider)
+        let client = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let server = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+            .map_err(io::Error::other)?;
         Ok(TestCa {
             cert: cert_path,
             key: key_path,
             client: Arc::new(client),
+            server: Arc::new(server),
         })
     }
 
@@ -64,6 +75,12 @@ impl TestCa {
             self.cert.display().to_string(),
             self.key.display().to_string()
         )
+    }
+
+    /// A server configuration with the certificate this CA signed, for a
+    /// test's own TLS server.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
     }
 
     /// A client configuration that trusts this CA only.
