@@ -557,33 +557,51 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Reads `conn` until the socket is drained.
+    /// Reads `conn` until the socket is drained. Each socket read is parsed
+    /// as one read, at the time its bytes arrived; over TLS it goes into the
+    /// first half of `buf` and its plaintext into the second (see
+    /// [`Ctx::on_records`]).
     pub fn read_conn(&mut self, conn: &mut Conn, buf: &mut [u8]) {
-        if conn.tls.is_some() {
-            self.read_tls(conn, buf);
-            // Its loop returns early when the connection closes.
-            return self.settle_read();
-        }
+        let tls = conn.tls.is_some();
+        let (wire, plain): (&mut [u8], &mut [u8]) = if tls {
+            debug_assert!(
+                buf.len() >= 2 * 4096,
+                "room for a socket read and its plaintext"
+            );
+            buf.split_at_mut(buf.len() / 2)
+        } else {
+            (buf, &mut [])
+        };
         loop {
             let Some(sock) = conn.sock.as_mut() else {
                 return;
             };
-            match rx::recv(sock.as_raw_fd(), buf) {
+            let n = match rx::recv(sock.as_raw_fd(), wire) {
                 Ok((0, _)) => return self.close(conn, "eof"),
                 Ok((n, stamp)) => {
                     self.socket_read(conn, n, stamp);
-                    self.on_bytes(conn, &buf[..n]);
-                    self.settle_read();
-                    // A short read drained the socket. Linux epoll in
-                    // edge-triggered mode signals again on every later arrival,
-                    // so the read that would only return WouldBlock is skipped.
-                    if conn.state == State::Closed || n < buf.len() {
-                        return;
-                    }
+                    n
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return self.close(conn, &io_reason(&e)),
+            };
+            if tls {
+                self.on_records(conn, &wire[..n], plain);
+            } else {
+                self.on_bytes(conn, &wire[..n]);
+            }
+            self.settle_read();
+            if tls {
+                // Handshake messages and alerts the records called for
+                // (nothing once the connection closed).
+                self.flush_tls(conn);
+            }
+            // A short read drained the socket. Linux epoll in edge-triggered
+            // mode signals again on every later arrival, so the read that
+            // would only return WouldBlock is skipped.
+            if conn.state == State::Closed || n < wire.len() {
+                return;
             }
         }
     }
@@ -605,59 +623,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// [`Ctx::read_conn`] through the TLS session: each socket read (into
-    /// the first half of `buf`) is fed to the session whole and its
-    /// plaintext (into the second half) parsed as one read, stamped like a
-    /// plain one. rustls reads a socket 4 KiB at a time, so a record longer
-    /// than that took the stamp of the read that completed it, which held
-    /// the next write's first bytes whenever this loop was late.
-    fn read_tls(&mut self, conn: &mut Conn, buf: &mut [u8]) {
-        debug_assert!(
-            buf.len() >= 2 * 4096,
-            "room for a socket read and its plaintext"
-        );
-        let (wire, plain) = buf.split_at_mut(buf.len() / 2);
-        loop {
-            let Some(sock) = conn.sock.as_mut() else {
+    /// Feeds one socket read of TLS `records` to `conn`'s session whole and
+    /// parses the plaintext they carry (read into `plain`). rustls reads a
+    /// socket 4 KiB at a time, so when it read the socket itself a record
+    /// longer than that took the stamp of the read that completed it, which
+    /// held the next write's first bytes whenever this loop was late.
+    fn on_records(&mut self, conn: &mut Conn, mut records: &[u8], plain: &mut [u8]) {
+        while !records.is_empty() {
+            let Some(tls) = conn.tls.as_mut() else {
                 return;
             };
-            let (n, stamp) = match rx::recv(sock.as_raw_fd(), wire) {
-                Ok((0, _)) => return self.close(conn, "eof"),
-                Ok(read) => read,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return self.close(conn, &io_reason(&e)),
-            };
-            self.socket_read(conn, n, stamp);
-            let mut records = &wire[..n];
-            while !records.is_empty() {
+            if let Err(e) = tls.read_tls(&mut records) {
+                return self.close(conn, &io_reason(&e));
+            }
+            if let Err(e) = tls.process_new_packets() {
+                return self.close(conn, &format!("tls_{e}"));
+            }
+            loop {
                 let Some(tls) = conn.tls.as_mut() else {
                     return;
                 };
-                if let Err(e) = tls.read_tls(&mut records) {
-                    return self.close(conn, &io_reason(&e));
+                match tls.reader().read(plain) {
+                    Ok(0) => return self.close(conn, "eof"),
+                    Ok(k) => self.on_bytes(conn, &plain[..k]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return self.close(conn, &io_reason(&e)),
                 }
-                if let Err(e) = tls.process_new_packets() {
-                    return self.close(conn, &format!("tls_{e}"));
-                }
-                loop {
-                    let Some(tls) = conn.tls.as_mut() else {
-                        return;
-                    };
-                    match tls.reader().read(plain) {
-                        Ok(0) => return self.close(conn, "eof"),
-                        Ok(k) => self.on_bytes(conn, &plain[..k]),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) => return self.close(conn, &io_reason(&e)),
-                    }
-                }
-            }
-            self.settle_read();
-            // Handshake messages and alerts the records called for.
-            self.flush_tls(conn);
-            // A short read drained the socket (see `read_conn`).
-            if conn.state == State::Closed || n < wire.len() {
-                return;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! HTTP/1.1 over std sockets (plain, or TLS for a GET), one request per
 //! connection (`Connection: close`): enough for quotecast's routes and for
-//! reading an upgrade response. Heads are parsed by httparse; bodies by `Content-Length`,
-//! chunked encoding, or the end of the connection.
+//! reading an upgrade response. Heads are parsed by httparse; bodies by
+//! `Content-Length`, chunked encoding, or the end of the connection.
 
 use httparse::Status;
 use serde_json::Value;
