@@ -1,6 +1,9 @@
 //! Raw calls on a connection's socket that more than one layer makes: a
 //! send that never waits (the shard's own writes, last-resort closes) and
-//! the bytes still waiting to be sent to the peer.
+//! the bytes still waiting to be sent to the peer; and [`batch`], many
+//! such sends in one system call.
+
+pub mod batch;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -17,6 +17,7 @@ use crate::fanout::outbox::{Flush, Outbox};
 use crate::fanout::topic::TopicIndex;
 use crate::fanout::wheel::{ConnKey, FlushWheel};
 use crate::fanout::wire::Wire;
+use crate::fd::batch::{SendBatch, Sent};
 use crate::frame::deflate::DeflateUse;
 use crate::frame::{self, CloseCode, FrameError, Incoming};
 use crate::ingest::ring::Update;
@@ -90,10 +91,15 @@ pub struct Shard {
     flush_interval: Duration,
     node: Arc<Node>,
     scratch: Vec<u8>,
-    /// The write pass's buffer, lent to each connection it writes: the copy
-    /// of the frames lands in memory already in cache, and a connection the
-    /// pass serves holds no buffer of its own between flushes.
-    pass_buf: Vec<u8>,
+    /// The write pass's buffers, one lent to each connection it writes
+    /// until its write is sent: the copy of the frames lands in memory
+    /// already in cache, and a connection the pass serves holds no buffer
+    /// of its own between flushes.
+    spare_bufs: Vec<Vec<u8>>,
+    /// The write pass's writes, sent [`direct::SEND_BATCH`] at a time.
+    sends: SendBatch<direct::DueWrite>,
+    /// The last batch's writes with their results, kept for its capacity.
+    sent: Vec<Sent<direct::DueWrite>>,
     due: Vec<ConnKey>,
     changed: Vec<StreamId>,
     connections_made: u64,
@@ -151,7 +157,9 @@ impl Shard {
             flush_interval,
             node,
             scratch: Vec::with_capacity(512),
-            pass_buf: Vec::new(),
+            spare_bufs: Vec::with_capacity(direct::SEND_BATCH),
+            sends: SendBatch::new(direct::SEND_BATCH),
+            sent: Vec::with_capacity(direct::SEND_BATCH),
             due: Vec::new(),
             changed: Vec::new(),
             connections_made: 0,

@@ -1,13 +1,33 @@
 //! The shard's own write pass: every plain connection whose flush is due is
-//! written from the shard loop, one `send` each, with no task woken. Only a
-//! write the socket does not take at once goes to the connection's writer
-//! task, which finishes it when the socket is writable again (and keeps the
+//! written from the shard loop, with no task woken, its sends submitted in
+//! batches (`fd::batch`: one system call for many writes). Only a write the
+//! socket does not take at once goes to the connection's writer task, which
+//! finishes it when the socket is writable again (and keeps the
 //! slow-consumer clock). A child of `state`, so it reads the shard's fields.
 
 use super::Shard;
-use crate::fanout::outbox::reusable;
+use crate::fanout::outbox::{reusable, Flush};
+use crate::fanout::wheel::ConnKey;
 use crate::fd;
 use std::time::Instant;
+
+/// Writes submitted together. Each holds its own buffer until the batch is
+/// sent, so the batch is kept small enough for its buffers to stay in cache
+/// (32 writes of ~4.5 KB); in a probe of this VM's loopback, batches of 16
+/// to 256 saved alike.
+pub const SEND_BATCH: usize = 32;
+
+/// A flush built for a connection and queued in the batch.
+pub struct DueWrite {
+    key: ConnKey,
+    flush: Flush,
+}
+
+impl AsRef<[u8]> for DueWrite {
+    fn as_ref(&self) -> &[u8] {
+        &self.flush.buf
+    }
+}
 
 impl Shard {
     /// Writes the connections in the due-now list that still have a flush
@@ -43,14 +63,38 @@ impl Shard {
                 outbox.wake_for_close();
                 continue;
             };
-            outbox.keep_write_buffer(std::mem::take(&mut self.pass_buf));
+            outbox.keep_write_buffer(self.spare_bufs.pop().unwrap_or_default());
             let Some(flush) = self.build_flush(key, now) else {
                 continue;
             };
-            match fd::send_now(socket, &flush.buf) {
+            if self.sends.push(socket, DueWrite { key, flush }) {
+                self.send_batch(now);
+            }
+        }
+        self.send_batch(now);
+        let left = keys.len() - served;
+        self.unserved_max = self.unserved_max.max(left);
+        keys.drain(..served);
+        self.wheel.still_due(&mut keys);
+        self.due = keys;
+        left > 0
+    }
+
+    /// Sends the queued writes and settles each: a whole write is finished
+    /// and its buffer kept for the pass; the rest of any other is parked for
+    /// the connection's writer task.
+    fn send_batch(&mut self, now: Instant) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let mut sent = std::mem::take(&mut self.sent);
+        self.sends.send_all(&mut sent);
+        for (socket, write, result) in sent.drain(..) {
+            let DueWrite { key, flush } = write;
+            match result {
                 Ok(n) if n == flush.buf.len() => {
                     self.finish_write(key, now, || fd::unsent_bytes(socket));
-                    self.pass_buf = reusable(flush.buf);
+                    self.spare_bufs.push(reusable(flush.buf));
                 }
                 sent => {
                     // Partial, a full socket (WouldBlock), or an error the
@@ -64,11 +108,6 @@ impl Shard {
                 }
             }
         }
-        let left = keys.len() - served;
-        self.unserved_max = self.unserved_max.max(left);
-        keys.drain(..served);
-        self.wheel.still_due(&mut keys);
-        self.due = keys;
-        left > 0
+        self.sent = sent;
     }
 }
