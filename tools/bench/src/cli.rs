@@ -67,6 +67,10 @@ pub struct ProbeArgs {
     /// the same work between bursts of sends instead of between sends.
     #[arg(long, default_value_t = 1)]
     pub work_batch: usize,
+    /// Sends submitted in one system call, with quotecast's batch sender
+    /// (io_uring); 1 = one `write(2)` per write, as in `compare`.
+    #[arg(long, default_value_t = 1)]
+    pub send_batch: usize,
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -286,6 +286,7 @@ fn run_probe(cfg: &RunConfig, (frames, payload): (usize, usize)) -> anyhow::Resu
         reader_core: cfg.pin_core,
         work_us_per_write: 0.0,
         work_batch: 1,
+        send_batch: 1,
     })
 }
 

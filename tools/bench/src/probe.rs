@@ -8,7 +8,10 @@
 //! With `work_us_per_write` the writer also spins that long after each
 //! write, a stand-in for a server's own work, and the cost includes it;
 //! with `work_batch` K it spins K times that long once every K writes: the
-//! same work, done between bursts of sends instead of between sends.
+//! same work, done between bursts of sends instead of between sends. With
+//! `send_batch` N it submits N sends in one system call, with quotecast's
+//! own batch sender (an io_uring, as its write pass does), instead of one
+//! `write(2)` each: the ceiling of that way of writing.
 
 use crate::cli::ProbeArgs;
 use crate::procstat;
@@ -16,9 +19,11 @@ use crate::results;
 use crate::run::raise_nofile;
 use anyhow::Context;
 use mio::{Events, Interest, Poll, Token};
+use quotecast::parts::{send_now, SendBatch};
 use serde::Serialize;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +48,8 @@ pub struct ProbeConfig {
     pub work_us_per_write: f64,
     /// Writes between two spins of the work (1: after each write).
     pub work_batch: usize,
+    /// Sends submitted in one system call (1: one `write(2)` per write).
+    pub send_batch: usize,
 }
 
 /// What the probe measured.
@@ -100,6 +107,7 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
         reader_core: Some(a.reader_core),
         work_us_per_write: a.work_us_per_write,
         work_batch: a.work_batch,
+        send_batch: a.send_batch,
     })?;
     println!("{}", results::probe_line(&r));
     if let Some(path) = &a.json {
@@ -111,6 +119,7 @@ pub fn main(a: &ProbeArgs) -> anyhow::Result<()> {
 /// Runs the probe; every loop ends at `duration_s` (plus a bounded drain).
 pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
     anyhow::ensure!(cfg.work_batch > 0, "--work-batch must be 1 or more");
+    anyhow::ensure!(cfg.send_batch > 0, "--send-batch must be 1 or more");
     let work = Duration::try_from_secs_f64(cfg.work_us_per_write / 1e6)
         .context("--work-us-per-write must be a finite number of µs, 0 or more")?;
     let work = Work {
@@ -144,10 +153,11 @@ pub fn run(cfg: &ProbeConfig) -> anyhow::Result<ProbeReport> {
         .spawn(move || read_all(clients, reader_core, &reader_stop))?;
 
     let writer_core = cfg.writer_core;
+    let send_batch = cfg.send_batch;
     let duration = Duration::from_secs_f64(cfg.duration_s);
     let writer = std::thread::Builder::new()
         .name("probe-writer".into())
-        .spawn(move || write_all(servers, &batch, writer_core, duration, work))?;
+        .spawn(move || write_all(servers, &batch, writer_core, duration, work, send_batch))?;
     let w = writer.join();
     // The reader stops whatever became of the writer.
     stop.store(true, Ordering::Relaxed);
@@ -196,11 +206,12 @@ fn pin(core: Option<usize>) {
 }
 
 fn write_all(
-    mut servers: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
     batch: &[u8],
     core: Option<usize>,
     duration: Duration,
     work: Work,
+    send_batch: usize,
 ) -> anyhow::Result<WriterTotals> {
     pin(core);
     let cpu0 = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")?;
@@ -212,26 +223,50 @@ fn write_all(
         cpu_s: 0.0,
         window_s: 0.0,
     };
+    let fds: Vec<RawFd> = servers.iter().map(AsRawFd::as_raw_fd).collect();
+    let mut sends = (send_batch > 1).then(|| SendBatch::new(send_batch));
+    let mut sent = Vec::with_capacity(send_batch);
     // Bounded by time: one round writes each connection once.
     while t0.elapsed() < duration {
-        for s in servers.iter_mut() {
-            match s.write(batch) {
-                Ok(n) => {
-                    t.writes += 1;
-                    t.bytes += n as u64;
-                    if t.writes.is_multiple_of(work.every) {
-                        spin(work.spin);
-                    }
+        for &fd in &fds {
+            let Some(sends) = sends.as_mut() else {
+                t.count(send_now(fd, batch), work)?;
+                continue;
+            };
+            if sends.push(fd, batch) {
+                sends.send_all(&mut sent);
+                for (_, _, result) in sent.drain(..) {
+                    t.count(result, work)?;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => t.would_block += 1,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("probe write"),
             }
         }
     }
     t.window_s = t0.elapsed().as_secs_f64();
     t.cpu_s = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0;
+    // The sockets were open for every send: they close here.
+    drop(servers);
     Ok(t)
+}
+
+impl WriterTotals {
+    /// Counts one write's result (spinning the work after every
+    /// `work.every` successful writes); an error other than a full socket
+    /// ends the probe.
+    fn count(&mut self, result: std::io::Result<usize>, work: Work) -> anyhow::Result<()> {
+        match result {
+            Ok(n) => {
+                self.writes += 1;
+                self.bytes += n as u64;
+                if self.writes.is_multiple_of(work.every) {
+                    spin(work.spin);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.would_block += 1,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("probe write"),
+        }
+        Ok(())
+    }
 }
 
 /// Spins on this thread until `work` of wall time has passed (nothing when
@@ -312,6 +347,7 @@ mod tests {
             reader_core: None,
             work_us_per_write,
             work_batch,
+            send_batch: 1,
         }
     }
 
@@ -330,20 +366,17 @@ mod tests {
 
     #[test]
     fn short_probe_moves_frames() {
-        let r = run(&ProbeConfig {
-            connections: 4,
-            frames_per_write: 3,
-            payload_bytes: 120,
-            duration_s: 0.2,
-            writer_core: None,
-            reader_core: None,
-            work_us_per_write: 0.0,
-            work_batch: 1,
-        })
-        .unwrap();
-        assert!(r.writes_per_s > 0.0);
-        assert!((r.frames_per_s / r.writes_per_s - 3.0).abs() < 0.1);
-        assert!(r.read_bytes_per_s > 0.0);
+        for send_batch in [1, 3] {
+            let r = run(&ProbeConfig {
+                send_batch,
+                frames_per_write: 3,
+                ..short(4, 0.0, 1)
+            })
+            .unwrap();
+            assert!(r.writes_per_s > 0.0, "send_batch {send_batch}");
+            assert!((r.frames_per_s / r.writes_per_s - 3.0).abs() < 0.1);
+            assert!(r.read_bytes_per_s > 0.0);
+        }
     }
 
     #[test]

@@ -207,8 +207,12 @@ pub fn probe_line(p: &ProbeReport) -> String {
         (true, false) => format!(" + {w} µs of work"),
         (true, true) => format!(" + {w} µs of work, spun every {k} writes"),
     };
+    let sends = match p.config.send_batch {
+        1 => String::new(),
+        n => format!(", {n} sends per io_uring submission"),
+    };
     format!(
-        "probe     {} conns, {} frames/write of {} B{work}: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
+        "probe     {} conns, {} frames/write of {} B{work}{sends}: {:.0} writes/s, {:.0} frames/s, {:.2} µs CPU per write (writer {:.0}% CPU, reader {:.0}%), {} EAGAIN",
         p.config.connections,
         p.config.frames_per_write,
         p.config.payload_bytes,
@@ -1053,6 +1057,7 @@ pub(crate) mod tests {
                 reader_core: Some(1),
                 work_us_per_write: 0.0,
                 work_batch: 1,
+                send_batch: 1,
             },
             window_s: 5.0,
             writes_per_s,
