@@ -1,8 +1,9 @@
 //! Sends to many sockets with one system call: an io_uring of the shard's
 //! own, apart from glommio's, submitted once per batch of due writes. Each
-//! send is [`super::send_now`]'s (it never waits: `MSG_DONTWAIT`), so the
-//! kernel runs every one of them inside the submitting call and the batch
-//! completes before [`SendBatch::send_all`] returns. What a batch saves is
+//! send is [`super::send_now`]'s (it never waits: `MSG_DONTWAIT`, which
+//! makes the kernel finish it, or fail it with `EAGAIN`, inside the
+//! submitting call), and the batch completes before [`SendBatch::send_all`]
+//! returns. What a batch saves is
 //! the system call and its entry and exit per write (on this VM's loopback
 //! about a tenth of a write's cost: `tuning/results/2026-12-07-batched-sends.md`).
 
@@ -18,11 +19,20 @@ pub struct SendBatch<T> {
     queued: Vec<(RawFd, T)>,
     results: Vec<Option<io::Result<usize>>>,
     capacity: usize,
+    /// Writes a failed ring had taken and not finished: the kernel may
+    /// still read their bytes, so they are kept here, never freed or handed
+    /// back. None ever are while sends complete inside the submitting call,
+    /// which `MSG_DONTWAIT` sends do.
+    stranded: Vec<T>,
 }
 
 /// One queued write and what became of it: the bytes the socket took, or
 /// `WouldBlock` when its send buffer was full, or the error that ended it.
 pub type Sent<T> = (RawFd, T, io::Result<usize>);
+
+/// Submissions refused for want of kernel resources (`EAGAIN`, `EBUSY`) in
+/// a row before the ring is given up.
+const BUSY_RETRIES: u32 = 1_000;
 
 impl<T: AsRef<[u8]>> SendBatch<T> {
     /// A batch of at most `capacity` writes (1 or more). Without a ring (the
@@ -40,7 +50,13 @@ impl<T: AsRef<[u8]>> SendBatch<T> {
             queued: Vec::with_capacity(capacity),
             results: Vec::with_capacity(capacity),
             capacity,
+            stranded: Vec::new(),
         }
+    }
+
+    /// Whether writes go through an io_uring (else one `send` each).
+    pub fn uses_io_uring(&self) -> bool {
+        self.ring.is_some()
     }
 
     /// Queues a write of `bytes` to `fd`; returns whether the batch is now
@@ -64,27 +80,46 @@ impl<T: AsRef<[u8]>> SendBatch<T> {
         }
         self.results.clear();
         self.results.resize_with(self.queued.len(), || None);
+        let mut taken = 0;
         if let Some(ring) = self.ring.as_mut() {
-            if let Err(e) = submit(ring, &self.queued, &mut self.results) {
-                // The ring is unusable: entries it did not take are dropped
-                // with it, and those writes go by `send` below.
-                tracing::warn!("io_uring submission failed ({e}): one send(2) per write");
+            if let Err(e) = submit(ring, &self.queued, &mut self.results, &mut taken) {
+                // Entries the ring did not take are dropped with it (the
+                // kernel never saw them): those writes go by `send` below.
+                tracing::error!(
+                    "io_uring submission failed ({e}): one send(2) per write from now on"
+                );
                 self.ring = None;
             }
         }
-        for ((fd, bytes), result) in self.queued.drain(..).zip(self.results.drain(..)) {
-            let result = result.unwrap_or_else(|| super::send_now(fd, bytes.as_ref()));
-            out.push((fd, bytes, result));
+        for (i, ((fd, bytes), result)) in self
+            .queued
+            .drain(..)
+            .zip(self.results.drain(..))
+            .enumerate()
+        {
+            match result {
+                Some(result) => out.push((fd, bytes, result)),
+                None if i < taken => {
+                    tracing::error!(fd, "a send the failed io_uring took never finished: its connection gets no more writes");
+                    self.stranded.push(bytes);
+                }
+                None => {
+                    let result = super::send_now(fd, bytes.as_ref());
+                    out.push((fd, bytes, result));
+                }
+            }
         }
     }
 }
 
-/// Submits one send per queued write and collects their results by index.
-/// An `Err` means the ring failed; the writes without a result were not sent.
+/// Submits one send per queued write and collects their results by index;
+/// `taken` is how many of them the kernel took. An `Err` means the ring
+/// failed: writes it did not take were not sent.
 fn submit<T: AsRef<[u8]>>(
     ring: &mut io_uring::IoUring,
     queued: &[(RawFd, T)],
     results: &mut [Option<io::Result<usize>>],
+    taken: &mut usize,
 ) -> io::Result<()> {
     {
         let mut sq = ring.submission();
@@ -96,34 +131,58 @@ fn submit<T: AsRef<[u8]>>(
                 .build()
                 .user_data(i as u64);
             // SAFETY: the buffer is owned by `queued`, which is neither
-            // changed nor dropped until every entry pushed here completed
-            // (the loop below waits for each) or the ring that holds the
-            // rest is dropped. The ring has room: it has at least as many
-            // entries as the batch and is empty between batches.
+            // changed nor dropped until every entry the kernel takes has
+            // completed (the loop below waits for each; `send_all` keeps
+            // the bytes of any it cannot wait for). The ring has room: it
+            // has at least as many entries as the batch and is empty
+            // between batches.
             unsafe { sq.push(&entry) }.map_err(|_| io::Error::other("submission queue full"))?;
         }
     }
     let mut pending = queued.len();
+    let mut busy = 0;
     while pending > 0 {
         match ring.submit_and_wait(pending) {
-            Ok(_) => {}
+            Ok(_) => busy = 0,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for cqe in ring.completion() {
-            let result = cqe.result();
-            let slot = results.get_mut(cqe.user_data() as usize);
-            if let Some(slot @ None) = slot {
-                *slot = Some(if result < 0 {
-                    Err(io::Error::from_raw_os_error(-result))
-                } else {
-                    Ok(result as usize)
-                });
-                pending -= 1;
+            Err(e) if is_busy(&e) && busy < BUSY_RETRIES => {
+                busy += 1;
+                std::thread::yield_now();
+            }
+            Err(e) => {
+                reap(ring, results, &mut pending);
+                *taken = queued.len() - ring.submission().len();
+                return Err(e);
             }
         }
+        reap(ring, results, &mut pending);
     }
+    *taken = queued.len();
     Ok(())
+}
+
+/// Moves the completions waiting in `ring` into `results` by index.
+fn reap(
+    ring: &mut io_uring::IoUring,
+    results: &mut [Option<io::Result<usize>>],
+    pending: &mut usize,
+) {
+    for cqe in ring.completion() {
+        let result = cqe.result();
+        if let Some(slot @ None) = results.get_mut(cqe.user_data() as usize) {
+            *slot = Some(if result < 0 {
+                Err(io::Error::from_raw_os_error(-result))
+            } else {
+                Ok(result as usize)
+            });
+            *pending -= 1;
+        }
+    }
+}
+
+/// The kernel could not take more work for now (`EAGAIN`, `EBUSY`).
+fn is_busy(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY))
 }
 
 #[cfg(test)]

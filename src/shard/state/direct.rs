@@ -31,9 +31,10 @@ impl AsRef<[u8]> for DueWrite {
 
 impl Shard {
     /// Writes the connections in the due-now list that still have a flush
-    /// due, for at most one tick (`server.tick_us`): the rest stay in the list, first in line
-    /// for the next pass, so the ring is drained in between and what they
-    /// are sent is fresh. Returns whether some are left. A connection with a
+    /// due, for about one tick (`server.tick_us`; the pass stops after the
+    /// first batch that ends past it): the rest stay in the list, first in
+    /// line for the next pass, so the ring is drained in between and what
+    /// they are sent is fresh. Returns whether some are left. A connection with a
     /// close to send is woken instead.
     pub fn write_due(&mut self, now: Instant) -> bool {
         let budget = self.node.config.server.tick();
@@ -42,13 +43,11 @@ impl Shard {
         let started = Instant::now();
         let mut served = 0;
         while let Some(&key) = keys.get(served) {
-            if served % 16 == 15 && started.elapsed() > budget {
-                break;
-            }
             served += 1;
-            // Each send takes microseconds: ample time for the session two
-            // ahead and the subscription list one ahead to reach the cache
-            // before their turn.
+            // Building a write takes about a microsecond (and each batch's
+            // sends take microseconds each): time for the session two ahead
+            // and the subscription list one ahead to start reaching the
+            // cache before their turn.
             if let Some(&ahead) = keys.get(served + 1) {
                 self.conns.prefetch_session(ahead);
             }
@@ -67,8 +66,13 @@ impl Shard {
             let Some(flush) = self.build_flush(key, now) else {
                 continue;
             };
+            // The time goes in the sends, so the budget is checked after
+            // each batch: a pass overruns its tick by one batch at most.
             if self.sends.push(socket, DueWrite { key, flush }) {
                 self.send_batch(now);
+                if started.elapsed() > budget {
+                    break;
+                }
             }
         }
         self.send_batch(now);

@@ -68,7 +68,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 1)]
     pub work_batch: usize,
     /// Sends submitted in one system call, with quotecast's batch sender
-    /// (io_uring); 1 = one `write(2)` per write, as in `compare`.
+    /// (io_uring); 1 = one `send(2)` per write, as in `compare`.
     #[arg(long, default_value_t = 1)]
     pub send_batch: usize,
     /// Write the result as JSON to this file.

@@ -2,7 +2,7 @@
 //! WebSocket frames this machine does per second over loopback, with no
 //! protocol logic at all. One writer thread (the "server", pinned to one core)
 //! writes `frames_per_write` price-sized frames per connection per round in
-//! one `write(2)`; one reader thread (the "client", pinned to another core)
+//! one `send(2)`; one reader thread (the "client", pinned to another core)
 //! drains every connection with epoll. The report divides the writer's CPU
 //! time (from `/proc/thread-self/stat`) by its writes: the cost of one write.
 //! With `work_us_per_write` the writer also spins that long after each
@@ -11,7 +11,7 @@
 //! same work, done between bursts of sends instead of between sends. With
 //! `send_batch` N it submits N sends in one system call, with quotecast's
 //! own batch sender (an io_uring, as its write pass does), instead of one
-//! `write(2)` each: the ceiling of that way of writing.
+//! `send(2)` each: the ceiling of that way of writing.
 
 use crate::cli::ProbeArgs;
 use crate::procstat;
@@ -48,7 +48,7 @@ pub struct ProbeConfig {
     pub work_us_per_write: f64,
     /// Writes between two spins of the work (1: after each write).
     pub work_batch: usize,
-    /// Sends submitted in one system call (1: one `write(2)` per write).
+    /// Sends submitted in one system call (1: one `send(2)` per write).
     pub send_batch: usize,
 }
 
@@ -225,21 +225,26 @@ fn write_all(
     };
     let fds: Vec<RawFd> = servers.iter().map(AsRawFd::as_raw_fd).collect();
     let mut sends = (send_batch > 1).then(|| SendBatch::new(send_batch));
-    let mut sent = Vec::with_capacity(send_batch);
+    anyhow::ensure!(
+        sends.as_ref().is_none_or(SendBatch::uses_io_uring),
+        "--send-batch needs an io_uring, and this kernel refused one"
+    );
     // Bounded by time: one round writes each connection once.
     while t0.elapsed() < duration {
         for &fd in &fds {
-            let Some(sends) = sends.as_mut() else {
-                t.count(send_now(fd, batch), work)?;
-                continue;
-            };
-            if sends.push(fd, batch) {
-                sends.send_all(&mut sent);
-                for (_, _, result) in sent.drain(..) {
-                    t.count(result, work)?;
+            match sends.as_mut() {
+                Some(sends) => {
+                    if sends.push(fd, batch) {
+                        t.send_batch(sends, work)?;
+                    }
                 }
+                None => t.count(send_now(fd, batch), work)?,
             }
         }
+    }
+    // The last round's partial batch goes too, inside the window.
+    if let Some(sends) = sends.as_mut() {
+        t.send_batch(sends, work)?;
     }
     t.window_s = t0.elapsed().as_secs_f64();
     t.cpu_s = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0;
@@ -249,6 +254,16 @@ fn write_all(
 }
 
 impl WriterTotals {
+    /// Sends the batch and counts each write's result.
+    fn send_batch(&mut self, sends: &mut SendBatch<&[u8]>, work: Work) -> anyhow::Result<()> {
+        let mut sent = Vec::new();
+        sends.send_all(&mut sent);
+        for (_, _, result) in sent {
+            self.count(result, work)?;
+        }
+        Ok(())
+    }
+
     /// Counts one write's result (spinning the work after every
     /// `work.every` successful writes); an error other than a full socket
     /// ends the probe.

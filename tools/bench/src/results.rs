@@ -576,7 +576,7 @@ fn probe_section(c: &Comparison, p: &ProbeReport, s: &mut String) {
     let _ = writeln!(
         s,
         "No protocol logic: one writer thread on core {} writes {} pre-built {}-byte price \
-         frames per write(2) to each of {} loopback connections, round after round, for \
+         frames per send(2) to each of {} loopback connections, round after round, for \
          {:.1} s; one epoll reader on core {} drains them. The probe ran {} times; the row is \
          {} ({} writes/s by run), and each share is given against it and against the \
          slowest and the fastest run.\n",
