@@ -12,7 +12,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | `config`, `clock`, `fd`, `prefetch` | `Config` with serde defaults and `validate()`; the one wall clock; raw socket calls; cache hints for the write pass |
+//! | `config`, `clock`, `fd`, `prefetch` | `Config` with serde defaults and `validate()`; the one wall clock; raw socket calls (and sends batched on an io_uring); cache hints for the write pass |
 //! | [`auth`] | token verification and minting (shared with `quotecast token`) |
 //! | `model` | symbols, quotes, the channel catalogue, validated events |
 //! | [`frame`], `sse`, [`protocol`] | WebSocket frames and SSE events encoded once, frames read; the JSON wire contract |
@@ -21,7 +21,7 @@
 //! | `fanout/` | latest-value table, stream → subscribers, flush wheel, per-connection outbox |
 //! | `analytics/` | per-tenant metric windows and calendar totals, reliable history and replay, keyed channels |
 //! | `session/` | a client's claims, limits, ops, subscribe/unsubscribe per channel kind |
-//! | `shard/` | one executor per core: drains its ring each tick, owns its sessions |
+//! | `shard/` | one executor per core: drains its ring each tick, owns its sessions, writes their due flushes |
 //! | `net/` | listener, HTTP routes and upgrade, connection caps, the connection task |
 //! | `app/` | process wiring and the shard supervisor |
 //! | `cli/` | `quotecast watch`, the terminal client; `quotecast doctor`, the host check |
