@@ -3,9 +3,9 @@
 //! send is [`super::send_now`]'s (it never waits: `MSG_DONTWAIT`, which
 //! makes the kernel finish it, or fail it with `EAGAIN`, inside the
 //! submitting call), and the batch completes before [`SendBatch::send_all`]
-//! returns. What a batch saves is
-//! the system call and its entry and exit per write (on this VM's loopback
-//! about a tenth of a write's cost: `tuning/results/2026-12-07-batched-sends.md`).
+//! returns. What a batch saves is the system call and its entry and exit
+//! per write (on this VM's loopback 7–10% of a write's cost:
+//! `tuning/results/2026-12-07-batched-sends.md`).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -19,11 +19,6 @@ pub struct SendBatch<T> {
     queued: Vec<(RawFd, T)>,
     results: Vec<Option<io::Result<usize>>>,
     capacity: usize,
-    /// Writes a failed ring had taken and not finished: the kernel may
-    /// still read their bytes, so they are kept here, never freed or handed
-    /// back. None ever are while sends complete inside the submitting call,
-    /// which `MSG_DONTWAIT` sends do.
-    stranded: Vec<T>,
 }
 
 /// One queued write and what became of it: the bytes the socket took, or
@@ -50,7 +45,6 @@ impl<T: AsRef<[u8]>> SendBatch<T> {
             queued: Vec::with_capacity(capacity),
             results: Vec::with_capacity(capacity),
             capacity,
-            stranded: Vec::new(),
         }
     }
 
@@ -100,8 +94,12 @@ impl<T: AsRef<[u8]>> SendBatch<T> {
             match result {
                 Some(result) => out.push((fd, bytes, result)),
                 None if i < taken => {
+                    // The kernel may still read these bytes: they are never
+                    // freed, reused or sent again. None ever are while
+                    // sends finish inside the submitting call, as
+                    // `MSG_DONTWAIT` sends do.
                     tracing::error!(fd, "a send the failed io_uring took never finished: its connection gets no more writes");
-                    self.stranded.push(bytes);
+                    std::mem::forget(bytes);
                 }
                 None => {
                     let result = super::send_now(fd, bytes.as_ref());
@@ -132,7 +130,7 @@ fn submit<T: AsRef<[u8]>>(
                 .user_data(i as u64);
             // SAFETY: the buffer is owned by `queued`, which is neither
             // changed nor dropped until every entry the kernel takes has
-            // completed (the loop below waits for each; `send_all` keeps
+            // completed (the loop below waits for each; `send_all` leaks
             // the bytes of any it cannot wait for). The ring has room: it
             // has at least as many entries as the batch and is empty
             // between batches.

@@ -245,6 +245,12 @@ fn write_all(
     // The last round's partial batch goes too, inside the window.
     if let Some(sends) = sends.as_mut() {
         t.send_batch(sends, work)?;
+        // A ring that failed on the way sent the rest by send(2): not the
+        // figure asked for.
+        anyhow::ensure!(
+            sends.uses_io_uring(),
+            "the io_uring failed during the probe"
+        );
     }
     t.window_s = t0.elapsed().as_secs_f64();
     t.cpu_s = procstat::thread_cpu_s().context("reading /proc/thread-self/stat")? - cpu0;
