@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn without_a_ring_each_write_is_its_own_send_with_the_same_results() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (open, mut open_client) = pair(&listener);
+        let mut batch = SendBatch::new(2);
+        batch.ring = None; // as when the kernel refuses one, or one failed
+        assert!(!batch.uses_io_uring());
+        batch.push(-1, b"nowhere".to_vec());
+        batch.push(open.as_raw_fd(), b"here".to_vec());
+        let mut sent = Vec::new();
+        batch.send_all(&mut sent);
+        assert!(batch.is_empty());
+        let err = sent[0].2.as_ref().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_eq!(*sent[1].2.as_ref().unwrap(), 4);
+        let mut buf = [0u8; 4];
+        open_client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"here");
+    }
+
+    #[test]
     fn a_closed_socket_is_an_error_for_its_write_only() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (open, mut open_client) = pair(&listener);
