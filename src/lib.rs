@@ -62,7 +62,10 @@ pub mod parts {
     pub use crate::fanout::latest::{Latest, LatestTable, StreamId, Subscriptions};
     pub use crate::fanout::topic::TopicIndex;
     pub use crate::fanout::wheel::ConnKey;
-    pub use crate::fd::{batch::SendBatch, send_now};
+    pub use crate::fd::{
+        batch::{SendBatch, Sent},
+        send_now,
+    };
     pub use crate::feed::{sim::Sim, universe};
     pub use crate::ingest::book::BestPriceBook;
     pub use crate::ingest::sequencer::Sequencer;

@@ -19,7 +19,7 @@ use crate::results;
 use crate::run::raise_nofile;
 use anyhow::Context;
 use mio::{Events, Interest, Poll, Token};
-use quotecast::parts::{send_now, SendBatch};
+use quotecast::parts::{send_now, SendBatch, Sent};
 use serde::Serialize;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
@@ -229,13 +229,14 @@ fn write_all(
         sends.as_ref().is_none_or(SendBatch::uses_io_uring),
         "--send-batch needs an io_uring, and this kernel refused one"
     );
+    let mut sent = Vec::with_capacity(send_batch);
     // Bounded by time: one round writes each connection once.
     while t0.elapsed() < duration {
         for &fd in &fds {
             match sends.as_mut() {
                 Some(sends) => {
                     if sends.push(fd, batch) {
-                        t.send_batch(sends, work)?;
+                        t.send_batch(sends, &mut sent, work)?;
                     }
                 }
                 None => t.count(send_now(fd, batch), work)?,
@@ -244,7 +245,7 @@ fn write_all(
     }
     // The last round's partial batch goes too, inside the window.
     if let Some(sends) = sends.as_mut() {
-        t.send_batch(sends, work)?;
+        t.send_batch(sends, &mut sent, work)?;
         // A ring that failed on the way sent the rest by send(2): not the
         // figure asked for.
         anyhow::ensure!(
@@ -260,11 +261,16 @@ fn write_all(
 }
 
 impl WriterTotals {
-    /// Sends the batch and counts each write's result.
-    fn send_batch(&mut self, sends: &mut SendBatch<&[u8]>, work: Work) -> anyhow::Result<()> {
-        let mut sent = Vec::new();
-        sends.send_all(&mut sent);
-        for (_, _, result) in sent {
+    /// Sends the batch and counts each write's result (`sent` is kept
+    /// empty between calls, for its capacity).
+    fn send_batch<'b>(
+        &mut self,
+        sends: &mut SendBatch<&'b [u8]>,
+        sent: &mut Vec<Sent<&'b [u8]>>,
+        work: Work,
+    ) -> anyhow::Result<()> {
+        sends.send_all(sent);
+        for (_, _, result) in sent.drain(..) {
             self.count(result, work)?;
         }
         Ok(())
