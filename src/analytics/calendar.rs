@@ -343,6 +343,12 @@ impl CalendarStreams {
         }
     }
 
+    /// When [`CalendarStreams::publish_due`] next looks at the totals;
+    /// `None` with none kept.
+    pub fn next_update_us(&self) -> Option<u64> {
+        (!self.totals.is_empty()).then_some(self.last_update_us + UPDATE_EVERY_US)
+    }
+
     /// Starts the periods that began by `now_us`, and publishes the totals
     /// that changed (at most every [`UPDATE_EVERY_US`]) into `table`,
     /// appending their streams to `changed`.

@@ -420,6 +420,16 @@ impl MetricStreams {
         }
     }
 
+    /// When [`MetricStreams::close_due`] next has a window to close (the
+    /// earliest window end plus [`GRACE_US`]); `None` with no streams.
+    pub fn next_close_us(&self) -> Option<u64> {
+        self.specs
+            .values()
+            .flatten()
+            .map(|state| (state.closed_through + 2) * state.window_us + GRACE_US)
+            .min()
+    }
+
     /// Closes due windows, publishes changed values into `table` and appends
     /// the streams that changed to `changed`.
     pub fn close_due(&mut self, now_us: u64, table: &mut LatestTable, changed: &mut Vec<StreamId>) {
@@ -638,9 +648,13 @@ mod tests {
         }
         m.on_event(event(ch, "t2", base + 1, "FX1", 7.0), base);
         let mut changed = Vec::new();
-        m.close_due(base + W * 1_000 + GRACE_US - 1, &mut table, &mut changed);
+        let first_close = base + W * 1_000 + GRACE_US;
+        assert!(m.next_close_us() < Some(first_close), "the empty windows before");
+        m.close_due(first_close - 1, &mut table, &mut changed);
         assert!(changed.is_empty(), "not closed before the grace period");
-        m.close_due(base + W * 1_000 + GRACE_US, &mut table, &mut changed);
+        assert_eq!(m.next_close_us(), Some(first_close));
+        m.close_due(first_close, &mut table, &mut changed);
+        assert_eq!(m.next_close_us(), Some(first_close + W * 1_000));
         let got: Vec<serde_json::Value> = streams
             .iter()
             .map(|s| {

@@ -48,7 +48,8 @@ pub struct ServerConfig {
     pub rate_limit_close_after: u32,
     /// How long shutdown waits for connections to close after sending 1001.
     pub drain_timeout_ms: u64,
-    /// How often a shard drains its ring when idle, in microseconds.
+    /// The flush wheel's resolution and the longest a write pass runs
+    /// before the shard drains its ring again, in microseconds.
     pub tick_us: u64,
     /// Records per shard ring.
     pub ring_capacity: usize,

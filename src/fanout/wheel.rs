@@ -89,6 +89,20 @@ impl FlushWheel {
         std::mem::swap(keys, &mut self.due_now);
     }
 
+    /// When the next connection comes due: the start of the first occupied
+    /// tick (the past when the due-now list holds any); `None` when nothing
+    /// waits. O(slots): called when the shard is about to sleep.
+    pub fn next_due(&self) -> Option<Instant> {
+        let len = self.slots.len() as u64;
+        let tick = if !self.due_now.is_empty() {
+            self.cursor
+        } else {
+            (self.cursor + 1..self.cursor + len)
+                .find(|t| !self.slots[(t % len) as usize].is_empty())?
+        };
+        Some(self.origin + self.tick * tick as u32)
+    }
+
     /// Connections waiting in the wheel.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -151,5 +165,29 @@ mod tests {
         out.clear();
         w.drain_due(t0 + 10_003 * ms, &mut out);
         assert_eq!(out, vec![key(3)]);
+    }
+
+    #[test]
+    fn next_due_is_when_the_first_occupied_tick_fires() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut w = FlushWheel::new(t0, ms, 17 * ms);
+        assert_eq!(w.next_due(), None);
+        w.schedule(key(1), t0 + 9 * ms + ms / 2);
+        w.schedule(key(2), t0 + 5 * ms + ms / 2);
+        assert_eq!(w.next_due(), Some(t0 + 6 * ms));
+        let mut out = Vec::new();
+        w.drain_due(t0 + 6 * ms, &mut out);
+        assert_eq!(out, vec![key(2)]);
+        assert_eq!(w.next_due(), Some(t0 + 10 * ms));
+        w.due_now(key(3));
+        assert_eq!(
+            w.next_due(),
+            Some(t0 + 6 * ms),
+            "due now: no later than the last drain"
+        );
+        w.take_due_now(&mut out);
+        w.drain_due(t0 + 10 * ms, &mut out);
+        assert_eq!(w.next_due(), None);
     }
 }

@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,11 @@ const CHANNEL_CAPACITY: usize = 65_536;
 
 /// Most quotes one poll hands over, bounding the aggregator's batch.
 const MAX_BATCH: usize = 8_192;
+
+/// Shortest time between two batches of a busy feed: caps the aggregator's
+/// wake-ups at about 4,000 a second, while a sparser feed is taken line by
+/// line as it comes.
+const BATCH_GAP: Duration = Duration::from_micros(250);
 
 /// Why a line was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +224,10 @@ pub struct Replay {
     /// The bus connection, when the lines come from NATS.
     pub(super) bus: Option<Arc<super::nats::BusState>>,
     finished: bool,
+    /// When the last poll took lines.
+    last_batch: Instant,
+    /// The time between the last two polls that took lines.
+    batch_interval: Duration,
 }
 
 impl Replay {
@@ -289,6 +298,8 @@ impl Replay {
             tcp: None,
             bus: None,
             finished: false,
+            last_batch: Instant::now(),
+            batch_interval: Duration::MAX,
         })
     }
 
@@ -318,17 +329,33 @@ impl Feed for Replay {
             std::thread::sleep(max_wait);
             return Ok(());
         }
-        // Sleep rather than block on the channel: a blocked receiver is
-        // woken by every line the reader sends (tens of thousands of context
-        // switches a second, on whichever core it shares, often a shard's);
-        // a sleeping one takes what came in one batch per `max_wait`.
+        // A sparse feed (batches further apart than `BATCH_GAP`) is waited
+        // for, so a line goes on as soon as it comes. A busy one is taken at
+        // most once per `BATCH_GAP`, in batches: a receiver blocked on the
+        // channel is woken by every line the reader sends (tens of thousands
+        // of context switches a second, on whichever core it shares, often
+        // a shard's).
         let first = match self.rx.try_recv() {
             Err(TryRecvError::Empty) if !max_wait.is_zero() => {
-                std::thread::sleep(max_wait);
-                self.rx.try_recv()
+                if self.batch_interval < BATCH_GAP {
+                    let gap_left =
+                        (self.last_batch + BATCH_GAP).saturating_duration_since(Instant::now());
+                    std::thread::sleep(gap_left.min(max_wait));
+                }
+                self.rx.try_recv().or_else(|_| {
+                    self.rx.recv_timeout(max_wait).map_err(|e| match e {
+                        RecvTimeoutError::Timeout => TryRecvError::Empty,
+                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                    })
+                })
             }
             other => other,
         };
+        if first.is_ok() {
+            let now = Instant::now();
+            self.batch_interval = now - self.last_batch;
+            self.last_batch = now;
+        }
         match first {
             Ok(msg) => self.take(msg, out)?,
             Err(TryRecvError::Empty) => return Ok(()),

@@ -29,9 +29,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long one feed poll may wait: bounds how late `stop`, stale-venue
-/// sweeps and values parked on a full ring are seen to. Not shorter: each
-/// wake-up is a context switch that may preempt a shard on its core.
-const POLL_WAIT: Duration = Duration::from_millis(1);
+/// sweeps, publications and values parked on a full ring are seen to. Not
+/// shorter: each wake-up is a context switch that may preempt a shard on its
+/// core, and a feed that sends every millisecond (a common pace) would find
+/// a 1 ms wait running out just before each line, doubling the wake-ups.
+const POLL_WAIT: Duration = Duration::from_millis(2);
 /// Upper bound on the stale-venue sweep interval.
 const MAX_SWEEP_US: u64 = 100_000;
 
@@ -199,6 +201,14 @@ impl Aggregator {
         }
     }
 
+    /// Wakes the shards that sleep with records waiting: once per batch,
+    /// after everything in it is pushed.
+    fn ring_bells(&self) {
+        for shard in &self.shards {
+            shard.ring.ring_bell();
+        }
+    }
+
     fn sync_stats(&self) {
         // Single writer: plain stores of our running totals.
         let s = &self.stats;
@@ -260,6 +270,7 @@ impl Aggregator {
                 self.expire(now);
                 last_sweep = now;
             }
+            self.ring_bells();
         }
         tracing::info!(published = self.published, "aggregator stopped");
     }
@@ -296,7 +307,7 @@ mod tests {
     use crate::ingest::ring::{shard_rings, RingConsumer};
 
     fn drain(rx: &mut RingConsumer) -> Vec<BestPrice> {
-        std::iter::from_fn(|| rx.pop().ok())
+        std::iter::from_fn(|| rx.records.pop().ok())
             .map(|u| {
                 let Update::Price(bp) = u else {
                     panic!("unexpected {u:?}")
@@ -309,7 +320,7 @@ mod tests {
     #[test]
     fn full_ring_keeps_latest_value_and_delivers_in_order() {
         let universe = Universe::new(vec!["A".into(), "B".into()], vec!["LP1".into()]);
-        let (tx, mut rx) = shard_rings(2, 2);
+        let (tx, mut rx) = shard_rings(2, 2).unwrap();
         let stats = Arc::new(AggregatorStats::default());
         let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
         let mut agg = Aggregator::new(
@@ -386,7 +397,7 @@ mod tests {
             ..Default::default()
         };
         let feed = crate::feed::open(&config, universe.clone(), catalogue.clone()).unwrap();
-        let (tx, mut rx) = shard_rings(1, 1024);
+        let (tx, mut rx) = shard_rings(1, 1024).unwrap();
         let stats = Arc::new(AggregatorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());
@@ -405,7 +416,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let (mut prices, mut alerts) = (Vec::new(), Vec::new());
         while (prices.len() < 10 || alerts.len() < 2) && std::time::Instant::now() < deadline {
-            while let Ok(u) = rx[0].pop() {
+            while let Ok(u) = rx[0].records.pop() {
                 match u {
                     Update::Price(bp) => prices.push(bp),
                     Update::Reliable(m) => alerts.push(m.seq),

@@ -4,6 +4,7 @@
 
 pub mod aggregator;
 pub mod book;
+pub mod doorbell;
 pub mod keyed;
 mod outputs;
 pub mod publish;

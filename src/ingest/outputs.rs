@@ -22,7 +22,7 @@ impl ShardOut {
     /// when none is left.
     pub(super) fn flush(&mut self) -> bool {
         while let Some(update) = self.backlog.pop_front() {
-            if let Err(rtrb::PushError::Full(update)) = self.ring.push(update) {
+            if let Err(update) = self.ring.push(update) {
                 self.backlog.push_front(update);
                 return false;
             }
@@ -62,7 +62,7 @@ impl ShardOut {
         }
         if !self.backlog.is_empty() {
             self.backlog.push_back(update);
-        } else if let Err(rtrb::PushError::Full(update)) = self.ring.push(update) {
+        } else if let Err(update) = self.ring.push(update) {
             self.backlog.push_back(update);
         }
     }

@@ -1,11 +1,14 @@
 //! One lock-free SPSC ring per shard carrying fixed-size [`Update`] records
-//! from the aggregator thread to the shard that owns the subscribers.
+//! from the aggregator thread to the shard that owns the subscribers, and
+//! the bell that wakes the shard when it sleeps.
 
+use super::doorbell::{doorbell, Doorbell, DoorbellListener};
 use super::keyed::KeyedMsg;
 use super::publish::Receipt;
 use super::sequencer::ReliableMsg;
 use crate::model::event::MetricEvent;
 use crate::model::quote::BestPrice;
+use std::io;
 use std::sync::Arc;
 
 /// A record on a shard ring. Fixed size: a price is carried by value (the
@@ -24,12 +27,53 @@ pub enum Update {
     Published(Arc<Receipt>),
 }
 
-/// Producer end of a shard ring, owned by the aggregator thread.
-pub type RingProducer = rtrb::Producer<Update>;
-/// Consumer end of a shard ring, owned by its shard.
-pub type RingConsumer = rtrb::Consumer<Update>;
+/// Producer end of a shard ring, owned by the aggregator thread, with the
+/// bell that wakes its shard.
+pub struct RingProducer {
+    records: rtrb::Producer<Update>,
+    bell: Doorbell,
+}
 
-/// Creates one ring of `capacity` records per shard.
-pub fn shard_rings(shards: usize, capacity: usize) -> (Vec<RingProducer>, Vec<RingConsumer>) {
-    (0..shards).map(|_| rtrb::RingBuffer::new(capacity)).unzip()
+/// Consumer end of a shard ring, owned by its shard, with the listener of
+/// its bell.
+pub struct RingConsumer {
+    /// The records, for the shard to drain.
+    pub records: rtrb::Consumer<Update>,
+    /// What the aggregator rings after pushing records.
+    pub bell: DoorbellListener,
+}
+
+impl RingProducer {
+    /// Pushes `update`, or gives it back when the ring is full.
+    pub fn push(&mut self, update: Update) -> Result<(), Update> {
+        self.records
+            .push(update)
+            .map_err(|rtrb::PushError::Full(update)| update)
+    }
+
+    /// Wakes the shard if it sleeps with records waiting.
+    pub fn ring_bell(&self) {
+        if self.records.slots() < self.records.buffer().capacity() {
+            self.bell.ring();
+        }
+    }
+}
+
+/// Creates one ring of `capacity` records per shard, each with its bell.
+pub fn shard_rings(
+    shards: usize,
+    capacity: usize,
+) -> io::Result<(Vec<RingProducer>, Vec<RingConsumer>)> {
+    let mut producers = Vec::with_capacity(shards);
+    let mut consumers = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let (records_in, records) = rtrb::RingBuffer::new(capacity);
+        let (bell_in, bell) = doorbell()?;
+        producers.push(RingProducer {
+            records: records_in,
+            bell: bell_in,
+        });
+        consumers.push(RingConsumer { records, bell });
+    }
+    Ok((producers, consumers))
 }

@@ -39,9 +39,13 @@ impl ShardHandle {
     }
 
     /// Runs `f` on the shard state; `f` cannot await, so the borrow never
-    /// spans a suspension point.
+    /// spans a suspension point. Wakes the shard's loop when `f` made a
+    /// flush due before the loop would wake by itself.
     pub(super) fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut self.inner.borrow_mut())
+        let mut shard = self.inner.borrow_mut();
+        let out = f(&mut shard);
+        shard.wake_loop_if_sooner();
+        out
     }
 
     /// Runs `f` on the shard state at `now`, then writes what became due:

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 mod direct;
 mod figures;
+mod sleep;
 
 /// How a connection ended, for the disconnect log.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +106,7 @@ pub struct Shard {
     connections_made: u64,
     /// Whether the last housekeeping found the feed stale.
     feed_stale: bool,
+    sleep: sleep::LoopSleep,
 }
 
 impl Shard {
@@ -164,6 +166,7 @@ impl Shard {
             changed: Vec::new(),
             connections_made: 0,
             feed_stale: false,
+            sleep: sleep::LoopSleep::default(),
         }
     }
 
