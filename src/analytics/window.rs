@@ -649,7 +649,10 @@ mod tests {
         m.on_event(event(ch, "t2", base + 1, "FX1", 7.0), base);
         let mut changed = Vec::new();
         let first_close = base + W * 1_000 + GRACE_US;
-        assert!(m.next_close_us() < Some(first_close), "the empty windows before");
+        assert!(
+            m.next_close_us() < Some(first_close),
+            "the empty windows before"
+        );
         m.close_due(first_close - 1, &mut table, &mut changed);
         assert!(changed.is_empty(), "not closed before the grace period");
         assert_eq!(m.next_close_us(), Some(first_close));
