@@ -21,7 +21,7 @@
 //! | `fanout/` | latest-value table, stream → subscribers, flush wheel, per-connection outbox |
 //! | `analytics/` | per-tenant metric windows and calendar totals, reliable history and replay, keyed channels |
 //! | `session/` | a client's claims, limits, ops, subscribe/unsubscribe per channel kind |
-//! | `shard/` | one executor per core: drains its ring each tick, owns its sessions, writes their due flushes |
+//! | `shard/` | one executor per core: drains its ring when the aggregator rings, owns its sessions, writes their due flushes |
 //! | `net/` | listener, HTTP routes and upgrade, connection caps, the connection task |
 //! | `app/` | process wiring and the shard supervisor |
 //! | `cli/` | `quotecast watch`, the terminal client; `quotecast doctor`, the host check |

@@ -31,6 +31,8 @@ pub struct FlushWheel {
     /// Due now, for the shard's write pass (may hold stale keys: the pass
     /// checks each connection is still due).
     due_now: Vec<ConnKey>,
+    /// The earliest tick scheduled (or due now) since [`FlushWheel::mark`].
+    earliest_since_mark: Option<u64>,
 }
 
 impl FlushWheel {
@@ -44,6 +46,7 @@ impl FlushWheel {
             slots: vec![Vec::new(); len],
             cursor: 0,
             due_now: Vec::new(),
+            earliest_since_mark: None,
         }
     }
 
@@ -58,6 +61,17 @@ impl FlushWheel {
         let due_tick = (self.tick_of(due) + 1).clamp(self.cursor + 1, max);
         let len = self.slots.len() as u64;
         self.slots[(due_tick % len) as usize].push(conn);
+        self.note_scheduled(due_tick);
+    }
+
+    fn note_scheduled(&mut self, tick: u64) {
+        self.earliest_since_mark = Some(self.earliest_since_mark.map_or(tick, |t| t.min(tick)));
+    }
+
+    /// The start of `tick`, in u64 nanoseconds (a shard may run for more
+    /// than 2^32 ticks).
+    fn start_of(&self, tick: u64) -> Instant {
+        self.origin + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(tick))
     }
 
     /// Moves every connection due by `now` into `out`.
@@ -75,6 +89,7 @@ impl FlushWheel {
     /// Adds `conn` to the due-now list.
     pub fn due_now(&mut self, conn: ConnKey) {
         self.due_now.push(conn);
+        self.note_scheduled(self.cursor);
     }
 
     /// Moves the due-now list into `out`.
@@ -100,7 +115,20 @@ impl FlushWheel {
             (self.cursor + 1..self.cursor + len)
                 .find(|t| !self.slots[(t % len) as usize].is_empty())?
         };
-        Some(self.origin + self.tick * tick as u32)
+        Some(self.start_of(tick))
+    }
+
+    /// Starts watching for connections scheduled from now on (the shard's
+    /// loop marks the wheel when it goes to sleep).
+    pub fn mark(&mut self) {
+        self.earliest_since_mark = None;
+    }
+
+    /// When the earliest connection scheduled (or made due now) since the
+    /// last [`FlushWheel::mark`] comes due; O(1), for every task's call
+    /// while the loop sleeps.
+    pub fn earliest_since_mark(&self) -> Option<Instant> {
+        self.earliest_since_mark.map(|tick| self.start_of(tick))
     }
 
     /// Connections waiting in the wheel.
@@ -189,5 +217,33 @@ mod tests {
         w.take_due_now(&mut out);
         w.drain_due(t0 + 10 * ms, &mut out);
         assert_eq!(w.next_due(), None);
+    }
+
+    #[test]
+    fn scheduled_since_the_mark_is_seen_at_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut w = FlushWheel::new(t0, ms, 17 * ms);
+        w.schedule(key(1), t0 + 2 * ms + ms / 2);
+        w.mark();
+        assert_eq!(w.earliest_since_mark(), None);
+        w.schedule(key(2), t0 + 9 * ms + ms / 2);
+        w.schedule(key(3), t0 + 7 * ms + ms / 2);
+        assert_eq!(w.earliest_since_mark(), Some(t0 + 8 * ms));
+        w.due_now(key(4));
+        assert_eq!(w.earliest_since_mark(), Some(t0));
+    }
+
+    #[test]
+    fn due_times_stay_right_past_two_to_the_32_ticks() {
+        let t0 = Instant::now();
+        let tick = Duration::from_micros(10);
+        let mut w = FlushWheel::new(t0, tick, 17 * tick);
+        let later = t0 + tick * u32::MAX + 100 * tick;
+        let mut out = Vec::new();
+        w.drain_due(later, &mut out);
+        w.schedule(key(1), later + 5 * tick + tick / 2);
+        assert_eq!(w.next_due(), Some(later + 6 * tick));
+        assert_eq!(w.earliest_since_mark(), Some(later + 6 * tick));
     }
 }

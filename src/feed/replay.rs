@@ -42,8 +42,8 @@ const CHANNEL_CAPACITY: usize = 65_536;
 const MAX_BATCH: usize = 8_192;
 
 /// Shortest time between two batches of a busy feed: caps the aggregator's
-/// wake-ups at about 4,000 a second, while a sparser feed is taken line by
-/// line as it comes.
+/// wake-ups at about 4,000 a second (one per gap, or one per line of a feed
+/// sparser than that), while a sparse feed's line is taken as it comes.
 const BATCH_GAP: Duration = Duration::from_micros(250);
 
 /// Why a line was dropped.
@@ -226,8 +226,8 @@ pub struct Replay {
     finished: bool,
     /// When the last poll took lines.
     last_batch: Instant,
-    /// The time between the last two polls that took lines.
-    batch_interval: Duration,
+    /// Lines come faster than one per `BATCH_GAP`: polls are spaced.
+    busy: bool,
 }
 
 impl Replay {
@@ -299,7 +299,7 @@ impl Replay {
             bus: None,
             finished: false,
             last_batch: Instant::now(),
-            batch_interval: Duration::MAX,
+            busy: false,
         })
     }
 
@@ -329,20 +329,23 @@ impl Feed for Replay {
             std::thread::sleep(max_wait);
             return Ok(());
         }
-        // A sparse feed (batches further apart than `BATCH_GAP`) is waited
+        // A sparse feed (lines further apart than `BATCH_GAP`) is waited
         // for, so a line goes on as soon as it comes. A busy one is taken at
-        // most once per `BATCH_GAP`, in batches: a receiver blocked on the
-        // channel is woken by every line the reader sends (tens of thousands
-        // of context switches a second, on whichever core it shares, often
-        // a shard's).
+        // most once per `BATCH_GAP`, in batches, until a spaced poll finds
+        // nothing: a receiver blocked on the channel is woken by every line
+        // the reader sends (tens of thousands of context switches a second,
+        // on whichever core it shares, often a shard's).
         let first = match self.rx.try_recv() {
             Err(TryRecvError::Empty) if !max_wait.is_zero() => {
-                if self.batch_interval < BATCH_GAP {
+                let mut got = Err(TryRecvError::Empty);
+                if self.busy {
                     let gap_left =
                         (self.last_batch + BATCH_GAP).saturating_duration_since(Instant::now());
                     std::thread::sleep(gap_left.min(max_wait));
+                    got = self.rx.try_recv();
+                    self.busy = got.is_ok();
                 }
-                self.rx.try_recv().or_else(|_| {
+                got.or_else(|_| {
                     self.rx.recv_timeout(max_wait).map_err(|e| match e {
                         RecvTimeoutError::Timeout => TryRecvError::Empty,
                         RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
@@ -353,7 +356,7 @@ impl Feed for Replay {
         };
         if first.is_ok() {
             let now = Instant::now();
-            self.batch_interval = now - self.last_batch;
+            self.busy |= now - self.last_batch < BATCH_GAP;
             self.last_batch = now;
         }
         match first {

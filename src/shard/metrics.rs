@@ -199,8 +199,8 @@ pub struct ShardMetrics {
     pub socket_full_writes: AtomicU64,
     /// Connections currently behind (writes slower than their flush interval).
     pub lagging: AtomicU64,
-    /// Most records waiting in the shard's ring at the start of a tick, over
-    /// the last housekeeping period.
+    /// Most records waiting in the shard's ring at the start of a turn of
+    /// its loop, over the last housekeeping period.
     pub ring_depth: AtomicU64,
     /// Reliable frames queued for connections, not yet written.
     pub reliable_backlog: AtomicU64,

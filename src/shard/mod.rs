@@ -65,7 +65,10 @@ pub async fn run(handle: ShardHandle, ring: RingConsumer) {
                 break;
             }
         }
-        let wake_at = handle.with(|shard| shard.next_work_at(next_housekeeping));
+        let mut wake_at = handle.with(|shard| shard.next_work_at(next_housekeeping));
+        if let Some(deadline) = drain_deadline {
+            wake_at = wake_at.min(deadline);
+        }
         if behind || wake_at <= Instant::now() {
             // Connections are still due: let the other tasks run, then
             // go on without sleeping.
@@ -100,15 +103,24 @@ async fn sleep_until(
 }
 
 /// A task that wakes the loop each time the aggregator rings; it ends when
-/// the aggregator's end closes.
+/// the aggregator's end closes. Should reading fail, the loop polls its ring
+/// every tick instead.
 fn listen_for_bell(handle: &ShardHandle, bell: UnixStream) {
     // SAFETY: `into_raw_fd` hands over sole ownership of an open socket.
     let mut bell = unsafe { glommio::net::UnixStream::from_raw_fd(bell.into_raw_fd()) };
     let handle = handle.clone();
     glommio::spawn_local(async move {
         let mut rings = [0u8; 64];
-        while let Ok(1..) = bell.read(&mut rings).await {
-            handle.with(|shard| shard.wake_loop());
+        loop {
+            match bell.read(&mut rings).await {
+                Ok(0) => break,
+                Ok(_) => handle.with(|shard| shard.wake_loop()),
+                Err(e) => {
+                    tracing::error!(error = %e, "shard bell failed; polling the ring every tick");
+                    handle.with(|shard| shard.bell_lost());
+                    break;
+                }
+            }
         }
     })
     .detach();

@@ -148,7 +148,7 @@ impl ShardSeries {
             ),
             gauge(
                 "quotecast_ring_depth",
-                "Most records waiting in the shard's ring at a tick, over the last 100 ms.",
+                "Most records waiting in the shard's ring at the start of a turn of its loop, over the last 100 ms.",
                 |s| &s.metrics.ring_depth,
             ),
             gauge(

@@ -22,7 +22,7 @@ impl Shard {
         }
     }
 
-    /// Notes how many records were waiting in the ring at the start of a tick.
+    /// Notes how many records were waiting in the ring at the start of a turn.
     pub fn note_ring_depth(&mut self, depth: usize) {
         self.ring_depth_max = self.ring_depth_max.max(depth);
     }

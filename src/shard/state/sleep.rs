@@ -2,7 +2,7 @@
 //! saturation the loop has nothing to do between quotes: it sleeps until its
 //! next timed work (a flush the rate cap holds back, a window to close,
 //! housekeeping) unless the aggregator rings (records on the ring) or a
-//! connection task makes a flush due sooner. A child of `state`, so it reads
+//! connection task gives it work sooner. A child of `state`, so it reads
 //! the shard's fields.
 
 use super::Shard;
@@ -18,21 +18,30 @@ pub struct LoopSleep {
     /// Woken early since it went to sleep.
     woken: bool,
     waker: Option<Waker>,
+    /// The bell's reader failed: records are found only by polling, so the
+    /// loop never sleeps longer than a tick.
+    bell_lost: bool,
 }
 
 impl Shard {
     /// When the loop has timed work next: the first flush the wheel holds
     /// (now, when one is due), a window to close, the calendar's update, or
-    /// `housekeeping`, whichever comes first.
+    /// `housekeeping`, whichever comes first (within a tick if the bell is
+    /// lost).
     pub fn next_work_at(&self, housekeeping: Instant) -> Instant {
         let now = Instant::now();
         let now_us = clock::now_us();
         let at_us = |us: u64| now + Duration::from_micros(us.saturating_sub(now_us));
         let streams = &self.streams;
+        let poll = self
+            .sleep
+            .bell_lost
+            .then(|| now + self.node.config.server.tick());
         [
             self.wheel.next_due(),
             streams.metrics.next_close_us().map(at_us),
             streams.calendar.next_update_us().map(at_us),
+            poll,
         ]
         .into_iter()
         .flatten()
@@ -40,39 +49,63 @@ impl Shard {
     }
 
     /// Ready once the loop was woken; otherwise records that it sleeps
-    /// until `until` and parks its waker.
+    /// until `until` (watching the wheel for sooner flushes from then on)
+    /// and parks its waker.
     pub fn poll_woken(&mut self, cx: &mut Context<'_>, until: Instant) -> Poll<()> {
-        let sleep = &mut self.sleep;
-        if sleep.woken {
+        if self.sleep.woken {
             return Poll::Ready(());
         }
-        sleep.until = Some(until);
-        sleep.waker = Some(cx.waker().clone());
+        if self.sleep.until.is_none() {
+            self.wheel.mark();
+        }
+        self.sleep.until = Some(until);
+        self.sleep.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 
     /// The loop is running again.
     pub fn loop_awake(&mut self) {
-        self.sleep = LoopSleep::default();
+        self.sleep = LoopSleep {
+            bell_lost: self.sleep.bell_lost,
+            ..LoopSleep::default()
+        };
     }
 
     /// Wakes the sleeping loop (the aggregator rang).
     pub fn wake_loop(&mut self) {
-        let sleep = &mut self.sleep;
-        sleep.woken = true;
-        if let Some(waker) = sleep.waker.take() {
+        self.sleep.woken = true;
+        if let Some(waker) = self.sleep.waker.take() {
             waker.wake();
         }
     }
 
+    /// Wakes the loop if it sleeps: a client op may have added timed work
+    /// the loop cannot see from here (a metric window to close).
+    pub fn wake_loop_if_sleeping(&mut self) {
+        if self.sleep.until.is_some() {
+            self.wake_loop();
+        }
+    }
+
     /// Wakes the sleeping loop if a task made a flush due before it would
-    /// wake by itself. Cheap while the loop runs.
+    /// wake by itself, or removed the last connection of a draining shard.
+    /// O(1): runs after every task's call.
     pub fn wake_loop_if_sooner(&mut self) {
         let Some(until) = self.sleep.until else {
             return;
         };
-        if !self.sleep.woken && self.wheel.next_due().is_some_and(|due| due < until) {
+        let sooner = self
+            .wheel
+            .earliest_since_mark()
+            .is_some_and(|due| due < until);
+        if !self.sleep.woken && (sooner || (self.node.is_draining() && self.is_empty())) {
             self.wake_loop();
         }
+    }
+
+    /// The bell's reader failed: poll the ring every tick from now on.
+    pub fn bell_lost(&mut self) {
+        self.sleep.bell_lost = true;
+        self.wake_loop();
     }
 }
