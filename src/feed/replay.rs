@@ -41,9 +41,11 @@ const CHANNEL_CAPACITY: usize = 65_536;
 /// Most quotes one poll hands over, bounding the aggregator's batch.
 const MAX_BATCH: usize = 8_192;
 
-/// Shortest time between two batches of a busy feed: caps the aggregator's
-/// wake-ups at about 4,000 a second (one per gap, or one per line of a feed
-/// sparser than that), while a sparse feed's line is taken as it comes.
+/// Shortest time between two batches of a busy feed: about 4,000 wake-ups a
+/// second at most for a feed whose lines are evenly spaced (one per gap, or
+/// one per line of a sparser feed), while a sparse feed's line is taken as
+/// it comes. A feed of short bursts further apart than this can cost up to
+/// three wake-ups a burst (first line, second line, an empty spaced poll).
 const BATCH_GAP: Duration = Duration::from_micros(250);
 
 /// Why a line was dropped.

@@ -4,7 +4,8 @@
 //! polling its ring every tick it sleeps until its next timed work, and the
 //! aggregator rings the bell after pushing records. The bell is one byte on
 //! a socket pair, written only while the shard says it is parked, so a busy
-//! shard costs the aggregator one atomic load per batch and no system call.
+//! shard costs the aggregator a load of the ring's read index, a fence and a
+//! flag load per batch, and no system call.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;

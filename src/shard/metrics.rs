@@ -208,11 +208,12 @@ pub struct ShardMetrics {
     /// the last housekeeping period: above 0 the shard cannot write every
     /// due connection at once and conflates longer.
     pub due_unserved: AtomicU64,
-    /// Longest shard tick over the last housekeeping period, µs.
+    /// Longest turn of the shard's loop over the last housekeeping period, µs.
     pub cycle_max_us: AtomicU64,
     /// Age of the oldest value in a write when it finished.
     pub ring_to_socket: BucketsSnapshot,
-    /// Time one shard tick takes (ring drain, windows, flush wheel).
+    /// Time one turn of the shard's loop takes (ring drain, windows, flush
+    /// wheel, write pass).
     pub flush_cycle: BucketsSnapshot,
     /// Accept to `101 Switching Protocols` written.
     pub handshake: BucketsSnapshot,

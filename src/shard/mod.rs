@@ -35,8 +35,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// windows, fires the flush wheel, writes what is due and does
 /// housekeeping, then sleeps until there is more to do.
 pub async fn run(handle: ShardHandle, ring: RingConsumer) {
-    let RingConsumer { records, bell } = ring;
-    let mut records = records;
+    let RingConsumer { mut records, bell } = ring;
     let (parking, bell) = bell.split();
     listen_for_bell(&handle, bell);
     let node = handle.node().clone();
@@ -65,6 +64,9 @@ pub async fn run(handle: ShardHandle, ring: RingConsumer) {
                 break;
             }
         }
+        // No await from here to `poll_woken` in `sleep_until`: no task can
+        // schedule a flush after `next_work_at` looked and before the wheel
+        // is marked for the tasks' own checks.
         let mut wake_at = handle.with(|shard| shard.next_work_at(next_housekeeping));
         if let Some(deadline) = drain_deadline {
             wake_at = wake_at.min(deadline);

@@ -80,7 +80,7 @@ pub struct Shard {
     ring_depth_max: usize,
     /// Most connections a write pass left due since the last housekeeping.
     unserved_max: usize,
-    /// Longest tick since the last housekeeping.
+    /// Longest turn of the loop since the last housekeeping.
     cycle_max: Duration,
     /// When subscriptions were last recounted per channel.
     last_recount: Option<Instant>,
@@ -106,6 +106,7 @@ pub struct Shard {
     connections_made: u64,
     /// Whether the last housekeeping found the feed stale.
     feed_stale: bool,
+    /// How the loop sleeps and what wakes it.
     sleep: sleep::LoopSleep,
 }
 
@@ -282,7 +283,7 @@ impl Shard {
 
     /// Periodic pass over every connection: heartbeats, idle and token
     /// expiry, drain; then publishes the shard's figures. Runs a few times a
-    /// second, so its cost per connection stays off the per-tick path.
+    /// second, so its cost per connection stays off the per-turn path.
     pub fn housekeeping(&mut self, now: Instant) {
         let now_us = clock::now_us();
         let heartbeat = self.node.config.server.heartbeat();

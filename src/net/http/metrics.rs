@@ -158,7 +158,7 @@ impl ShardSeries {
             ),
             gauge(
                 "quotecast_flush_cycle_max_microseconds",
-                "Longest shard tick over the last 100 ms, in microseconds.",
+                "Longest turn of the shard's loop over the last 100 ms, in microseconds.",
                 |s| &s.metrics.cycle_max_us,
             ),
             gauge(
@@ -298,7 +298,7 @@ fn histograms(node: &Node, enc: &mut DescriptorEncoder) -> Result<(), Error> {
         ),
         (
             "quotecast_flush_cycle_seconds",
-            "Time one shard tick takes: ring drain, window close, flush wheel.",
+            "Time one turn of the shard's loop takes: ring drain, window close, flush wheel, write pass.",
             |s| s.metrics.flush_cycle.read(),
         ),
         (

@@ -27,7 +27,7 @@ impl Shard {
         self.ring_depth_max = self.ring_depth_max.max(depth);
     }
 
-    /// Records how long one tick's work took.
+    /// Records how long one turn of the loop took.
     pub fn record_cycle(&mut self, took: Duration) {
         self.histograms.flush_cycle.record(took);
         self.cycle_max = self.cycle_max.max(took);

@@ -17,6 +17,7 @@ pub struct LoopSleep {
     until: Option<Instant>,
     /// Woken early since it went to sleep.
     woken: bool,
+    /// The sleeping loop's waker.
     waker: Option<Waker>,
     /// The bell's reader failed: records are found only by polling, so the
     /// loop never sleeps longer than a tick.
