@@ -323,6 +323,28 @@ impl Replay {
         }
         Ok(())
     }
+
+    /// The next line, waited for up to `max_wait`. A sparse feed (lines
+    /// further apart than `BATCH_GAP`) is waited for, so a line goes on as
+    /// soon as it comes. A busy one is taken at most once per `BATCH_GAP`,
+    /// in batches, until a spaced poll finds nothing: a receiver blocked on
+    /// the channel is woken by every line the reader sends (tens of
+    /// thousands of context switches a second, on whichever core it shares,
+    /// often a shard's).
+    fn wait_for_line(&mut self, max_wait: Duration) -> Result<Msg, TryRecvError> {
+        if self.busy {
+            let gap_left = (self.last_batch + BATCH_GAP).saturating_duration_since(Instant::now());
+            std::thread::sleep(gap_left.min(max_wait));
+            match self.rx.try_recv() {
+                Ok(msg) => return Ok(msg),
+                Err(_) => self.busy = false,
+            }
+        }
+        self.rx.recv_timeout(max_wait).map_err(|e| match e {
+            RecvTimeoutError::Timeout => TryRecvError::Empty,
+            RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+        })
+    }
 }
 
 impl Feed for Replay {
@@ -331,29 +353,8 @@ impl Feed for Replay {
             std::thread::sleep(max_wait);
             return Ok(());
         }
-        // A sparse feed (lines further apart than `BATCH_GAP`) is waited
-        // for, so a line goes on as soon as it comes. A busy one is taken at
-        // most once per `BATCH_GAP`, in batches, until a spaced poll finds
-        // nothing: a receiver blocked on the channel is woken by every line
-        // the reader sends (tens of thousands of context switches a second,
-        // on whichever core it shares, often a shard's).
         let first = match self.rx.try_recv() {
-            Err(TryRecvError::Empty) if !max_wait.is_zero() => {
-                let mut got = Err(TryRecvError::Empty);
-                if self.busy {
-                    let gap_left =
-                        (self.last_batch + BATCH_GAP).saturating_duration_since(Instant::now());
-                    std::thread::sleep(gap_left.min(max_wait));
-                    got = self.rx.try_recv();
-                    self.busy = got.is_ok();
-                }
-                got.or_else(|_| {
-                    self.rx.recv_timeout(max_wait).map_err(|e| match e {
-                        RecvTimeoutError::Timeout => TryRecvError::Empty,
-                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
-                    })
-                })
-            }
+            Err(TryRecvError::Empty) if !max_wait.is_zero() => self.wait_for_line(max_wait),
             other => other,
         };
         if first.is_ok() {

@@ -18,34 +18,24 @@ pub struct Doorbell {
     socket: UnixStream,
 }
 
-/// The shard's end: says when it is about to sleep, and the socket whose
-/// bytes wake it.
-pub struct DoorbellListener {
-    parked: Arc<AtomicBool>,
-    socket: UnixStream,
-}
-
-/// A bell and its listener.
-pub fn doorbell() -> io::Result<(Doorbell, DoorbellListener)> {
+/// A bell, the parked flag the shard's loop sets, and the socket whose
+/// bytes are the rings (one byte each, any number coalesced), for a task of
+/// the shard to wait on.
+pub fn doorbell() -> io::Result<(Doorbell, Parking, UnixStream)> {
     let (ring_end, listen_end) = UnixStream::pair()?;
     // Never block the aggregator: a full socket already holds a wake-up.
     ring_end.set_nonblocking(true)?;
     let parked = Arc::new(AtomicBool::new(false));
-    Ok((
-        Doorbell {
-            parked: parked.clone(),
-            socket: ring_end,
-        },
-        DoorbellListener {
-            parked,
-            socket: listen_end,
-        },
-    ))
+    let bell = Doorbell {
+        parked: parked.clone(),
+        socket: ring_end,
+    };
+    Ok((bell, Parking(parked), listen_end))
 }
 
 impl Doorbell {
     /// Wakes the shard if it is parked. Call after pushing its records: the
-    /// fence pairs with [`DoorbellListener::arm`], so either the shard sees
+    /// fence pairs with [`Parking::arm`], so either the shard sees
     /// the records before it sleeps or this sees it parked.
     pub fn ring(&self) {
         fence(Ordering::SeqCst);
@@ -54,15 +44,6 @@ impl Doorbell {
             // needs no waking.
             let _ = (&self.socket).write(&[1]);
         }
-    }
-}
-
-impl DoorbellListener {
-    /// The shard's two halves: the parked flag its loop sets, and the
-    /// socket whose bytes are the rings (one byte each, any number
-    /// coalesced), for a task to wait on.
-    pub fn split(self) -> (Parking, UnixStream) {
-        (Parking(self.parked), self.socket)
     }
 }
 
@@ -100,8 +81,7 @@ mod tests {
 
     #[test]
     fn rings_only_a_parked_shard_and_once_per_parking() {
-        let (bell, listener) = doorbell().unwrap();
-        let (parking, socket) = listener.split();
+        let (bell, parking, socket) = doorbell().unwrap();
         bell.ring();
         assert_eq!(rings_waiting(&socket), 0, "an awake shard is not rung");
         parking.arm();

@@ -2,13 +2,14 @@
 //! from the aggregator thread to the shard that owns the subscribers, and
 //! the bell that wakes the shard when it sleeps.
 
-use super::doorbell::{doorbell, Doorbell, DoorbellListener};
+use super::doorbell::{doorbell, Doorbell, Parking};
 use super::keyed::KeyedMsg;
 use super::publish::Receipt;
 use super::sequencer::ReliableMsg;
 use crate::model::event::MetricEvent;
 use crate::model::quote::BestPrice;
 use std::io;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 /// A record on a shard ring. Fixed size: a price is carried by value (the
@@ -34,13 +35,15 @@ pub struct RingProducer {
     bell: Doorbell,
 }
 
-/// Consumer end of a shard ring, owned by its shard, with the listener of
-/// its bell.
+/// Consumer end of a shard ring, owned by its shard, with its end of the
+/// bell.
 pub struct RingConsumer {
     /// The records, for the shard to drain.
     pub records: rtrb::Consumer<Update>,
-    /// What the aggregator rings after pushing records.
-    pub bell: DoorbellListener,
+    /// The flag the shard sets before it sleeps.
+    pub parking: Parking,
+    /// The socket the aggregator rings after pushing records.
+    pub bell: UnixStream,
 }
 
 impl RingProducer {
@@ -68,12 +71,16 @@ pub fn shard_rings(
     let mut consumers = Vec::with_capacity(shards);
     for _ in 0..shards {
         let (records_in, records) = rtrb::RingBuffer::new(capacity);
-        let (bell_in, bell) = doorbell()?;
+        let (bell_in, parking, bell) = doorbell()?;
         producers.push(RingProducer {
             records: records_in,
             bell: bell_in,
         });
-        consumers.push(RingConsumer { records, bell });
+        consumers.push(RingConsumer {
+            records,
+            parking,
+            bell,
+        });
     }
     Ok((producers, consumers))
 }

@@ -35,8 +35,11 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// windows, fires the flush wheel, writes what is due and does
 /// housekeeping, then sleeps until there is more to do.
 pub async fn run(handle: ShardHandle, ring: RingConsumer) {
-    let RingConsumer { mut records, bell } = ring;
-    let (parking, bell) = bell.split();
+    let RingConsumer {
+        mut records,
+        parking,
+        bell,
+    } = ring;
     listen_for_bell(&handle, bell);
     let node = handle.node().clone();
     let mut next_housekeeping = Instant::now();
