@@ -56,8 +56,7 @@ pub fn run(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
         }
     }
 
-    let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity)
-        .context("creating the shard rings")?;
+    let (producers, consumers) = ring::shard_rings(shards, config.server.ring_capacity);
     let agg_stats = Arc::new(AggregatorStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let (publisher, aggregator) = start_ingest(

@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn full_ring_keeps_latest_value_and_delivers_in_order() {
         let universe = Universe::new(vec!["A".into(), "B".into()], vec!["LP1".into()]);
-        let (tx, mut rx) = shard_rings(2, 2).unwrap();
+        let (tx, mut rx) = shard_rings(2, 2);
         let stats = Arc::new(AggregatorStats::default());
         let catalogue = Arc::new(Catalogue::new(&Default::default()).unwrap());
         let mut agg = Aggregator::new(
@@ -397,7 +397,7 @@ mod tests {
             ..Default::default()
         };
         let feed = crate::feed::open(&config, universe.clone(), catalogue.clone()).unwrap();
-        let (tx, mut rx) = shard_rings(1, 1024).unwrap();
+        let (tx, mut rx) = shard_rings(1, 1024);
         let stats = Arc::new(AggregatorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let agg = Aggregator::new(&universe, &cfg, catalogue.clone(), tx, stats.clone());

@@ -8,9 +8,8 @@ use super::publish::Receipt;
 use super::sequencer::ReliableMsg;
 use crate::model::event::MetricEvent;
 use crate::model::quote::BestPrice;
-use std::io;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// A record on a shard ring. Fixed size: a price is carried by value (the
 /// hot path allocates nothing); events are shared by every shard behind an `Arc`.
@@ -40,10 +39,31 @@ pub struct RingProducer {
 pub struct RingConsumer {
     /// The records, for the shard to drain.
     pub records: rtrb::Consumer<Update>,
-    /// The flag the shard sets before it sleeps.
-    pub parking: Parking,
-    /// The socket the aggregator rings after pushing records.
-    pub bell: UnixStream,
+    parking: Parking,
+}
+
+impl RingConsumer {
+    /// Ready once records wait; otherwise leaves the task's waker with the
+    /// bell, for the aggregator to wake after its next push. Call
+    /// [`RingConsumer::stop_waiting`] when the wait ends, however it ends.
+    pub fn poll_records(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.records.is_empty() {
+            return Poll::Ready(());
+        }
+        self.parking.arm(cx.waker());
+        // Checked again after arming: a record pushed in between is either
+        // seen here or rung for.
+        if self.records.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// The shard is awake: the aggregator stops ringing.
+    pub fn stop_waiting(&self) {
+        self.parking.disarm();
+    }
 }
 
 impl RingProducer {
@@ -63,24 +83,17 @@ impl RingProducer {
 }
 
 /// Creates one ring of `capacity` records per shard, each with its bell.
-pub fn shard_rings(
-    shards: usize,
-    capacity: usize,
-) -> io::Result<(Vec<RingProducer>, Vec<RingConsumer>)> {
+pub fn shard_rings(shards: usize, capacity: usize) -> (Vec<RingProducer>, Vec<RingConsumer>) {
     let mut producers = Vec::with_capacity(shards);
     let mut consumers = Vec::with_capacity(shards);
     for _ in 0..shards {
         let (records_in, records) = rtrb::RingBuffer::new(capacity);
-        let (bell_in, parking, bell) = doorbell()?;
+        let (bell_in, parking) = doorbell();
         producers.push(RingProducer {
             records: records_in,
             bell: bell_in,
         });
-        consumers.push(RingConsumer {
-            records,
-            parking,
-            bell,
-        });
+        consumers.push(RingConsumer { records, parking });
     }
-    Ok((producers, consumers))
+    (producers, consumers)
 }

@@ -22,11 +22,7 @@ pub use counts::SubscriptionCounts;
 pub use handle::ShardHandle;
 pub use node::{Node, ShardStats};
 
-use crate::ingest::doorbell::Parking;
-use crate::ingest::ring::{RingConsumer, Update};
-use futures_lite::AsyncReadExt;
-use std::os::fd::{FromRawFd, IntoRawFd};
-use std::os::unix::net::UnixStream;
+use crate::ingest::ring::RingConsumer;
 use std::time::{Duration, Instant};
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
@@ -34,21 +30,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// Runs the shard's loop until the node has drained: drains `ring`, closes
 /// windows, fires the flush wheel, writes what is due and does
 /// housekeeping, then sleeps until there is more to do.
-pub async fn run(handle: ShardHandle, ring: RingConsumer) {
-    let RingConsumer {
-        mut records,
-        parking,
-        bell,
-    } = ring;
-    listen_for_bell(&handle, bell);
+pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
     let node = handle.node().clone();
     let mut next_housekeeping = Instant::now();
     let mut drain_deadline = None;
     loop {
         let now = Instant::now();
         let (idle, behind) = handle.with(|shard| {
-            shard.note_ring_depth(records.slots());
-            while let Ok(update) = records.pop() {
+            shard.note_ring_depth(ring.records.slots());
+            while let Ok(update) = ring.records.pop() {
                 shard.apply(update, now);
             }
             shard.close_windows(now);
@@ -79,7 +69,7 @@ pub async fn run(handle: ShardHandle, ring: RingConsumer) {
             // go on without sleeping.
             glommio::executor().yield_now().await;
         } else {
-            sleep_until(&handle, &parking, &records, wake_at).await;
+            sleep_until(&handle, &ring, wake_at).await;
         }
     }
     handle.with(|shard| {
@@ -88,45 +78,13 @@ pub async fn run(handle: ShardHandle, ring: RingConsumer) {
     });
 }
 
-/// Sleeps until `wake_at`, or until the aggregator rings or a task makes a
-/// flush due sooner. Checks the ring after saying it is parked, so a record
-/// pushed in between is never left waiting.
-async fn sleep_until(
-    handle: &ShardHandle,
-    parking: &Parking,
-    records: &rtrb::Consumer<Update>,
-    wake_at: Instant,
-) {
-    parking.arm();
-    if records.is_empty() {
-        let timer = glommio::timer::sleep(wake_at.saturating_duration_since(Instant::now()));
-        let woken = std::future::poll_fn(|cx| handle.with(|shard| shard.poll_woken(cx, wake_at)));
-        futures_lite::future::or(woken, timer).await;
-    }
-    parking.disarm();
+/// Sleeps until `wake_at`, or until the aggregator rings (records on the
+/// ring) or a task makes a flush due sooner.
+async fn sleep_until(handle: &ShardHandle, ring: &RingConsumer, wake_at: Instant) {
+    let rung = std::future::poll_fn(|cx| ring.poll_records(cx));
+    let woken = std::future::poll_fn(|cx| handle.with(|shard| shard.poll_woken(cx, wake_at)));
+    let timer = glommio::timer::sleep(wake_at.saturating_duration_since(Instant::now()));
+    futures_lite::future::or(rung, futures_lite::future::or(woken, timer)).await;
+    ring.stop_waiting();
     handle.with(|shard| shard.loop_awake());
-}
-
-/// A task that wakes the loop each time the aggregator rings; it ends when
-/// the aggregator's end closes. Should reading fail, the loop polls its ring
-/// every tick instead.
-fn listen_for_bell(handle: &ShardHandle, bell: UnixStream) {
-    // SAFETY: `into_raw_fd` hands over sole ownership of an open socket.
-    let mut bell = unsafe { glommio::net::UnixStream::from_raw_fd(bell.into_raw_fd()) };
-    let handle = handle.clone();
-    glommio::spawn_local(async move {
-        let mut rings = [0u8; 64];
-        loop {
-            match bell.read(&mut rings).await {
-                Ok(0) => break,
-                Ok(_) => handle.with(|shard| shard.wake_loop()),
-                Err(e) => {
-                    tracing::error!(error = %e, "shard bell failed; polling the ring every tick");
-                    handle.with(|shard| shard.bell_lost());
-                    break;
-                }
-            }
-        }
-    })
-    .detach();
 }

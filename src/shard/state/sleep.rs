@@ -19,30 +19,21 @@ pub struct LoopSleep {
     woken: bool,
     /// The sleeping loop's waker.
     waker: Option<Waker>,
-    /// The bell's reader failed: records are found only by polling, so the
-    /// loop never sleeps longer than a tick.
-    bell_lost: bool,
 }
 
 impl Shard {
     /// When the loop has timed work next: the first flush the wheel holds
     /// (now, when one is due), a window to close, the calendar's update, or
-    /// `housekeeping`, whichever comes first (within a tick if the bell is
-    /// lost).
+    /// `housekeeping`, whichever comes first.
     pub fn next_work_at(&self, housekeeping: Instant) -> Instant {
         let now = Instant::now();
         let now_us = clock::now_us();
         let at_us = |us: u64| now + Duration::from_micros(us.saturating_sub(now_us));
         let streams = &self.streams;
-        let poll = self
-            .sleep
-            .bell_lost
-            .then(|| now + self.node.config.server.tick());
         [
             self.wheel.next_due(),
             streams.metrics.next_close_us().map(at_us),
             streams.calendar.next_update_us().map(at_us),
-            poll,
         ]
         .into_iter()
         .flatten()
@@ -66,14 +57,11 @@ impl Shard {
 
     /// The loop is running again.
     pub fn loop_awake(&mut self) {
-        self.sleep = LoopSleep {
-            bell_lost: self.sleep.bell_lost,
-            ..LoopSleep::default()
-        };
+        self.sleep = LoopSleep::default();
     }
 
-    /// Wakes the sleeping loop (the aggregator rang).
-    pub fn wake_loop(&mut self) {
+    /// Wakes the sleeping loop.
+    fn wake_loop(&mut self) {
         self.sleep.woken = true;
         if let Some(waker) = self.sleep.waker.take() {
             waker.wake();
@@ -102,11 +90,5 @@ impl Shard {
         if !self.sleep.woken && (sooner || (self.node.is_draining() && self.is_empty())) {
             self.wake_loop();
         }
-    }
-
-    /// The bell's reader failed: poll the ring every tick from now on.
-    pub fn bell_lost(&mut self) {
-        self.sleep.bell_lost = true;
-        self.wake_loop();
     }
 }
