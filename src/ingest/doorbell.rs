@@ -10,22 +10,18 @@
 //! aggregator pays a load of the ring's read index, a fence and a flag load
 //! per batch, and no system call.
 
+use futures_util::task::AtomicWaker;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::Waker;
 
-/// What both ends share: whether the shard is parked, and its waker.
+/// What both ends share: whether the shard is parked, and its waker. No
+/// lock: the aggregator may share the shard's core, and a shard must never
+/// wait for it to be scheduled.
 #[derive(Default)]
 struct Bell {
     parked: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Bell {
-    fn waker(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
-        // A waker slot stays valid whatever a panicking holder left in it.
-        self.waker.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+    waker: AtomicWaker,
 }
 
 /// The aggregator's end: rings when the shard is parked.
@@ -48,11 +44,7 @@ impl Doorbell {
         fence(Ordering::SeqCst);
         let bell = &self.0;
         if bell.parked.load(Ordering::Relaxed) && bell.parked.swap(false, Ordering::Relaxed) {
-            // Taken under the lock, woken outside it.
-            let waker = bell.waker().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            bell.waker.wake();
         }
     }
 }
@@ -61,22 +53,16 @@ impl Parking {
     /// Leaves `waker` for the aggregator and marks the shard parked; check
     /// the ring after this, and sleep only if it is empty.
     pub fn arm(&self, waker: &Waker) {
-        {
-            let mut slot = self.0.waker();
-            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                *slot = Some(waker.clone());
-            }
-        }
+        self.0.waker.register(waker);
         self.0.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
 
-    /// Marks the shard awake: the aggregator stops ringing, and the waker
-    /// goes back to the shard's thread (never dropped on another).
+    /// Marks the shard awake: the aggregator stops ringing, and a waker it
+    /// did not take is dropped here, on the shard's thread.
     pub fn disarm(&self) {
         self.0.parked.store(false, Ordering::Relaxed);
-        let waker = self.0.waker().take();
-        drop(waker);
+        drop(self.0.waker.take());
     }
 }
 
