@@ -1,6 +1,6 @@
 #!/bin/bash
 # $1 binary: light, quotecast alone; per-thread CPU (schedstat, 5 s) and the shard thread's system calls (strace -c, 3 s)
-cd /work/main
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 target/release/quotecast-bench compare --scenario light --duration 12 --servers quotecast --no-probe --server-bin $1 --out /tmp/sys > /tmp/sys-last.log 2>&1 &
 sleep 7
 pid=$(pgrep -f "serve --listen 127.0.0.1:0" | head -1)
