@@ -3,10 +3,12 @@
 //! Below saturation a shard has nothing to do between quotes; rather than
 //! polling its ring every tick it sleeps until its next timed work, and the
 //! aggregator rings the bell after pushing records. The bell is the
-//! sleeping loop's own waker, left here while the shard is parked: woken
-//! from the aggregator's thread, glommio queues it for the shard's executor
-//! and writes that executor's eventfd if it sleeps, so a ring costs no
-//! socket and no task of its own. A busy shard is never rung: the
+//! sleeping loop's own waker, left here while the shard is parked. When the
+//! aggregator wakes it from its own thread, glommio queues the wake for the
+//! shard's executor and writes that executor's eventfd if the executor is
+//! going to sleep (always, for a task queue whose latency matters; the
+//! shard's loop runs in the default queue). A ring costs no socket and no
+//! task of its own. A shard that is not parked is never rung: the
 //! aggregator pays a load of the ring's read index, a fence and a flag load
 //! per batch, and no system call.
 
@@ -46,6 +48,14 @@ impl Doorbell {
         if bell.parked.load(Ordering::Relaxed) && bell.parked.swap(false, Ordering::Relaxed) {
             bell.waker.wake();
         }
+    }
+}
+
+#[cfg(test)]
+impl Doorbell {
+    /// Whether the shard says it is parked (tests wait for it).
+    pub fn is_parked(&self) -> bool {
+        self.0.parked.load(Ordering::Relaxed)
     }
 }
 

@@ -126,6 +126,8 @@ mod tests {
         let (mut producers, mut consumers) = shard_rings(1, 8);
         let (mut producer, consumer) = (producers.remove(0), consumers.remove(0));
         let shard = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            // Within the default locked-memory limit.
+            .io_memory(1 << 20)
             .spawn(move || async move {
                 let started = Instant::now();
                 let rung = std::future::poll_fn(|cx| consumer.poll_records(cx));
@@ -147,9 +149,13 @@ mod tests {
                 (by_bell, consumer.records.slots(), started.elapsed())
             })
             .unwrap();
-        // Let the shard go to sleep first (a push before it parks is seen
-        // by its check instead; this test is about the ring).
-        std::thread::sleep(Duration::from_millis(200));
+        // Let the shard go to sleep first: a push before it parks is seen
+        // by its check instead, and this test is about the ring.
+        let waiting_since = Instant::now();
+        while !producer.bell.is_parked() && waiting_since.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(producer.bell.is_parked(), "the shard never parked");
         producer.push(price()).unwrap();
         producer.ring_bell();
         let (by_bell, waiting, took) = shard.join().unwrap();

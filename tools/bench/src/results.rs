@@ -303,12 +303,16 @@ fn summary(c: &Comparison) -> String {
     }
     let _ = writeln!(
         s,
-        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {} --duration {}{}`.",
+        "Raw figures: report.json. Reproduce: `target/release/quotecast-bench compare --scenario {} --duration {}{}{}`.",
         c.scenario,
         c.config.duration_s,
         match c.quotecast_runs.len() {
             0 | 1 => String::new(),
             n => format!(" --quotecast-runs {n}"),
+        },
+        match c.config.max_rate_hz {
+            crate::scenario::DEFAULT_MAX_RATE_HZ => String::new(),
+            hz => format!(" --max-rate-hz {hz}"),
         }
     );
     s
@@ -985,6 +989,15 @@ pub(crate) mod tests {
         let cfg = RunConfig::resolve(&cli, 2);
         let c = Comparison::new("hot".into(), Machine::read(), cfg.clone());
         (cfg, c)
+    }
+
+    #[test]
+    fn the_reproduce_line_carries_a_rate_cap_that_is_not_the_default() {
+        let (cfg, mut c) = hot_comparison();
+        c.reports.push(report(&cfg, "quotecast", 10, 0, 20_000.0));
+        assert!(!summary(&c).contains("--max-rate-hz"));
+        c.config.max_rate_hz = 250;
+        assert!(summary(&c).contains(" --max-rate-hz 250`"));
     }
 
     #[test]

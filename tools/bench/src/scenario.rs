@@ -11,6 +11,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+/// quotecast's flush cap in every scenario unless `--max-rate-hz` says
+/// otherwise (the server's own default).
+pub const DEFAULT_MAX_RATE_HZ: u32 = 60;
+
 /// Named workloads of issue 3.
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -129,7 +133,7 @@ impl RunConfig {
             seed: cli.seed,
             sim_symbols: cli.sim_symbols.unwrap_or(p.2),
             sim_rate: cli.sim_rate.unwrap_or(p.3),
-            max_rate_hz: cli.max_rate_hz.unwrap_or(60),
+            max_rate_hz: cli.max_rate_hz.unwrap_or(DEFAULT_MAX_RATE_HZ),
             ramp_rates,
             ramp_settle_s: cli.ramp_settle,
             ramp_step_s: cli.ramp_step,
