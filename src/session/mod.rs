@@ -44,6 +44,10 @@ pub struct Streams {
     pub keyed: KeyedStreams,
     /// Reliable streams: history and subscribers.
     pub reliable: ReliableStreams,
+    /// A subscribe opened metric windows or calendar totals since the
+    /// shard's loop last looked at its timed work (it may have to wake
+    /// sooner to close them).
+    pub timed_work_added: bool,
 }
 
 /// Node-wide, read-only facts an op is checked against.

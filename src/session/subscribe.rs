@@ -268,6 +268,7 @@ fn subscribe_metrics(
         filter: op.filters,
     };
     replace_metric_sub(session, channel, indexes.len(), op.id, streams, rules)?;
+    streams.timed_work_added = true;
     let metric_streams = match period {
         Some(period) => streams.calendar.subscribe(
             &calendar_spec(&spec, period),

@@ -50,14 +50,11 @@ impl ShardHandle {
 
     /// Runs `f` on the shard state at `now`, then writes what became due:
     /// a welcome or a reply goes out at once, not at the loop's next turn.
-    /// Wakes a sleeping loop to look again at its timed work (a subscribe
-    /// may open a metric window).
     fn with_writes<R>(&self, f: impl FnOnce(&mut Shard, Instant) -> R) -> R {
         self.with(|s| {
             let now = Instant::now();
             let out = f(s, now);
             s.write_due(now);
-            s.wake_loop_if_sleeping();
             out
         })
     }

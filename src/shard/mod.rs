@@ -59,17 +59,17 @@ pub async fn run(handle: ShardHandle, mut ring: RingConsumer) {
         }
         // No await from here to `poll_woken` in `sleep_until`: no task can
         // schedule a flush after `next_work_at` looked and before the wheel
-        // is marked for the tasks' own checks.
-        let mut wake_at = handle.with(|shard| shard.next_work_at(next_housekeeping));
-        if let Some(deadline) = drain_deadline {
-            wake_at = wake_at.min(deadline);
-        }
-        if behind || wake_at <= Instant::now() {
-            // Connections are still due: let the other tasks run, then
-            // go on without sleeping.
-            glommio::executor().yield_now().await;
-        } else {
-            sleep_until(&handle, &ring, wake_at).await;
+        // is marked for the tasks' own checks. A shard still behind does not
+        // look: it will not sleep.
+        let wake_at = (!behind).then(|| {
+            let at = handle.with(|shard| shard.next_work_at(next_housekeeping));
+            drain_deadline.map_or(at, |deadline| at.min(deadline))
+        });
+        match wake_at {
+            Some(at) if at > Instant::now() => sleep_until(&handle, &ring, at).await,
+            // Connections are still due: let the other tasks run, then go
+            // on without sleeping.
+            _ => glommio::executor().yield_now().await,
         }
     }
     handle.with(|shard| {

@@ -143,6 +143,7 @@ impl Shard {
                 calendar: CalendarStreams::new(node.catalogue.clone(), &channels.calendar),
                 keyed: KeyedStreams::default(),
                 reliable,
+                timed_work_added: false,
             },
             wheel: FlushWheel::new(Instant::now(), cfg.tick(), flush_interval),
             // 1 µs to 60 s at 3 significant figures; the bounds are constants.

@@ -49,6 +49,7 @@ impl Shard {
         }
         if self.sleep.until.is_none() {
             self.wheel.mark();
+            self.streams.timed_work_added = false;
         }
         self.sleep.until = Some(until);
         self.sleep.waker = Some(cx.waker().clone());
@@ -68,17 +69,10 @@ impl Shard {
         }
     }
 
-    /// Wakes the loop if it sleeps: a client op may have added timed work
-    /// the loop cannot see from here (a metric window to close).
-    pub fn wake_loop_if_sleeping(&mut self) {
-        if self.sleep.until.is_some() {
-            self.wake_loop();
-        }
-    }
-
     /// Wakes the sleeping loop if a task made a flush due before it would
-    /// wake by itself, or removed the last connection of a draining shard.
-    /// O(1): runs after every task's call.
+    /// wake by itself, opened windows it has to close (their first close is
+    /// found when the loop looks again), or removed the last connection of
+    /// a draining shard. O(1): runs after every task's call.
     pub fn wake_loop_if_sooner(&mut self) {
         let Some(until) = self.sleep.until else {
             return;
@@ -87,7 +81,8 @@ impl Shard {
             .wheel
             .earliest_since_mark()
             .is_some_and(|due| due < until);
-        if !self.sleep.woken && (sooner || (self.node.is_draining() && self.is_empty())) {
+        let draining_empty = self.node.is_draining() && self.is_empty();
+        if !self.sleep.woken && (sooner || self.streams.timed_work_added || draining_empty) {
             self.wake_loop();
         }
     }
